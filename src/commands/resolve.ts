@@ -1,0 +1,7 @@
+import type { CommandContext } from '../cli/main.js';
+import { DockerError } from '../errors.js';
+
+export async function run(ctx: CommandContext): Promise<number> {
+  await ctx.loadConfig();
+  throw new DockerError('resolve is not implemented yet');
+}

@@ -1,0 +1,105 @@
+// Errors a user can act on. Each carries the exit code from product.md ("Exit codes") and a hint;
+// only src/cli/ renders them and exits. Anything that is not a BxbError is a bug and is shown with
+// its stack.
+
+export const ExitCode = {
+  ok: 0,
+  dockerFailed: 1,
+  usage: 2,
+  noRegistry: 3,
+  lockMismatch: 4,
+  sigint: 130,
+  sigterm: 143,
+} as const;
+export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
+
+export interface ErrorDetails {
+  /** What to do about it; rendered after the message. */
+  hint?: string;
+  /** Longer transcript (failing command's output), shown with --debug only. */
+  transcript?: string;
+  cause?: unknown;
+}
+
+export class BxbError extends Error {
+  readonly exitCode: number;
+  readonly hint: string | undefined;
+  readonly transcript: string | undefined;
+
+  constructor(message: string, exitCode: number, details: ErrorDetails = {}) {
+    super(message, details.cause === undefined ? undefined : { cause: details.cause });
+    this.name = new.target.name;
+    this.exitCode = exitCode;
+    this.hint = details.hint;
+    this.transcript = details.transcript;
+  }
+}
+
+/** Bad flags or arguments. Exit 2. */
+export class UsageError extends BxbError {
+  constructor(message: string, details: ErrorDetails = {}) {
+    super(message, ExitCode.usage, details);
+  }
+}
+
+/** One configuration problem: where it is and what is wrong. */
+export interface ConfigProblem {
+  /** Dotted key path, e.g. `mirrors[0].host`; empty for the file as a whole. */
+  path: string;
+  message: string;
+  /** File, `environment` or `flags`. */
+  source: string;
+}
+
+/** Invalid configuration; lists every problem at once. Exit 2. */
+export class ConfigError extends BxbError {
+  readonly problems: ConfigProblem[];
+
+  constructor(problems: ConfigProblem[], details: ErrorDetails = {}) {
+    super(ConfigError.summarize(problems), ExitCode.usage, {
+      hint: details.hint ?? 'fix the listed keys; see the Configuration section of the README',
+      ...details,
+    });
+    this.problems = problems;
+  }
+
+  static summarize(problems: ConfigProblem[]): string {
+    const parts = problems.map((p) => `${p.source}: ${p.path ? `${p.path}: ` : ''}${p.message}`);
+    const head = problems.length === 1 ? 'invalid configuration' : `invalid configuration (${problems.length} problems)`;
+    return `${head}: ${parts.join('; ')}`;
+  }
+}
+
+/** A docker or buildx command failed. Exit 1. */
+export class DockerError extends BxbError {
+  constructor(message: string, details: ErrorDetails = {}) {
+    super(message, ExitCode.dockerFailed, details);
+  }
+}
+
+/** No candidate registry could serve the engine image. Exit 3. */
+export class NoRegistryError extends BxbError {
+  constructor(message: string, details: ErrorDetails = {}) {
+    super(message, ExitCode.noRegistry, details);
+  }
+}
+
+/** A registry served a digest other than the locked one, or the lock is stale. Exit 4. */
+export class LockMismatchError extends BxbError {
+  constructor(message: string, details: ErrorDetails = {}) {
+    super(message, ExitCode.lockMismatch, details);
+  }
+}
+
+/** The run was interrupted by a signal; cleanup has happened. Exit 130/143. */
+export class InterruptedError extends BxbError {
+  readonly signal: NodeJS.Signals;
+  constructor(signal: NodeJS.Signals) {
+    super(`interrupted by ${signal}`, signal === 'SIGINT' ? ExitCode.sigint : ExitCode.sigterm);
+    this.signal = signal;
+  }
+}
+
+export function isBxbError(error: unknown): error is BxbError {
+  return error instanceof BxbError;
+}

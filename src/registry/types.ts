@@ -1,0 +1,78 @@
+// The registry client's contract, shared by src/registry (implementation) and src/resolve
+// (hedged probing, lockfile). Implementation: src/registry/client.ts.
+
+/** Every manifest media type; the registry must be able to answer with the tag's own manifest. */
+export const MANIFEST_MEDIA_TYPES = [
+  'application/vnd.oci.image.index.v1+json',
+  'application/vnd.docker.distribution.manifest.list.v2+json',
+  'application/vnd.oci.image.manifest.v1+json',
+  'application/vnd.docker.distribution.manifest.v2+json',
+] as const;
+
+/** How to reach one registry host. */
+export interface RegistryEndpoint {
+  /** `host[:port]` (the API host: `registry-1.docker.io` for docker.io). */
+  host: string;
+  /** Plain HTTP. Only honoured for loopback hosts or when configured (`http: true`). */
+  http?: boolean;
+  /** HTTPS without certificate verification (`insecure: true`). */
+  insecure?: boolean;
+  /** Extra CA bundle file for this host (mirror `ca:`). */
+  ca?: string;
+}
+
+export interface RateLimit {
+  limit?: number;
+  remaining?: number;
+  /** Window in seconds (`;w=21600`). */
+  windowSeconds?: number;
+  source?: string;
+}
+
+export interface ManifestInfo {
+  /** The tag's own digest: `Docker-Content-Digest`, else sha256 of the body. */
+  digest: string;
+  mediaType: string;
+  size: number;
+  rateLimit?: RateLimit;
+}
+
+export type RegistryFailureKind =
+  | 'refused' // ECONNREFUSED: costs milliseconds
+  | 'reset' // ECONNRESET / socket hang up
+  | 'dns' // ENOTFOUND / EAI_AGAIN
+  | 'timeout' // no answer within the timeout
+  | 'tls' // certificate or handshake failure
+  | 'auth' // 401/403 after credentials were tried (or none available)
+  | 'not-found' // 404: repository or tag unknown
+  | 'rate-limited' // 429
+  | 'server' // 5xx
+  | 'protocol' // malformed answer (bad JSON, not a v2 registry, unexpected status)
+  | 'aborted'; // cancelled by the caller (a higher-priority candidate won)
+
+/** One failed registry request. `message` is one line and never contains a secret. */
+export class RegistryRequestError extends Error {
+  readonly kind: RegistryFailureKind;
+  readonly host: string;
+  readonly status: number | undefined;
+
+  constructor(kind: RegistryFailureKind, host: string, message: string, status?: number) {
+    super(message);
+    this.name = 'RegistryRequestError';
+    this.kind = kind;
+    this.host = host;
+    this.status = status;
+  }
+}
+
+export interface RegistryClient {
+  readonly endpoint: RegistryEndpoint;
+  /** `HEAD /v2/<repo>/manifests/<ref>` with every media type in Accept (falls back to GET when the digest header is missing). */
+  headManifest(repository: string, reference: string, signal?: AbortSignal): Promise<ManifestInfo>;
+  /** `GET` of a manifest; body included. */
+  getManifest(repository: string, reference: string, signal?: AbortSignal): Promise<ManifestInfo & { body: Buffer }>;
+  /** All tags, following `Link` pagination when the registry sends it; sorted by the client. */
+  listTags(repository: string, signal?: AbortSignal): Promise<string[]>;
+  /** `GET /v2/`; resolves when the registry answers as a v2 registry (authenticating if needed). */
+  ping(signal?: AbortSignal): Promise<{ authenticated: boolean; rateLimit?: RateLimit }>;
+}
