@@ -1,0 +1,38 @@
+// Integration tests start real parts (docker-registry, dockerd, skopeo, openssl). On a machine
+// without the Debian packages they are skipped with a one-line reason; CI sets
+// BXB_REQUIRE_INTEGRATION=1, which turns any such skip into a failure.
+import { accessSync, constants } from 'node:fs';
+import { delimiter, join } from 'node:path';
+
+export function findBinary(name: string, path = process.env.PATH ?? ''): string | undefined {
+  for (const dir of path.split(delimiter)) {
+    if (!dir) continue;
+    const candidate = join(dir, name);
+    try {
+      accessSync(candidate, constants.X_OK);
+      return candidate;
+    } catch {
+      // not here
+    }
+  }
+  return undefined;
+}
+
+interface SkippableTest {
+  skip(message?: string): void;
+  fail(message?: string): void;
+  end(): void;
+}
+
+/**
+ * Returns true when every binary is present. Otherwise skips the test (or fails it when
+ * BXB_REQUIRE_INTEGRATION=1) and returns false; the caller returns at once.
+ */
+export function requireBinaries(t: SkippableTest, names: string[]): boolean {
+  const missing = names.filter((n) => !findBinary(n));
+  if (missing.length === 0) return true;
+  const reason = `needs ${missing.join(', ')} (Debian packages docker.io, docker-registry, busybox-static, openssl, skopeo)`;
+  if (process.env.BXB_REQUIRE_INTEGRATION === '1') t.fail(`integration test could not run: ${reason}`);
+  else t.skip(reason);
+  return false;
+}
