@@ -1,9 +1,13 @@
 // The dockerd harness itself: two private daemons side by side (a unix socket one and a
 // DinD-like TLS one), each reachable only through what startDockerd hands back.
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { existsSync } from 'node:fs';
-import { requireBinaries } from './helpers/integration.js';
+import { requireBinaries as requireBinariesLoose } from './helpers/integration.js';
 import { startDockerd } from './helpers/dockerd.js';
+
+// integration.ts types `t.skip` as (message) => void, narrower than tap's overloads; bridge it here.
+const requireBinaries = (t: Test, names: string[]): boolean =>
+  requireBinariesLoose(t as unknown as Parameters<typeof requireBinariesLoose>[0], names);
 
 t.test('a unix-socket daemon and a TLS daemon run at the same time', async (t) => {
   if (!requireBinaries(t, ['dockerd', 'docker', 'containerd', 'openssl'])) return;
