@@ -26,3 +26,71 @@ export function parseVersionSpec(spec: string): VersionSpec {
   if (isValidTag(text)) return { kind: 'tag', spec: text, tag: text };
   throw new Error(`"${spec}" is not a semver range, an exact version or an image tag`);
 }
+
+// ---- tag selection --------------------------------------------------------------------------
+
+export interface TagOptions {
+  /** Pick the `-rootless` flavour (facts §8: every release and branch tag has one). */
+  rootless: boolean;
+}
+
+const ROOTLESS = '-rootless';
+// moby/buildkit flavour suffixes (facts §8, BK `.github/workflows/buildkit.yml` meta-tags). semver
+// reads `v0.18.2-rootless` as a prerelease of 0.18.2, so flavours are split off before semver
+// sees the tag. `-ubuntu` (and `-gpu`, derived from it) are never chosen by a range.
+const RELEASE_TAG = /^v(\d+\.\d+\.\d+)(-[0-9A-Za-z.-]+)?$/;
+const OTHER_FLAVOURS = /-(?:ubuntu|gpu)(?:$|-)/;
+
+/**
+ * The one tag an exact version or plain tag names, in the requested flavour; undefined for a
+ * range (that needs the tag list). `latest` has no `latest-rootless`: its rootless twin is
+ * `rootless` (facts §8).
+ */
+export function directTag(spec: VersionSpec, opts: TagOptions): string | undefined {
+  if (spec.kind === 'range') return undefined;
+  const base = spec.kind === 'exact' ? `v${spec.version}` : spec.tag;
+  if (!opts.rootless || base.endsWith(ROOTLESS) || base === 'rootless') return base;
+  return base === 'latest' ? 'rootless' : `${base}${ROOTLESS}`;
+}
+
+/**
+ * Picks the tag a spec resolves to from a registry's tag list: an exact version or plain tag
+ * when it is listed; for a range the highest `vX.Y.Z` (in the flavour asked for) that
+ * satisfies it, prereleases only when the range names one. One pass, one parsed Range: fine
+ * for repositories with tens of thousands of tags.
+ */
+export function selectTag(spec: VersionSpec, tags: readonly string[], opts: TagOptions): string | undefined {
+  if (spec.kind !== 'range') {
+    const tag = directTag(spec, opts);
+    return tag !== undefined && tags.includes(tag) ? tag : undefined;
+  }
+  const range = new semver.Range(spec.range, { includePrerelease: spec.includePrerelease });
+  let best: semver.SemVer | undefined;
+  let bestTag: string | undefined;
+  for (const tag of tags) {
+    const version = rangeCandidate(tag, opts.rootless);
+    if (version === undefined) continue;
+    const parsed = semver.parse(version);
+    if (!parsed || !range.test(parsed)) continue;
+    if (!best || semver.gt(parsed, best)) {
+      best = parsed;
+      bestTag = tag;
+    }
+  }
+  return bestTag;
+}
+
+/** The semver version a release tag stands for in the wanted flavour, or undefined. */
+function rangeCandidate(tag: string, rootless: boolean): string | undefined {
+  if (tag.charCodeAt(0) !== 118 /* v */) return undefined;
+  let plain = tag;
+  if (rootless) {
+    if (!tag.endsWith(ROOTLESS)) return undefined;
+    plain = tag.slice(0, -ROOTLESS.length);
+  } else if (tag.endsWith(ROOTLESS)) return undefined;
+  const m = RELEASE_TAG.exec(plain);
+  if (!m) return undefined;
+  const pre = m[2];
+  if (pre && (OTHER_FLAVOURS.test(`${pre}-`) || pre.includes(ROOTLESS))) return undefined;
+  return pre ? `${m[1]}${pre}` : m[1];
+}
