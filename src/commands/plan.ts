@@ -1,7 +1,76 @@
+// `plan`: the create pipeline without its effects. It asks docker and the registries (read-only)
+// and shows the config source, the resolved image, the driver decision with its reasons, the
+// buildkitd.toml, the exact buildx argv, and whether the builder would be reused or recreated.
 import type { CommandContext } from '../cli/main.js';
-import { DockerError } from '../errors.js';
+import { readRecord } from '../builder/bring-up.js';
+import { decideConverge, type ConvergeAction } from '../builder/converge.js';
+import { decideDriver } from '../builder/driver.js';
+import {
+  builderSpec,
+  createArgsFor,
+  describeSource,
+  gatherFacts,
+  makeRunner,
+  pinFromLock,
+  renderConfigFor,
+  resolvePin,
+  type EnginePin,
+} from '../builder/pipeline.js';
+import { inspectBuilder } from '../docker/buildx.js';
+import { applicableLock } from '../resolve/index.js';
 
 export async function run(ctx: CommandContext): Promise<number> {
-  await ctx.loadConfig();
-  throw new DockerError('plan is not implemented yet');
+  const loaded = await ctx.loadConfig();
+  const { config } = loaded;
+  const runner = makeRunner(ctx);
+  const facts = await gatherFacts(ctx, runner, { createContext: false });
+  const driver = await decideDriver(ctx, config, facts, runner);
+  let pin: EnginePin | undefined;
+  let toml = { text: '', sha: '' };
+  let argv: string[] = [];
+  let converge: ConvergeAction | undefined;
+  if (driver.driver !== 'docker') {
+    if (driver.driver !== 'remote') {
+      const lock = await applicableLock(config, ctx.log);
+      // plan asks the registries even with a lock, so it shows the candidate that would serve now.
+      pin = lock ? await resolvePin(ctx, config, lock, facts.daemon.platform).catch(() => pinFromLock(lock, facts.daemon.platform)) : await resolvePin(ctx, config, undefined, facts.daemon.platform);
+      toml = await renderConfigFor(config);
+    }
+    const spec = builderSpec(config, driver.driver, pin?.reference ?? '', pin?.digest ?? '', toml.sha, facts);
+    argv = createArgsFor(spec, facts.buildx.version, ctx.io.env, config.timeouts);
+    converge = decideConverge(spec, await inspectBuilder(runner, spec.name), await readRecord(ctx.io.env, spec.name));
+  }
+  const docker = [runner.binary, ...runner.globalArgs];
+  const out = {
+    configSource: describeSource(loaded),
+    docker: { server: facts.daemon.serverVersion, platform: facts.daemon.platform, buildx: facts.buildx.version, tlsContext: facts.tlsContext ?? null },
+    image: pin ? { reference: pin.reference, tag: pin.tag, digest: pin.digest, source: pin.source, locked: Boolean(pin.lock) } : null,
+    driver: { driver: driver.driver, reasons: driver.reasons, warnings: driver.warnings, buildContexts: driver.buildContextFlags },
+    builder: driver.driver === 'docker' ? driver.contextBuilder : config.builder.name,
+    buildkitdToml: toml.text || null,
+    argv: argv.length ? [...docker, ...argv] : null,
+    action: converge ? { action: converge.action, reasons: converge.reasons } : { action: 'use', reasons: [`the docker driver builder of context ${driver.contextBuilder}`] },
+  };
+  if (ctx.args.json) {
+    ctx.result(JSON.stringify(out, null, 2));
+    return 0;
+  }
+  const lines = [
+    `config:   ${out.configSource}`,
+    `docker:   ${out.docker.server} (${out.docker.platform}), buildx ${out.docker.buildx}${out.docker.tlsContext ? `, TLS context ${out.docker.tlsContext}` : ''}`,
+    `image:    ${pin ? `${pin.reference} (from ${pin.source}${pin.lock ? ', locked' : ''})` : 'none (the docker driver uses the daemon’s BuildKit)'}`,
+    `driver:   ${driver.driver}`,
+    ...driver.reasons.map((r) => `          - ${r}`),
+    ...driver.warnings.map((w) => `  warning: ${w}`),
+    ...driver.buildContextFlags.map((f) => `  build context: ${f}`),
+    `builder:  ${out.builder} — would ${out.action.action}: ${out.action.reasons.join('; ')}`,
+    ...(out.argv ? [`command:  ${out.argv.map(quote).join(' ')}`] : []),
+    ...(toml.text ? ['buildkitd.toml:', ...toml.text.trimEnd().split('\n').map((l) => `  ${l}`)] : []),
+  ];
+  ctx.result(lines.join('\n'));
+  return 0;
+}
+
+function quote(arg: string): string {
+  return /^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, `'\\''`)}'`;
 }

@@ -1,7 +1,27 @@
+// `rm`: remove the builder (store entry, container, state volume unless --keep-state) and the
+// files buildx-bootstrap generated for it.
 import type { CommandContext } from '../cli/main.js';
-import { DockerError } from '../errors.js';
+import { acquireBuilderLock } from '../builder/lock.js';
+import { removeBuilderFiles } from '../builder/bring-up.js';
+import { makeRunner } from '../builder/pipeline.js';
+import { removeBuilder } from '../docker/buildx.js';
+import { endpointKey } from '../docker/daemon.js';
+import { UsageError } from '../errors.js';
 
 export async function run(ctx: CommandContext): Promise<number> {
-  await ctx.loadConfig();
-  throw new DockerError('rm is not implemented yet');
+  const { config } = await ctx.loadConfig();
+  const name = config.builder.name;
+  if (name === 'default') throw new UsageError('the default builder belongs to the docker context and cannot be removed', { hint: 'set builder.name to the builder buildx-bootstrap created' });
+  const runner = makeRunner(ctx);
+  const env = ctx.io.env;
+  const release = await acquireBuilderLock(env, endpointKey(env), name, { log: ctx.log, timeoutMs: config.timeouts.bootstrap, signal: ctx.io.signal });
+  try {
+    const removed = await removeBuilder(runner, name, { keepState: ctx.args.keepState });
+    await removeBuilderFiles(env, name);
+    ctx.log.info(removed ? `removed builder ${name}` : `builder ${name} did not exist; removed its generated files`);
+  } finally {
+    await release();
+  }
+  ctx.result(name);
+  return 0;
 }

@@ -1,0 +1,211 @@
+// The effects half of `create`: given the decisions (spec, config text, engine image), converge the
+// builder — reuse, or remove and create — under the per-daemon lock, verify it, record it, and
+// never leave a half-made builder behind (failure or SIGINT/SIGTERM removes it).
+import { createHash } from 'node:crypto';
+import { readFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { BxbError, DockerError, ExitCode } from '../errors.js';
+import type { Logger } from '../io.js';
+import { builderDir, dockerConfigDir, writeFileAtomic } from '../state.js';
+import { buildUseArgs } from '../docker/buildx-args.js';
+import { inspectBuilder, removeBuilder } from '../docker/buildx.js';
+import type { BuilderInfo } from '../docker/parse.js';
+import { lastStderrLine, transcript, type DockerRunner } from '../docker/runner.js';
+import { decideConverge, type BuilderSpec, type ConvergeAction } from './converge.js';
+import { acquireBuilderLock } from './lock.js';
+
+export function sha256(text: string): string {
+  return createHash('sha256').update(text).digest('hex');
+}
+
+export function configFilePath(env: Record<string, string | undefined>, name: string): string {
+  return join(builderDir(env, name), 'buildkitd.toml');
+}
+
+function recordPath(env: Record<string, string | undefined>, name: string): string {
+  return join(builderDir(env, name), 'state.json');
+}
+
+export async function readRecord(env: Record<string, string | undefined>, name: string): Promise<BuilderSpec | undefined> {
+  try {
+    return JSON.parse(await readFile(recordPath(env, name), 'utf8')) as BuilderSpec;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Removes the generated files of a builder (its config and record). */
+export async function removeBuilderFiles(env: Record<string, string | undefined>, name: string): Promise<void> {
+  await rm(builderDir(env, name), { recursive: true, force: true });
+}
+
+/** The node name buildx gives the first node (`<builder>0`, buildx store/nodegroup.go). */
+export function firstNodeName(name: string): string {
+  return `${name}0`;
+}
+
+export interface BringUpInput {
+  runner: DockerRunner;
+  env: Record<string, string | undefined>;
+  log: Logger;
+  signal?: AbortSignal | undefined;
+  buildxVersion: string;
+  spec: BuilderSpec;
+  /** Generated buildkitd.toml (empty: none passed). */
+  configText: string;
+  /** BuildKit version the engine image must report (`v0.18.2`), when the tag says it. */
+  expectedVersion?: string | undefined;
+  /** Image ID the builder container must run (docker-container on the local daemon). */
+  expectedImageId?: string | undefined;
+  /** Key of the docker endpoint, for the lock. */
+  endpointKey: string;
+  /** `buildx create …` argv (from the pure builders, so plan shows exactly this). */
+  createArgs: string[];
+  /** One `buildx create --append …` argv per extra node. */
+  appendArgs: string[][];
+  timeouts: { bootstrap: number };
+}
+
+export interface BringUpResult {
+  decision: ConvergeAction;
+  info: BuilderInfo;
+}
+
+function interrupted(signal: AbortSignal | undefined): boolean {
+  return signal?.aborted ?? false;
+}
+
+function interruptError(signal: AbortSignal | undefined): BxbError {
+  return new BxbError(`interrupted by ${String(signal?.reason ?? 'a signal')}`, signal?.reason === 'SIGTERM' ? ExitCode.sigterm : ExitCode.sigint);
+}
+
+export async function bringUpBuilder(input: BringUpInput): Promise<BringUpResult> {
+  const { runner, env, log, spec } = input;
+  const release = await acquireBuilderLock(env, input.endpointKey, spec.name, { log, timeoutMs: input.timeouts.bootstrap + 60_000, signal: input.signal });
+  try {
+    const existing = await inspectBuilder(runner, spec.name, { signal: input.signal });
+    const recorded = await readRecord(env, spec.name);
+    const decision = decideConverge(spec, existing, recorded);
+    if (decision.action === 'reuse') {
+      log.info(`reusing builder ${spec.name}: ${decision.reasons.join('; ')}`);
+      const info = decision.start ? await bootstrap(input) : existing!;
+      await verify(input, info);
+      await makeCurrent(input);
+      return { decision, info };
+    }
+    if (decision.action === 'recreate') {
+      log.info(`recreating builder ${spec.name}: ${decision.reasons.join('; ')}`);
+      await removeBuilder(runner, spec.name);
+      await removeBuilderFiles(env, spec.name);
+    } else {
+      log.info(`creating builder ${spec.name}`);
+    }
+    if (interrupted(input.signal)) throw interruptError(input.signal);
+    try {
+      const info = await create(input);
+      await verify(input, info);
+      await writeFileAtomic(recordPath(env, spec.name), `${JSON.stringify(spec, null, 2)}\n`);
+      return { decision, info };
+    } catch (error) {
+      await cleanUp(input);
+      if (interrupted(input.signal)) throw interruptError(input.signal);
+      throw error;
+    }
+  } finally {
+    await release();
+  }
+}
+
+async function create(input: BringUpInput): Promise<BuilderInfo> {
+  const { runner, env, spec } = input;
+  const configFile = input.configText ? configFilePath(env, spec.name) : undefined;
+  if (configFile) await writeFileAtomic(configFile, input.configText);
+  const created = await runner.run(input.createArgs, { timeoutMs: 120_000, ...(input.signal ? { signal: input.signal } : {}) });
+  if (interrupted(input.signal)) throw interruptError(input.signal);
+  if (created.exitCode !== 0) {
+    throw new DockerError(`docker buildx create failed: ${lastStderrLine(created)}`, {
+      hint: 'run buildx-bootstrap plan to see the exact argv; --debug shows the buildx output',
+      transcript: transcript(created),
+    });
+  }
+  for (const args of input.appendArgs) {
+    const appended = await runner.run(args, { timeoutMs: 120_000, ...(input.signal ? { signal: input.signal } : {}) });
+    if (appended.exitCode !== 0) {
+      throw new DockerError(`docker buildx create --append failed: ${lastStderrLine(appended)}`, {
+        hint: 'check the extra node endpoints in builder.nodes',
+        transcript: transcript(appended),
+      });
+    }
+  }
+  return bootstrap(input);
+}
+
+async function bootstrap(input: BringUpInput): Promise<BuilderInfo> {
+  const { runner, spec, log } = input;
+  log.info(`bootstrapping builder ${spec.name}`);
+  const r = await runner.run(['buildx', 'inspect', spec.name, '--bootstrap'], {
+    timeoutMs: input.timeouts.bootstrap,
+    ...(input.signal ? { signal: input.signal } : {}),
+    onStderrLine: (line) => log.debug(line),
+  });
+  if (interrupted(input.signal)) throw interruptError(input.signal);
+  if (r.exitCode !== 0) {
+    throw new DockerError(`bootstrapping builder ${spec.name} failed: ${lastStderrLine(r) || `exit code ${r.exitCode}`}`, {
+      hint: 'the builder was removed; --debug shows the buildx output (is the engine image runnable on this daemon?)',
+      transcript: transcript(r),
+    });
+  }
+  const info = await inspectBuilder(runner, spec.name, { signal: input.signal });
+  if (!info) throw new DockerError(`builder ${spec.name} vanished after bootstrap`, { hint: 'is another tool removing builders on this daemon?' });
+  return info;
+}
+
+async function verify(input: BringUpInput, info: BuilderInfo): Promise<void> {
+  const { spec, runner } = input;
+  const node = info.nodes[0];
+  if (!node || node.status !== 'running') {
+    throw new DockerError(`builder ${spec.name} is ${node?.status ?? 'without nodes'} after bootstrap${node?.error ? `: ${node.error}` : ''}`, {
+      hint: 'run docker buildx inspect --bootstrap to see why it does not start',
+    });
+  }
+  if (input.expectedVersion && node.buildkitVersion && node.buildkitVersion !== input.expectedVersion) {
+    throw new DockerError(`builder ${spec.name} runs BuildKit ${node.buildkitVersion}, expected ${input.expectedVersion}`, {
+      hint: 'the engine image tag does not contain the version it names; check the mirror serves the real moby/buildkit image',
+    });
+  }
+  if (input.expectedImageId && spec.driver === 'docker-container' && !spec.endpoint.includes('://')) {
+    const container = `buildx_buildkit_${node.name}`;
+    const r = await runner.run([...(spec.endpoint ? ['--context', spec.endpoint] : []), 'container', 'inspect', '--format', '{{.Image}}', container], { timeoutMs: 30_000 });
+    const running = r.stdout.trim();
+    if (r.exitCode === 0 && running && running !== input.expectedImageId) {
+      throw new DockerError(`builder container ${container} runs image ${running}, expected the pinned ${input.expectedImageId}`, {
+        hint: 'a registry served another image for the pinned tag; run buildx-bootstrap lock --check and compare the mirrors',
+      });
+    }
+  }
+}
+
+async function makeCurrent(input: BringUpInput): Promise<void> {
+  try {
+    const current = JSON.parse(await readFile(join(dockerConfigDir(input.env), 'buildx', 'current'), 'utf8')) as { Name?: string };
+    if (current.Name === input.spec.name) return;
+  } catch {
+    // no current builder recorded yet
+  }
+  const r = await input.runner.run(buildUseArgs(input.spec.name), { timeoutMs: 30_000 });
+  if (r.exitCode !== 0) input.log.warn(`docker buildx use ${input.spec.name} failed: ${lastStderrLine(r)}`);
+}
+
+/** Removes a half-made builder: the store entry (buildx rm), then any container/volume left. */
+async function cleanUp(input: BringUpInput): Promise<void> {
+  const { runner, spec, log } = input;
+  log.info(`removing the half-made builder ${spec.name}`);
+  await removeBuilder(runner, spec.name).catch((e: unknown) => log.warn(String((e as Error).message)));
+  if (spec.driver === 'docker-container' && !spec.endpoint.includes('://')) {
+    const ctx = spec.endpoint ? ['--context', spec.endpoint] : [];
+    const node = firstNodeName(spec.name);
+    await runner.run([...ctx, 'rm', '-f', `buildx_buildkit_${node}`], { timeoutMs: 60_000 });
+    await runner.run([...ctx, 'volume', 'rm', '-f', `buildx_buildkit_${node}_state`], { timeoutMs: 60_000 });
+  }
+  await removeBuilderFiles(input.env, spec.name);
+}

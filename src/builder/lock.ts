@@ -1,0 +1,46 @@
+// Parallel runs against one daemon serialise on a lock per (endpoint, builder name); the waiting
+// ones then find the builder made and reuse it. proper-lockfile gives an mkdir-based lock that
+// works across processes and detects a stale lock left by a killed run.
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { BxbError, DockerError, ExitCode } from '../errors.js';
+import type { Logger } from '../io.js';
+import { shortHash, stateDir } from '../state.js';
+
+export type Release = () => Promise<void>;
+
+export async function acquireBuilderLock(
+  env: Record<string, string | undefined>,
+  endpointKey: string,
+  name: string,
+  opts: { log: Logger; timeoutMs: number; signal?: AbortSignal | undefined },
+): Promise<Release> {
+  const lockfile = await import('proper-lockfile');
+  const dir = join(stateDir(env), 'locks');
+  await mkdir(dir, { recursive: true });
+  const file = join(dir, `${shortHash(`${endpointKey}\n${name}`)}.lock`);
+  await writeFile(file, `${endpointKey} ${name}\n`, { flag: 'a' });
+  const started = Date.now();
+  let told = false;
+  for (;;) {
+    try {
+      const release = await lockfile.lock(file, { realpath: false, stale: 30_000, update: 5_000, retries: 0 });
+      return async () => {
+        await release().catch(() => undefined);
+      };
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ELOCKED') throw error;
+    }
+    if (!told) {
+      opts.log.info(`waiting for another buildx-bootstrap working on builder ${name}…`);
+      told = true;
+    }
+    if (opts.signal?.aborted) throw new BxbError('interrupted while waiting for the builder lock', ExitCode.sigint);
+    if (Date.now() - started > opts.timeoutMs) {
+      throw new DockerError(`another buildx-bootstrap held the lock on builder ${name} for more than ${Math.round(opts.timeoutMs / 1000)}s`, {
+        hint: `if no other run is active, remove ${file}.lock`,
+      });
+    }
+    await new Promise((r) => setTimeout(r, 100 + Math.random() * 150));
+  }
+}

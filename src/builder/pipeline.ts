@@ -1,0 +1,153 @@
+// The create pipeline, split so `plan` is the same pipeline without its last step:
+// config → facts (docker, buildx, DinD, lockfile, registry answers) → pure decisions (engine
+// image, driver, buildkitd.toml, argv, converge) → effects (only in create).
+import { readFile } from 'node:fs/promises';
+import type { CommandContext } from '../cli/main.js';
+import type { Config } from '../config/schema.js';
+import type { LoadedConfig } from '../config/load.js';
+import { renderBuildkitdConfig } from '../buildkitd/render.js';
+import { buildCreateArgs } from '../docker/buildx-args.js';
+import { detectBuildx, type BuildxFacts } from '../docker/buildx.js';
+import { endpointKey, ensureTlsContext, inspectDaemon, tlsContextName, tlsFromEnvironment, type DaemonFacts } from '../docker/daemon.js';
+import type { DockerRunner } from '../docker/runner.js';
+import { createDockerRunner } from '../docker/runner.js';
+import type { Lockfile } from '../resolve/lockfile.js';
+import { resolveFromConfig } from '../resolve/index.js';
+import type { Resolution } from '../resolve/probe.js';
+import { configFilePath, sha256 } from './bring-up.js';
+import type { BuilderSpec, ContainerDriver } from './converge.js';
+
+export interface Facts {
+  daemon: DaemonFacts;
+  buildx: BuildxFacts;
+  /** Docker context made (or to be made) for TLS-from-environment DinD. */
+  tlsContext: string | undefined;
+  /** Identifies the docker endpoint, for the per-daemon lock. */
+  endpointKey: string;
+}
+
+export function makeRunner(ctx: CommandContext): DockerRunner {
+  return createDockerRunner({ env: ctx.io.env, onCommand: (c) => ctx.log.debug(`$ ${ctx.secrets.redact(c)}`) });
+}
+
+export async function gatherFacts(ctx: CommandContext, runner: DockerRunner, opts: { createContext: boolean }): Promise<Facts> {
+  const signal = ctx.io.signal;
+  const [daemon, buildx] = await Promise.all([inspectDaemon(runner, signal), detectBuildx(runner, signal)]);
+  const tls = await tlsFromEnvironment(ctx.io.env);
+  let tlsContext: string | undefined;
+  if (tls) tlsContext = opts.createContext ? await ensureTlsContext(runner, tls) : tlsContextName(tls);
+  return { daemon, buildx, tlsContext, endpointKey: endpointKey(ctx.io.env) };
+}
+
+/** The engine image pinned for this run, from the lockfile or from the registries. */
+export interface EnginePin {
+  /** `host[/path]/repository:tag@digest` */
+  reference: string;
+  /** `host[/path]/repository:tag` */
+  repoTag: string;
+  tag: string;
+  digest: string;
+  /** Label of the registry it came from. */
+  source: string;
+  /** Image ID expected on this daemon's platform, when the lock knows it. */
+  expectedImageId: string | undefined;
+  lock: Lockfile | undefined;
+  /** Present when registries were asked. */
+  resolution: Resolution | undefined;
+}
+
+function expectedImageIdFor(lock: Lockfile | undefined, platform: string): string | undefined {
+  if (!lock) return undefined;
+  return lock.platforms?.[platform]?.config ?? lock.config;
+}
+
+export function pinFromResolution(resolution: Resolution, lock: Lockfile | undefined, platform: string): EnginePin {
+  return {
+    reference: resolution.reference,
+    repoTag: resolution.reference.replace(/@sha256:[a-f0-9]+$/, ''),
+    tag: resolution.tag,
+    digest: resolution.digest,
+    source: resolution.source,
+    expectedImageId: expectedImageIdFor(lock, platform),
+    lock,
+    resolution,
+  };
+}
+
+/** A fresh lockfile pins the image without asking any registry. */
+export function pinFromLock(lock: Lockfile, platform: string): EnginePin {
+  const repoTag = `${lock.source}:${lock.tag}`;
+  return {
+    reference: `${repoTag}@${lock.digest}`,
+    repoTag,
+    tag: lock.tag,
+    digest: lock.digest,
+    source: lock.source,
+    expectedImageId: expectedImageIdFor(lock, platform),
+    lock,
+    resolution: undefined,
+  };
+}
+
+/** Resolves through the registries (honouring the lock's digest when there is one). */
+export async function resolvePin(ctx: CommandContext, config: Config, lock: Lockfile | undefined, platform: string): Promise<EnginePin> {
+  const resolution = await resolveFromConfig(
+    { env: ctx.io.env, secrets: ctx.secrets, log: ctx.log, signal: ctx.io.signal },
+    config,
+    lock ? { tag: lock.tag, digest: lock.digest } : undefined,
+  );
+  return pinFromResolution(resolution, lock, platform);
+}
+
+/** `v0.18.2` from `v0.18.2` / `v0.18.2-rootless`; undefined for tags that name no version. */
+export function versionOfTag(tag: string): string | undefined {
+  const m = /^(v\d+\.\d+\.\d+(?:-(?:rc|beta|alpha)\.?\d+)?)(?:-rootless)?$/.exec(tag);
+  return m?.[1];
+}
+
+export interface BuildkitdConfigText {
+  text: string;
+  sha: string;
+}
+
+export async function renderConfigFor(config: Config): Promise<BuildkitdConfigText> {
+  const base = config.buildkitd.config ? { text: await readFile(config.buildkitd.config, 'utf8'), file: config.buildkitd.config } : undefined;
+  const text = renderBuildkitdConfig({ mirrors: config.mirrors, registries: config.registries, ...(base ? { base } : {}) });
+  return { text, sha: text ? sha256(text) : '' };
+}
+
+export function builderSpec(config: Config, driver: ContainerDriver, image: string, digest: string, configSha: string, facts: Pick<Facts, 'tlsContext'>): BuilderSpec {
+  return {
+    name: config.builder.name,
+    driver,
+    endpoint: config.builder.endpoint || (driver === 'docker-container' ? (facts.tlsContext ?? '') : ''),
+    image: driver === 'remote' ? '' : image,
+    digest: driver === 'remote' ? '' : digest,
+    driverOpts: config.builder.driverOpts,
+    buildkitdFlags: driver === 'remote' ? [] : config.buildkitd.flags,
+    configSha: driver === 'remote' ? '' : configSha,
+    platforms: config.builder.platforms,
+    nodes: config.builder.nodes,
+  };
+}
+
+export function createArgsFor(spec: BuilderSpec, buildxVersion: string, env: Record<string, string | undefined>, timeouts: Config['timeouts']): string[] {
+  return buildCreateArgs({
+    buildxVersion,
+    name: spec.name,
+    driver: spec.driver,
+    ...(spec.endpoint ? { endpoint: spec.endpoint } : {}),
+    image: spec.image,
+    driverOpts: spec.driverOpts,
+    buildkitdFlags: spec.buildkitdFlags,
+    ...(spec.configSha ? { configFile: configFilePath(env, spec.name) } : {}),
+    platforms: spec.platforms,
+    use: true,
+    bootstrap: false,
+    timeoutSeconds: Math.ceil(timeouts.bootstrap / 1000),
+  });
+}
+
+export function describeSource(loaded: LoadedConfig): string {
+  return loaded.file ?? 'defaults (no config file found)';
+}

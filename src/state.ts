@@ -1,0 +1,36 @@
+// Where buildx-bootstrap keeps what it generates: next to buildx's own store, so a job that
+// caches ~/.docker keeps both. `$BUILDX_BOOTSTRAP_STATE_DIR` overrides.
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { dirname, join } from 'node:path';
+
+export function dockerConfigDir(env: Record<string, string | undefined>): string {
+  return env.DOCKER_CONFIG || join(env.HOME || homedir(), '.docker');
+}
+
+export function stateDir(env: Record<string, string | undefined>): string {
+  return env.BUILDX_BOOTSTRAP_STATE_DIR || join(dockerConfigDir(env), 'buildx-bootstrap');
+}
+
+/** Directory of one builder's generated files (buildkitd.toml, state.json). */
+export function builderDir(env: Record<string, string | undefined>, name: string): string {
+  return join(stateDir(env), 'builders', name);
+}
+
+export function shortHash(text: string, length = 12): string {
+  return createHash('sha256').update(text).digest('hex').slice(0, length);
+}
+
+/** Writes a file atomically: a temp file in the same directory, then rename. */
+export async function writeFileAtomic(file: string, content: string | Buffer, mode?: number): Promise<void> {
+  await mkdir(dirname(file), { recursive: true });
+  const temp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+  try {
+    await writeFile(temp, content, mode === undefined ? {} : { mode });
+    await rename(temp, file);
+  } catch (error) {
+    await rm(temp, { force: true });
+    throw error;
+  }
+}
