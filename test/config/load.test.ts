@@ -1,0 +1,154 @@
+import t from 'tap';
+import { join } from 'node:path';
+import { loadConfig } from '../../src/config/load.js';
+import { ConfigError } from '../../src/errors.js';
+import { parseDuration } from '../../src/config/schema.js';
+import { runCli } from '../helpers/cli.js';
+
+const env = (extra: Record<string, string> = {}): Record<string, string | undefined> => ({ PATH: process.env.PATH, ...extra });
+
+t.test('defaults apply when no config file exists', async (t) => {
+  const dir = t.testdir({});
+  const { config, file } = await loadConfig({ cwd: dir, env: env() });
+  t.equal(file, undefined);
+  t.equal(config.buildkit.image, 'moby/buildkit');
+  t.equal(config.buildkit.version, 'buildx-stable-1');
+  t.equal(config.builder.name, 'buildx-bootstrap');
+  t.same(config.timeouts, { probe: 2000, hedge: 250, bootstrap: 120_000 });
+  t.equal(config.lockfile, join(dir, 'buildx-bootstrap.lock.json'));
+});
+
+t.test('a YAML rc file is found from a subdirectory and its paths are relative to it', async (t) => {
+  const dir = t.testdir({
+    'package.json': '{"name":"app"}',
+    '.buildx-bootstraprc.yaml': [
+      'buildkit:',
+      '  version: "^0.18"',
+      'mirrors:',
+      '  - host: harbor.corp.example',
+      '    path: /dockerhub-proxy/',
+      '    ca: certs/ca.pem',
+      '  - nexus.corp.example:8443/docker',
+      'cache:',
+      '  dir: .cache/buildkit',
+      'timeouts: { probe: 1.5s, hedge: 100ms }',
+      '',
+    ].join('\n'),
+    certs: { 'ca.pem': 'x' },
+    sub: {},
+  });
+  const { config, file } = await loadConfig({ cwd: join(dir, 'sub'), env: env() });
+  t.equal(file, join(dir, '.buildx-bootstraprc.yaml'));
+  t.equal(config.buildkit.version, '^0.18');
+  t.same(
+    config.mirrors.map((m) => [m.host, m.path, m.for, m.ca]),
+    [
+      ['harbor.corp.example', 'dockerhub-proxy', 'docker.io', join(dir, 'certs/ca.pem')],
+      ['nexus.corp.example:8443', 'docker', 'docker.io', ''],
+    ],
+  );
+  t.equal(config.cache.dir, join(dir, '.cache/buildkit'));
+  t.same(config.timeouts, { probe: 1500, hedge: 100, bootstrap: 120_000 });
+});
+
+t.test('package.json key is read', async (t) => {
+  const dir = t.testdir({ 'package.json': JSON.stringify({ name: 'app', 'buildx-bootstrap': { builder: { name: 'ci' } } }) });
+  const { config } = await loadConfig({ cwd: dir, env: env() });
+  t.equal(config.builder.name, 'ci');
+});
+
+t.test('precedence: defaults < file < environment < flags', async (t) => {
+  const dir = t.testdir({ '.buildx-bootstraprc.json': JSON.stringify({ buildkit: { version: 'v0.17.0', image: 'corp.example/moby/buildkit' }, builder: { name: 'from-file' } }) });
+  const { config } = await loadConfig({
+    cwd: dir,
+    env: env({ BUILDX_BOOTSTRAP_VERSION: '^0.18', BUILDX_BOOTSTRAP_NAME: 'from-env', BUILDX_BOOTSTRAP_UPSTREAM: 'false' }),
+    flags: { builder: { name: 'from-flags' } },
+  });
+  t.equal(config.buildkit.image, 'corp.example/moby/buildkit', 'file beats defaults');
+  t.equal(config.buildkit.version, '^0.18', 'environment beats file');
+  t.equal(config.upstream, false);
+  t.equal(config.builder.name, 'from-flags', 'flags beat environment');
+});
+
+t.test('every problem is reported at once, with key path and source', async (t) => {
+  const dir = t.testdir({
+    '.buildx-bootstraprc.yml': [
+      'buildkit:',
+      '  version: "not a version!"',
+      '  image: moby/buildkit:v0.18.0',
+      '  colour: blue',
+      'mirrors:',
+      '  - host: https://harbor.corp.example',
+      '  - path: x',
+      'builder:',
+      '  driver: podman',
+      '  name: default',
+      '  platforms: [linux]',
+      'timeouts: { probe: soon }',
+      'upstream: "yes"',
+      '',
+    ].join('\n'),
+  });
+  const error = await loadConfig({ cwd: dir, env: env({ BUILDX_BOOTSTRAP_FROB: '1' }) }).catch((e: unknown) => e);
+  t.type(error, ConfigError);
+  const problems = (error as ConfigError).problems.map((p) => `${p.source === 'environment' ? 'env' : 'file'} ${p.path}`);
+  t.same(problems.sort(), [
+    'env BUILDX_BOOTSTRAP_FROB',
+    'file buildkit.colour',
+    'file buildkit.image',
+    'file buildkit.version',
+    'file builder.driver',
+    'file builder.name',
+    'file builder.platforms[0]',
+    'file mirrors[0].host',
+    'file mirrors[1].host',
+    'file timeouts.probe',
+    'file upstream',
+  ].sort());
+  t.match((error as ConfigError).message, /invalid configuration \(11 problems\)/);
+});
+
+t.test('the CLI reports configuration errors in one line with exit 2', async (t) => {
+  const dir = t.testdir({ '.buildx-bootstraprc.json': '{"buildkit": {"version": 5, "imag": "x"}, "lockfile": false}' });
+  const r = await runCli(['resolve'], { cwd: dir });
+  t.equal(r.code, 2);
+  t.equal(r.stdout, '');
+  t.equal(r.stderr.trim().split('\n').length, 1);
+  t.match(r.stderr, /\.buildx-bootstraprc\.json: buildkit\.imag: unknown key/);
+  t.match(r.stderr, /lockfile: expected a string, got a boolean/);
+});
+
+t.test('a config file that does not parse names the file and the line', async (t) => {
+  const dir = t.testdir({ 'bad.yaml': 'buildkit:\n  version: [\n' });
+  const r = await runCli(['resolve', '--config', 'bad.yaml'], { cwd: dir });
+  t.equal(r.code, 2);
+  t.match(r.stderr, /bad\.yaml: cannot be parsed: .*\(\d+:\d+\)/);
+  const missing = await runCli(['resolve', '--config', 'nope.yaml'], { cwd: dir });
+  t.equal(missing.code, 2);
+  t.match(missing.stderr, /nope\.yaml: file not found/);
+});
+
+t.test('the GitLab Dependency Proxy becomes the last mirror', async (t) => {
+  const dir = t.testdir({ '.buildx-bootstraprc.json': JSON.stringify({ mirrors: ['harbor.corp.example/proxy'] }) });
+  const { config } = await loadConfig({
+    cwd: dir,
+    env: env({ CI_DEPENDENCY_PROXY_GROUP_IMAGE_PREFIX: 'gitlab.example.com:443/my-group/dependency_proxy/containers' }),
+  });
+  t.same(
+    config.mirrors.map((m) => `${m.host}/${m.path}`),
+    ['harbor.corp.example/proxy', 'gitlab.example.com:443/my-group/dependency_proxy/containers'],
+  );
+  t.equal(config.mirrors[1]?.origin, 'gitlab-dependency-proxy');
+});
+
+t.test('durations', async (t) => {
+  t.equal(parseDuration('250ms'), 250);
+  t.equal(parseDuration('2s'), 2000);
+  t.equal(parseDuration('1m30s'), 90_000);
+  t.equal(parseDuration('1.5s'), 1500);
+  t.equal(parseDuration(300), 300);
+  t.equal(parseDuration('300'), 300);
+  t.equal(parseDuration('2 s'), undefined);
+  t.equal(parseDuration('soon'), undefined);
+  t.equal(parseDuration(-1), undefined);
+});
