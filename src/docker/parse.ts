@@ -171,6 +171,8 @@ export function parseInspect(stdout: string): BuilderInfo {
     const lkey = key.toLowerCase();
     section = 'none';
     if (!inNodes) {
+      // buildx prints `Name:` first, always (BX commands/inspect.go).
+      if (name === undefined && lkey !== 'name') fail(i, 'expected the builder Name line first');
       switch (lkey) {
         case 'name':
           name = value;
