@@ -1,0 +1,558 @@
+// Reads a prefixed build command (`docker buildx build|bake …`, `docker build …`) the way the
+// docker CLI and buildx's cobra/pflag flag sets read it, so the driver decision can see what the
+// build needs and the command can be rewritten with `--builder`/`--build-context` without touching
+// a single user argument.
+//
+// Flag tables follow BX `commands/build.go` (`buildCmd`, `commonBuildFlags`), `commands/bake.go`,
+// `commands/root.go` (persistent `--builder`, `-D/--debug`) and CLI `cli/flags/options.go`
+// (global docker flags). Value parsing follows BX `util/buildflags/{export,cache,context}.go`.
+// Bake file analysis is out of scope: for `bake` only the builder is read and set.
+import { UsageError } from '../errors.js';
+import { buildContextName } from './dockerfile.js';
+import { hostPlatform, splitPlatforms } from './platform.js';
+
+export type DockerfileSource =
+  /** A local file (as given: relative paths are relative to the working directory). */
+  | { kind: 'path'; path: string }
+  /** `-f -`: read from stdin by buildx; not available to us. */
+  | { kind: 'stdin' }
+  /** Inside a remote (git/HTTP) context or a context tar from stdin: not readable locally. */
+  | { kind: 'remote'; path?: string }
+  /** `bake`: the Dockerfiles are named by the bake file. */
+  | { kind: 'none' };
+
+export type ContextSource =
+  | { kind: 'local'; path: string }
+  /** `-`: a tar or a Dockerfile on stdin. */
+  | { kind: 'stdin' }
+  /** A git or HTTP(S) URL. */
+  | { kind: 'remote'; url: string }
+  | { kind: 'missing' };
+
+export interface ExportSpec {
+  /** `registry`, `inline`, `local`, `gha`, `image`, `docker`, `oci`, `tar`, … */
+  type: string;
+  attrs: Record<string, string>;
+  /** The flag value as given. */
+  raw: string;
+}
+
+export interface BuildRequest {
+  kind: 'build' | 'bake';
+  /**
+   * `buildx`: `docker [global flags] buildx [--builder X] build|b|bake|f …` or the plugin binary;
+   * `docker-build`: `docker build|builder build|image build …`, which the CLI hands to buildx only
+   * from CLI 23.0 on (CLI `cmd/docker/builder.go`); CLI 20.10 runs its legacy builder, which knows
+   * neither `--builder` nor `--build-context`.
+   */
+  invocation: 'buildx' | 'docker-build';
+  /** Index in argv of the subcommand token (`build`, `b`, `bake`, `f`); flags go right after it. */
+  subcommandIndex: number;
+  dockerfile: DockerfileSource;
+  context: ContextSource;
+  /** `--build-arg K=V`, and `--build-arg K` resolved from the environment when set there. */
+  buildArgs: Record<string, string>;
+  /** Keys given as `--build-arg K` (value taken from the environment, dropped when unset). */
+  buildArgsFromEnv: string[];
+  /** `--build-context name=value`, keyed by the normalised name BuildKit looks up. */
+  buildContexts: Record<string, string>;
+  /** Normalised target platforms (`--platform`, repeatable and comma lists; `DOCKER_DEFAULT_PLATFORM`). */
+  platforms: string[];
+  cacheTo: ExportSpec[];
+  cacheFrom: string[];
+  /** `--output`/`-o` entries; `--push`/`--load` are reported separately. */
+  outputs: ExportSpec[];
+  push: boolean;
+  load: boolean;
+  /** `--attest`, `--sbom`, `--provenance` with a value other than false. */
+  attestations: boolean;
+  target?: string;
+  /** `--builder` given by the user (before or after the subcommand). It wins over ours. */
+  builder?: string;
+  /** Build flags given by the user, in order, as `--name` (for messages and `plan`). */
+  flags: string[];
+  /** Things we could not read with certainty (unknown flags, extra positionals). */
+  warnings: string[];
+}
+
+// ---- flag tables ---------------------------------------------------------------------------
+
+/** Docker CLI global flags that take a value (CLI `cli/flags/options.go`). */
+const DOCKER_GLOBAL_VALUE = new Set(['--config', '-c', '--context', '-H', '--host', '-l', '--log-level', '--tlscacert', '--tlscert', '--tlskey']);
+const DOCKER_GLOBAL_BOOL = new Set(['-D', '--debug', '--tls', '--tlsverify', '-v', '--version', '-h', '--help']);
+
+/** buildx root persistent flags (BX `commands/root.go` `rootFlags`). */
+const BUILDX_ROOT_VALUE = new Set(['builder']);
+const BUILDX_ROOT_BOOL = new Set(['debug']);
+
+const BUILD_VALUE = new Set([
+  'add-host', 'allow', 'annotation', 'build-arg', 'cache-from', 'cache-to', 'cgroup-parent', 'build-context', 'file',
+  'iidfile', 'label', 'network', 'no-cache-filter', 'output', 'platform', 'policy', 'secret', 'shm-size', 'ssh', 'tag',
+  'target', 'ulimit', 'resource', 'attest', 'sbom', 'provenance', 'call', 'print', 'memory', 'memory-swap', 'cpu-shares',
+  'cpu-period', 'cpu-quota', 'cpuset-cpus', 'cpuset-mems', 'isolation', 'security-opt', 'progress', 'metadata-file',
+  ...BUILDX_ROOT_VALUE,
+]);
+const BUILD_BOOL = new Set(['load', 'push', 'quiet', 'compress', 'squash', 'rm', 'force-rm', 'no-cache', 'pull', 'check', ...BUILDX_ROOT_BOOL]);
+const BUILD_SHORT: Record<string, string> = { f: 'file', o: 'output', t: 'tag', q: 'quiet', m: 'memory', c: 'cpu-shares', D: 'debug' };
+
+const BAKE_VALUE = new Set(['file', 'sbom', 'provenance', 'policy', 'set', 'var', 'call', 'allow', 'list', 'progress', 'metadata-file', ...BUILDX_ROOT_VALUE]);
+const BAKE_BOOL = new Set(['load', 'push', 'check', 'print', 'list-targets', 'list-variables', 'no-cache', 'pull', ...BUILDX_ROOT_BOOL]);
+const BAKE_SHORT: Record<string, string> = { f: 'file', D: 'debug' };
+
+interface FlagSet {
+  value: Set<string>;
+  bool: Set<string>;
+  short: Record<string, string>;
+}
+const BUILD_FLAGS: FlagSet = { value: BUILD_VALUE, bool: BUILD_BOOL, short: BUILD_SHORT };
+const BAKE_FLAGS: FlagSet = { value: BAKE_VALUE, bool: BAKE_BOOL, short: BAKE_SHORT };
+
+function isDockerBinary(arg0: string): 'docker' | 'plugin' | undefined {
+  const base = arg0.split(/[\\/]/).pop() ?? '';
+  if (/^docker(\.exe)?$/i.test(base)) return 'docker';
+  if (/^docker-buildx(\.exe)?$/i.test(base)) return 'plugin';
+  return undefined;
+}
+
+// ---- command recognition --------------------------------------------------------------------
+
+interface Located {
+  kind: 'build' | 'bake';
+  invocation: BuildRequest['invocation'];
+  subcommandIndex: number;
+  /** `--builder` given between `buildx` and the subcommand. */
+  rootBuilder?: string;
+}
+
+/** Skips docker global flags from `start`; returns the index of the first non-flag or argv.length. */
+function skipGlobalFlags(argv: string[], start: number): number {
+  let i = start;
+  while (i < argv.length) {
+    const a = argv[i]!;
+    if (a === '--') return i + 1;
+    if (!a.startsWith('-') || a === '-') return i;
+    const name = a.includes('=') ? a.slice(0, a.indexOf('=')) : a;
+    if (DOCKER_GLOBAL_VALUE.has(name)) {
+      i += a.includes('=') ? 1 : 2;
+    } else if (DOCKER_GLOBAL_BOOL.has(name)) {
+      i += 1;
+    } else if (/^-[a-zA-Z]{2,}$/.test(a)) {
+      // A cluster such as `-Dl warn`: the last letter may take the next word.
+      const last = `-${a[a.length - 1]}`;
+      i += DOCKER_GLOBAL_VALUE.has(last) ? 2 : 1;
+    } else if (/^-[cHl].+/.test(a)) {
+      i += 1; // -Hunix:///x
+    } else {
+      i += 1; // unknown global flag: assume no value, as the next word decides the command anyway
+    }
+  }
+  return i;
+}
+
+function locate(argv: string[]): Located | undefined {
+  const bin = argv[0] === undefined ? undefined : isDockerBinary(argv[0]);
+  if (!bin) return undefined;
+  if (bin === 'plugin') return locateAfterBuildx(argv, 1);
+  const i = skipGlobalFlags(argv, 1);
+  const cmd = argv[i];
+  if (cmd === 'buildx') return locateAfterBuildx(argv, i + 1);
+  if (cmd === 'build') return { kind: 'build', invocation: 'docker-build', subcommandIndex: i };
+  if ((cmd === 'builder' || cmd === 'image') && argv[i + 1] === 'build') {
+    return { kind: 'build', invocation: 'docker-build', subcommandIndex: i + 1 };
+  }
+  return undefined;
+}
+
+function locateAfterBuildx(argv: string[], start: number): Located | undefined {
+  let i = start;
+  let rootBuilder: string | undefined;
+  while (i < argv.length) {
+    const a = argv[i]!;
+    if (a === '--builder') {
+      rootBuilder = argv[i + 1];
+      i += 2;
+    } else if (a.startsWith('--builder=')) {
+      rootBuilder = a.slice('--builder='.length);
+      i += 1;
+    } else if (a === '-D' || a === '--debug' || a.startsWith('--debug=')) {
+      i += 1;
+    } else {
+      break;
+    }
+  }
+  const cmd = argv[i];
+  const base = { invocation: 'buildx' as const, subcommandIndex: i, ...(rootBuilder !== undefined ? { rootBuilder } : {}) };
+  if (cmd === 'build' || cmd === 'b') return { kind: 'build', ...base };
+  if (cmd === 'bake' || cmd === 'f') return { kind: 'bake', ...base };
+  return undefined;
+}
+
+/** True when argv is a build or bake command this module understands. */
+export function isBuildCommand(argv: string[]): boolean {
+  return locate(argv) !== undefined;
+}
+
+// ---- value parsing --------------------------------------------------------------------------
+
+/** CSV fields as `encoding/csv` reads one record (double quotes, `""` inside quotes). */
+export function csvFields(text: string): string[] {
+  const out: string[] = [];
+  let cur = '';
+  let quoted = false;
+  let atFieldStart = true;
+  for (let i = 0; i < text.length; i++) {
+    const ch = text[i]!;
+    if (quoted) {
+      if (ch === '"') {
+        if (text[i + 1] === '"') {
+          cur += '"';
+          i++;
+        } else {
+          quoted = false;
+        }
+      } else {
+        cur += ch;
+      }
+      continue;
+    }
+    if (ch === '"' && atFieldStart) {
+      quoted = true;
+      atFieldStart = false;
+      continue;
+    }
+    if (ch === ',') {
+      out.push(cur);
+      cur = '';
+      atFieldStart = true;
+      continue;
+    }
+    cur += ch;
+    atFieldStart = false;
+  }
+  if (quoted) throw new Error(`unterminated quote in "${text}"`);
+  out.push(cur);
+  return out;
+}
+
+function parseKeyValues(fields: string[], flag: string, raw: string): Record<string, string> {
+  const attrs: Record<string, string> = {};
+  for (const field of fields) {
+    const eq = field.indexOf('=');
+    if (eq < 0) throw new UsageError(`${flag} "${raw}": invalid value "${field}", expected key=value`, { hint: `see docker buildx build --help for the ${flag} syntax` });
+    attrs[field.slice(0, eq).trim().toLowerCase()] = field.slice(eq + 1);
+  }
+  return attrs;
+}
+
+/** One `--cache-to`/`--cache-from` value (BX `util/buildflags/cache.go`): a bare ref means registry. */
+export function parseCacheSpec(raw: string, flag = '--cache-to'): ExportSpec[] {
+  let fields: string[];
+  try {
+    fields = csvFields(raw);
+  } catch (e) {
+    throw new UsageError(`${flag} "${raw}": ${(e as Error).message}`);
+  }
+  if (!raw.includes('=')) return fields.filter(Boolean).map((ref) => ({ type: 'registry', attrs: { ref }, raw }));
+  const attrs = parseKeyValues(fields, flag, raw);
+  const type = attrs.type ?? '';
+  delete attrs.type;
+  if (!type) throw new UsageError(`${flag} "${raw}": type required`, { hint: `e.g. ${flag} type=registry,ref=registry.example/app:cache` });
+  return [{ type, attrs, raw }];
+}
+
+/** One `--output`/`-o` value (BX `util/buildflags/export.go`): a bare path is `local`, `-` is `tar`. */
+export function parseOutputSpec(raw: string): ExportSpec {
+  let fields: string[];
+  try {
+    fields = csvFields(raw);
+  } catch (e) {
+    throw new UsageError(`--output "${raw}": ${(e as Error).message}`);
+  }
+  if (fields.length === 1 && fields[0] === raw && !raw.startsWith('type=')) {
+    return raw === '-' ? { type: 'tar', attrs: { dest: '-' }, raw } : { type: 'local', attrs: { dest: raw }, raw };
+  }
+  const attrs = parseKeyValues(fields, '--output', raw);
+  const type = attrs.type ?? '';
+  delete attrs.type;
+  if (!type) throw new UsageError(`--output "${raw}": type is required`, { hint: 'e.g. --output type=registry or --output type=local,dest=out' });
+  return { type, attrs, raw };
+}
+
+/**
+ * buildx sends a URL context to BuildKit instead of reading it (BX `util/urlutil/urlutil.go`
+ * `IsRemoteURL`: HTTP(S) URLs and git references such as `git@host:repo`, `git://…`,
+ * `github.com/o/r`, `…​.git#ref`).
+ */
+export function isRemoteContext(value: string): boolean {
+  if (/^https?:\/\//i.test(value)) return true;
+  if (/^(git|ssh|git\+ssh):\/\//i.test(value)) return true;
+  if (/^[\w.-]+@[\w.-]+:/.test(value)) return true;
+  if (/^github\.com\//.test(value)) return true;
+  return false;
+}
+
+function parseBoolValue(value: string | undefined): boolean {
+  if (value === undefined) return true;
+  return !/^(false|0|f|no)$/i.test(value.trim());
+}
+
+// ---- the parser -----------------------------------------------------------------------------
+
+interface Flag {
+  name: string;
+  value?: string;
+  /** argv index of the flag token. */
+  index: number;
+}
+
+interface Scan {
+  flags: Flag[];
+  positionals: { value: string; index: number }[];
+  unknown: string[];
+}
+
+/** Reads pflag-style arguments after the subcommand: interspersed flags, `--` ends them. */
+function scanArgs(argv: string[], start: number, set: FlagSet): Scan {
+  const flags: Flag[] = [];
+  const positionals: { value: string; index: number }[] = [];
+  const unknown: string[] = [];
+  let i = start;
+  const needValue = (name: string, idx: number): string => {
+    const v = argv[idx + 1];
+    if (v === undefined) {
+      throw new UsageError(`flag ${name.length === 1 ? `-${name}` : `--${name}`} in the build command needs a value`, {
+        hint: 'fix the build command after `--`',
+      });
+    }
+    return v;
+  };
+  while (i < argv.length) {
+    const a = argv[i]!;
+    if (a === '--') {
+      for (let j = i + 1; j < argv.length; j++) positionals.push({ value: argv[j]!, index: j });
+      break;
+    }
+    if (a.startsWith('--') && a.length > 2) {
+      const eq = a.indexOf('=');
+      const name = eq < 0 ? a.slice(2) : a.slice(2, eq);
+      if (set.value.has(name)) {
+        if (eq >= 0) {
+          flags.push({ name, value: a.slice(eq + 1), index: i });
+          i += 1;
+        } else {
+          flags.push({ name, value: needValue(name, i), index: i });
+          i += 2;
+        }
+      } else {
+        if (!set.bool.has(name)) unknown.push(`--${name}`);
+        flags.push(eq < 0 ? { name, index: i } : { name, value: a.slice(eq + 1), index: i });
+        i += 1;
+      }
+      continue;
+    }
+    if (a.startsWith('-') && a.length > 1) {
+      // Shorthand cluster: bool letters, then at most one value letter taking the rest or the next word.
+      let consumedNext = false;
+      for (let k = 1; k < a.length; k++) {
+        const letter = a[k]!;
+        const name = set.short[letter];
+        if (name === undefined) {
+          unknown.push(`-${letter}`);
+          continue;
+        }
+        if (set.value.has(name)) {
+          let rest = a.slice(k + 1);
+          if (rest.startsWith('=')) rest = rest.slice(1);
+          if (rest) {
+            flags.push({ name, value: rest, index: i });
+          } else {
+            flags.push({ name, value: needValue(letter, i), index: i });
+            consumedNext = true;
+          }
+          break;
+        }
+        flags.push({ name, index: i });
+      }
+      i += consumedNext ? 2 : 1;
+      continue;
+    }
+    positionals.push({ value: a, index: i });
+    i += 1;
+  }
+  return { flags, positionals, unknown };
+}
+
+/**
+ * Reads a build command. Returns undefined when argv is not `docker buildx build|b|bake|f`,
+ * `docker build`, `docker builder build`, `docker image build` or the buildx plugin binary.
+ * `env` supplies `--build-arg K` values and `DOCKER_DEFAULT_PLATFORM` (buildx reads both).
+ * Throws a UsageError for a flag missing its value or a malformed `--output`/`--cache-to`.
+ */
+export function parseBuildCommand(argv: string[], env: Record<string, string | undefined> = {}): BuildRequest | undefined {
+  const loc = locate(argv);
+  if (!loc) return undefined;
+  const scan = scanArgs(argv, loc.subcommandIndex + 1, loc.kind === 'build' ? BUILD_FLAGS : BAKE_FLAGS);
+  const warnings = scan.unknown.map((f) => `unknown build flag ${f}: assumed to take no value`);
+
+  const req: BuildRequest = {
+    kind: loc.kind,
+    invocation: loc.invocation,
+    subcommandIndex: loc.subcommandIndex,
+    dockerfile: { kind: 'none' },
+    context: { kind: 'missing' },
+    buildArgs: {},
+    buildArgsFromEnv: [],
+    buildContexts: {},
+    platforms: [],
+    cacheTo: [],
+    cacheFrom: [],
+    outputs: [],
+    push: false,
+    load: false,
+    attestations: false,
+    flags: scan.flags.map((f) => `--${f.name}`),
+    warnings,
+  };
+  if (loc.rootBuilder !== undefined) req.builder = loc.rootBuilder;
+
+  let file: string | undefined;
+  const platformValues: string[] = [];
+  for (const f of scan.flags) {
+    const v = f.value;
+    switch (f.name) {
+      case 'builder':
+        if (v !== undefined) req.builder = v;
+        break;
+      case 'push':
+        req.push = parseBoolValue(v);
+        break;
+      case 'load':
+        req.load = parseBoolValue(v);
+        break;
+      case 'file':
+        if (loc.kind === 'build') file = v;
+        break;
+      case 'sbom':
+      case 'provenance':
+        // `--provenance=false` / `--sbom=false` (or `disabled=true`) switch them off; anything else asks for one.
+        if (loc.kind === 'build' && v !== undefined && !/^(false|0)$/i.test(v.trim()) && !/(^|,)disabled=true(,|$)/i.test(v)) req.attestations = true;
+        break;
+      case 'attest':
+        if (v !== undefined && !/(^|,)disabled=true(,|$)/i.test(v)) req.attestations = true;
+        break;
+      default:
+        break;
+    }
+    if (loc.kind !== 'build' || v === undefined) continue;
+    switch (f.name) {
+      case 'build-arg': {
+        const eq = v.indexOf('=');
+        if (eq >= 0) {
+          req.buildArgs[v.slice(0, eq)] = v.slice(eq + 1);
+        } else if (v) {
+          req.buildArgsFromEnv.push(v);
+          const fromEnv = env[v];
+          // buildx drops `--build-arg K` when K is not set in its environment.
+          if (fromEnv !== undefined) req.buildArgs[v] = fromEnv;
+        }
+        break;
+      }
+      case 'build-context': {
+        const eq = v.indexOf('=');
+        if (eq < 1) throw new UsageError(`--build-context "${v}": expected name=value`, { hint: 'e.g. --build-context alpine=docker-image://alpine:3.20' });
+        const name = v.slice(0, eq);
+        let key = name;
+        try {
+          key = buildContextName(name);
+        } catch {
+          req.warnings.push(`--build-context name "${name}" is not an image reference; buildx will reject it`);
+        }
+        req.buildContexts[key] = v.slice(eq + 1);
+        break;
+      }
+      case 'platform':
+        platformValues.push(v);
+        break;
+      case 'cache-to':
+        req.cacheTo.push(...parseCacheSpec(v, '--cache-to'));
+        break;
+      case 'cache-from':
+        req.cacheFrom.push(v);
+        break;
+      case 'output':
+        req.outputs.push(parseOutputSpec(v));
+        break;
+      case 'target':
+        req.target = v;
+        break;
+      default:
+        break;
+    }
+  }
+
+  if (loc.kind === 'build') {
+    if (platformValues.length === 0 && env.DOCKER_DEFAULT_PLATFORM) platformValues.push(env.DOCKER_DEFAULT_PLATFORM);
+    try {
+      req.platforms = splitPlatforms(platformValues.flatMap((p) => p.split(',').map((x) => (x.trim() === 'local' ? hostPlatform() : x))));
+    } catch (e) {
+      throw new UsageError(`--platform: ${(e as Error).message}`, { hint: 'use os/arch[/variant], e.g. --platform linux/amd64,linux/arm64' });
+    }
+    if (scan.positionals.length > 1) {
+      req.warnings.push(`build takes one context argument, got ${scan.positionals.length}: ${scan.positionals.map((p) => p.value).join(' ')}`);
+    }
+    const ctx = scan.positionals[0]?.value;
+    if (ctx === undefined) req.context = { kind: 'missing' };
+    else if (ctx === '-') req.context = { kind: 'stdin' };
+    else if (isRemoteContext(ctx)) req.context = { kind: 'remote', url: ctx };
+    else req.context = { kind: 'local', path: ctx };
+
+    if (file === '-') {
+      req.dockerfile = { kind: 'stdin' };
+    } else if (req.context.kind === 'remote' || req.context.kind === 'stdin') {
+      // The file name is resolved inside the remote context / stdin tar, not on this machine.
+      req.dockerfile = file !== undefined ? { kind: 'remote', path: file } : { kind: 'remote' };
+    } else if (file !== undefined) {
+      req.dockerfile = { kind: 'path', path: file };
+    } else if (req.context.kind === 'local') {
+      req.dockerfile = { kind: 'path', path: joinPath(req.context.path, 'Dockerfile') };
+    } else {
+      req.dockerfile = { kind: 'none' };
+    }
+  }
+  return req;
+}
+
+function joinPath(dir: string, name: string): string {
+  if (dir === '' || dir === '.') return name;
+  return dir.endsWith('/') ? `${dir}${name}` : `${dir}/${name}`;
+}
+
+// ---- rewriting ------------------------------------------------------------------------------
+
+export interface RewriteOptions {
+  /** Added as `--builder X` unless the user already chose one (theirs wins). */
+  builder?: string;
+  /** name → value (e.g. `oci-layout:///tmp/x:alpine`), added as `--build-context name=value`. */
+  addBuildContexts: Record<string, string>;
+}
+
+/**
+ * Inserts `--builder X` and `--build-context name=value` right after the subcommand token; every
+ * user argument stays unchanged and in order. For `bake` only the builder can be set (bake takes
+ * contexts from its file; analysing it is out of scope), so build contexts there are refused.
+ */
+export function rewriteBuildCommand(argv: string[], opts: RewriteOptions): string[] {
+  const loc = locate(argv);
+  if (!loc) throw new Error(`not a build command: ${argv.join(' ')}`);
+  const req = parseBuildCommand(argv);
+  const insert: string[] = [];
+  if (opts.builder !== undefined && req?.builder === undefined) insert.push('--builder', opts.builder);
+  const contexts = Object.entries(opts.addBuildContexts);
+  if (contexts.length > 0 && loc.kind === 'bake') {
+    throw new UsageError('cannot add build contexts to `docker buildx bake` (bake file analysis is not supported)', {
+      hint: 'set builder.driver: docker for bake builds that use local images, or push those images to a registry',
+    });
+  }
+  for (const [name, value] of contexts) insert.push('--build-context', `${name}=${value}`);
+  return [...argv.slice(0, loc.subcommandIndex + 1), ...insert, ...argv.slice(loc.subcommandIndex + 1)];
+}
