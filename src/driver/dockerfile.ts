@@ -796,6 +796,7 @@ export function analyzeDockerfile(text: string, opts: AnalyzeOptions): Dockerfil
           platform = normalizePlatform(p);
         }
       } catch (e) {
+        if (e instanceof UsageError) throw e;
         if (e instanceof LexError) return fail(e.message, stage.line);
         return fail(`failed to parse platform ${stage.platform}: ${(e as Error).message}`, stage.line);
       }
@@ -865,11 +866,16 @@ export function analyzeDockerfile(text: string, opts: AnalyzeOptions): Dockerfil
     stages: stages.map((s) => ({ index: s.index, ...(s.name ? { name: s.name } : {}), line: s.line, base: s.base, ...(s.platform !== undefined ? { platform: s.platform } : {}) })),
     target: stageLabel(targetStage),
     platforms: targets,
-    images: [...images.values()],
+    // Report in Dockerfile order (the walk above goes from the target backwards).
+    images: [...images.values()].sort((a, b) => firstLine(a) - firstLine(b)),
     overridden: [...overridden.values()],
   };
   if (syntax) needs.syntax = syntax;
   return needs;
+}
+
+function firstLine(image: NeededImage): number {
+  return Math.min(...image.uses.map((u) => u.line));
 }
 
 /**
