@@ -1,0 +1,57 @@
+// Installs the emulated docker-buildx plugin (test/fake-buildx) into a temp DOCKER_CONFIG, so the
+// real docker CLI finds it under <config>/cli-plugins, and reads back what it was asked to do.
+import { mkdirSync, readFileSync, symlinkSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export type FakeBuildxVersion = '0.12.1' | '0.19.3' | '0.36.0';
+
+/** The plugin executable; its .mjs modules sit beside it (it must be symlinked, not copied). */
+export const FAKE_BUILDX_PLUGIN = resolve(dirname(fileURLToPath(import.meta.url)), '../fake-buildx/docker-buildx');
+/** JSONL invocation log the plugin appends to, inside the docker config dir. */
+export const FAKE_BUILDX_LOG = 'bxb-fake-buildx.jsonl';
+
+export interface FakeBuildxCall {
+  /** Everything the plugin received after its own path, e.g. ['--context', 'x', 'buildx', 'create', …]. */
+  argv: string[];
+  /** The buildx part after docker's global flags and `buildx`, e.g. ['create', '--name', 'x']. */
+  args: string[];
+  env: { BUILDX_BUILDER?: string; DOCKER_HOST?: string; DOCKER_CONTEXT?: string; BUILDX_CONFIG?: string };
+}
+
+export interface FakeBuildx {
+  /** A fresh DOCKER_CONFIG with cli-plugins/docker-buildx → the emulation. */
+  dockerConfig: string;
+  env: { DOCKER_CONFIG: string; BXB_FAKE_BUILDX_VERSION: string };
+  /** Recorded invocations, oldest first; metadata probes only with includeMetadata. */
+  calls(opts?: { includeMetadata?: boolean }): FakeBuildxCall[];
+}
+
+interface TestDirHost {
+  testdir(fixture?: object): string;
+}
+
+export function installFakeBuildx(t: TestDirHost, opts: { version?: FakeBuildxVersion; dockerConfig?: string } = {}): FakeBuildx {
+  const dockerConfig = opts.dockerConfig ?? join(t.testdir({}), 'docker-config');
+  mkdirSync(join(dockerConfig, 'cli-plugins'), { recursive: true });
+  symlinkSync(FAKE_BUILDX_PLUGIN, join(dockerConfig, 'cli-plugins', 'docker-buildx'));
+  const logFile = join(dockerConfig, FAKE_BUILDX_LOG);
+  return {
+    dockerConfig,
+    env: { DOCKER_CONFIG: dockerConfig, BXB_FAKE_BUILDX_VERSION: opts.version ?? '0.36.0' },
+    calls({ includeMetadata = false } = {}) {
+      let text: string;
+      try {
+        text = readFileSync(logFile, 'utf8');
+      } catch {
+        return [];
+      }
+      return text
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as FakeBuildxCall & { pid?: number })
+        .map(({ argv, args, env }) => ({ argv, args, env }))
+        .filter((c) => includeMetadata || !(c.argv.length === 1 && c.argv[0] === 'docker-cli-plugin-metadata'));
+    },
+  };
+}
