@@ -1,0 +1,450 @@
+// Local image → OCI image layout directory, so a container builder can use an image that exists
+// only in the daemon's store: buildx passes `--build-context name=oci-layout://<dir>:<tag>` from
+// the client (BX `build/opt.go`, `util/ocilayout/parse.go`), and resolves `<tag>` through the
+// `org.opencontainers.image.ref.name` annotation in index.json (BK `client/ociindex/ociindex.go`
+// `StoreIndex.Get`).
+//
+// dockerd 20.10's `docker save` writes the legacy format (manifest.json + `<id>.json` config +
+// `<layer>/layer.tar`, no index.json or oci-layout; MOBY@v20.10.24 `image/tarexport/save.go`), so
+// we rebuild a valid OCI layout from it: config and uncompressed layers become blobs under
+// `blobs/sha256/`, a fresh OCI manifest is written, and index.json names it with the tag. Newer
+// daemons (25+) save an OCI layout whose manifest.json points into `blobs/`; the same path works.
+// The archive is streamed through a small tar reader (ustar, pax and GNU long names), one layer at
+// a time, hashing as it goes; no layer is held in memory.
+import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { join, posix } from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { DockerError, UsageError } from '../errors.js';
+import { isValidTag } from '../registry/reference.js';
+import { normalizePlatform } from '../driver/platform.js';
+import { saveImage } from './images.js';
+import type { DockerRunner } from './runner.js';
+
+export const MEDIA_TYPE = {
+  index: 'application/vnd.oci.image.index.v1+json',
+  manifest: 'application/vnd.oci.image.manifest.v1+json',
+  config: 'application/vnd.oci.image.config.v1+json',
+  layer: 'application/vnd.oci.image.layer.v1.tar',
+  layerGzip: 'application/vnd.oci.image.layer.v1.tar+gzip',
+  layerZstd: 'application/vnd.oci.image.layer.v1.tar+zstd',
+} as const;
+export const REF_NAME_ANNOTATION = 'org.opencontainers.image.ref.name';
+
+// ---- tar reading ------------------------------------------------------------------------------
+
+export interface TarEntry {
+  /** Path inside the archive (pax `path` / GNU long name applied). */
+  name: string;
+  type: 'file' | 'directory' | 'symlink' | 'hardlink' | 'other';
+  size: number;
+  /** Target of a symlink or hard link. */
+  linkname: string;
+}
+
+/** Pulls exact byte counts out of an async stream of chunks without concatenating large bodies. */
+class ChunkReader {
+  private chunks: Buffer[] = [];
+  private length = 0;
+  private ended = false;
+  constructor(private readonly it: AsyncIterator<Buffer>) {}
+
+  private async fill(n: number): Promise<void> {
+    while (this.length < n && !this.ended) {
+      const r = await this.it.next();
+      if (r.done) this.ended = true;
+      else if (r.value.length > 0) {
+        this.chunks.push(r.value);
+        this.length += r.value.length;
+      }
+    }
+  }
+
+  /** Exactly n bytes; undefined at a clean end of input; throws when the input stops short. */
+  async read(n: number): Promise<Buffer | undefined> {
+    await this.fill(n);
+    if (this.length === 0 && this.ended) return undefined;
+    if (this.length < n) throw new Error('unexpected end of tar archive');
+    const all = this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks);
+    const out = all.subarray(0, n);
+    const rest = all.subarray(n);
+    this.chunks = rest.length ? [rest] : [];
+    this.length = rest.length;
+    return out;
+  }
+
+  /** n bytes as a stream of chunks. */
+  async *stream(n: number): AsyncGenerator<Buffer> {
+    let left = n;
+    while (left > 0) {
+      if (this.length === 0) await this.fill(1);
+      const head = this.chunks.shift();
+      if (!head) throw new Error('unexpected end of tar archive');
+      if (head.length <= left) {
+        this.length -= head.length;
+        left -= head.length;
+        yield head;
+      } else {
+        this.chunks.unshift(head.subarray(left));
+        this.length -= left;
+        const out = head.subarray(0, left);
+        left = 0;
+        yield out;
+      }
+    }
+  }
+
+  async skip(n: number): Promise<void> {
+    for await (const _ of this.stream(n)) {
+      // discard
+    }
+  }
+}
+
+function cString(buf: Buffer, start: number, len: number): string {
+  const field = buf.subarray(start, start + len);
+  const nul = field.indexOf(0);
+  return field.subarray(0, nul < 0 ? field.length : nul).toString('utf8');
+}
+
+function parseNumeric(buf: Buffer, start: number, len: number): number {
+  const field = buf.subarray(start, start + len);
+  if (field[0]! & 0x80) {
+    // GNU base-256 for sizes over 8 GiB: big-endian with the top bit as a marker.
+    let v = field[0]! & 0x7f;
+    for (let i = 1; i < field.length; i++) v = v * 256 + field[i]!;
+    return v;
+  }
+  const text = field.toString('latin1').replace(/[\0 ]+/g, ' ').trim();
+  if (!text) return 0;
+  if (!/^[0-7]+$/.test(text)) throw new Error(`invalid number "${text}" in tar header`);
+  return parseInt(text, 8);
+}
+
+function checksumOk(header: Buffer): boolean {
+  const stored = parseNumeric(header, 148, 8);
+  let sum = 0;
+  for (let i = 0; i < 512; i++) sum += i >= 148 && i < 156 ? 32 : header[i]!;
+  return sum === stored;
+}
+
+function parsePax(body: Buffer): Record<string, string> {
+  const out: Record<string, string> = {};
+  let pos = 0;
+  while (pos < body.length) {
+    const space = body.indexOf(0x20, pos);
+    if (space < 0) break;
+    const len = parseInt(body.subarray(pos, space).toString('latin1'), 10);
+    if (!Number.isFinite(len) || len <= 0) throw new Error('invalid pax header record');
+    const record = body.subarray(space + 1, pos + len - 1).toString('utf8');
+    const eq = record.indexOf('=');
+    if (eq > 0) out[record.slice(0, eq)] = record.slice(eq + 1);
+    pos += len;
+  }
+  return out;
+}
+
+const pad512 = (n: number): number => (512 - (n % 512)) % 512;
+
+/**
+ * Reads a tar stream entry by entry. `onEntry` may consume `body`; whatever it leaves is skipped.
+ * Throws an Error for a damaged archive (bad checksum, truncated).
+ */
+export async function readTar(source: AsyncIterable<Buffer>, onEntry: (entry: TarEntry, body: AsyncIterable<Buffer>) => Promise<void>): Promise<void> {
+  const r = new ChunkReader(source[Symbol.asyncIterator]());
+  let longName: string | undefined;
+  let longLink: string | undefined;
+  let pax: Record<string, string> = {};
+  for (;;) {
+    const header = await r.read(512);
+    if (!header) return;
+    if (header.every((b) => b === 0)) return; // end-of-archive marker
+    if (!checksumOk(header)) throw new Error('not a tar archive (header checksum mismatch)');
+    const typeflag = String.fromCharCode(header[156]!);
+    let size = parseNumeric(header, 124, 12);
+    if (pax.size !== undefined) size = Number(pax.size);
+    const magic = header.subarray(257, 262).toString('latin1');
+    const prefix = magic === 'ustar' ? cString(header, 345, 155) : '';
+    const rawName = cString(header, 0, 100);
+    if (typeflag === 'x' || typeflag === 'g' || typeflag === 'L' || typeflag === 'K') {
+      const body = (await r.read(size)) ?? Buffer.alloc(0);
+      await r.skip(pad512(size));
+      if (typeflag === 'x') pax = { ...pax, ...parsePax(body) };
+      else if (typeflag === 'L') longName = cString(body, 0, body.length);
+      else if (typeflag === 'K') longLink = cString(body, 0, body.length);
+      continue; // 'g' (global pax) carries nothing we use
+    }
+    const name = pax.path ?? longName ?? (prefix ? `${prefix}/${rawName}` : rawName);
+    const linkname = pax.linkpath ?? longLink ?? cString(header, 157, 100);
+    const type: TarEntry['type'] =
+      typeflag === '0' || typeflag === '\0' || typeflag === '7' ? 'file' : typeflag === '5' ? 'directory' : typeflag === '2' ? 'symlink' : typeflag === '1' ? 'hardlink' : 'other';
+    const dataSize = type === 'file' || type === 'other' ? size : 0;
+    pax = {};
+    longName = undefined;
+    longLink = undefined;
+    let consumed = 0;
+    const body = (async function* (): AsyncGenerator<Buffer> {
+      for await (const chunk of r.stream(dataSize)) {
+        consumed += chunk.length;
+        yield chunk;
+      }
+    })();
+    await onEntry({ name, type, size: dataSize, linkname }, body);
+    if (consumed < dataSize) await r.skip(dataSize - consumed);
+    await r.skip(pad512(dataSize));
+  }
+}
+
+// ---- conversion ---------------------------------------------------------------------------------
+
+interface Descriptor {
+  mediaType: string;
+  digest: string;
+  size: number;
+  platform?: { os: string; architecture: string; variant?: string };
+  annotations?: Record<string, string>;
+}
+
+interface Staged {
+  /** Small files kept in memory. */
+  data?: Buffer;
+  /** Larger files streamed to a temporary file. */
+  file?: string;
+  digest: string;
+  size: number;
+  /** First bytes, to recognise compressed layers. */
+  head: Buffer;
+}
+
+interface LegacyManifestEntry {
+  Config?: string;
+  RepoTags?: string[] | null;
+  Layers?: string[];
+}
+
+interface ImageConfig {
+  os?: string;
+  architecture?: string;
+  variant?: string;
+  rootfs?: { diff_ids?: string[] };
+}
+
+const IN_MEMORY_LIMIT = 1 << 20;
+
+function layerMediaType(head: Buffer): string {
+  if (head[0] === 0x1f && head[1] === 0x8b) return MEDIA_TYPE.layerGzip;
+  if (head[0] === 0x28 && head[1] === 0xb5 && head[2] === 0x2f && head[3] === 0xfd) return MEDIA_TYPE.layerZstd;
+  return MEDIA_TYPE.layer;
+}
+
+async function stageEntry(body: AsyncIterable<Buffer>, size: number, tmpFile: string): Promise<Staged> {
+  const hash = createHash('sha256');
+  let head = Buffer.alloc(0);
+  let written = 0;
+  const tap = async function* (): AsyncGenerator<Buffer> {
+    for await (const chunk of body) {
+      hash.update(chunk);
+      written += chunk.length;
+      if (head.length < 4) head = Buffer.concat([head, chunk.subarray(0, 4 - head.length)]);
+      yield chunk;
+    }
+  };
+  if (size <= IN_MEMORY_LIMIT) {
+    const parts: Buffer[] = [];
+    for await (const chunk of tap()) parts.push(chunk);
+    return { data: Buffer.concat(parts), digest: `sha256:${hash.digest('hex')}`, size: written, head };
+  }
+  await pipeline(Readable.from(tap()), createWriteStream(tmpFile, { flags: 'wx' }));
+  return { file: tmpFile, digest: `sha256:${hash.digest('hex')}`, size: written, head };
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await stat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function writeAtomic(path: string, data: Buffer | string): Promise<void> {
+  const tmp = `${path}.tmp-${randomBytes(4).toString('hex')}`;
+  await writeFile(tmp, data);
+  await rename(tmp, path);
+}
+
+async function putBlob(blobsDir: string, staged: Staged): Promise<void> {
+  const target = join(blobsDir, staged.digest.slice('sha256:'.length));
+  if (await exists(target)) {
+    if (staged.file) await rm(staged.file, { force: true });
+    return;
+  }
+  if (staged.file) await rename(staged.file, target);
+  else await writeAtomic(target, staged.data ?? Buffer.alloc(0));
+}
+
+async function putBytes(blobsDir: string, data: Buffer): Promise<Descriptor & { digest: string }> {
+  const digest = `sha256:${createHash('sha256').update(data).digest('hex')}`;
+  await putBlob(blobsDir, { data, digest, size: data.length, head: data.subarray(0, 4) });
+  return { mediaType: '', digest, size: data.length };
+}
+
+export interface OciLayoutResult {
+  dir: string;
+  tag: string;
+  /** Platforms the layout holds for this tag (`linux/amd64`). */
+  platforms: string[];
+  /** Digest of the manifest index.json points at for the tag. */
+  digest: string;
+}
+
+/**
+ * Saves a local image with `docker save` and writes it into `dir` as an OCI image layout under
+ * `tag`. Other tags already in `dir` are kept, so several images can share one layout (blobs are
+ * de-duplicated). Throws a DockerError when docker fails or its archive is inconsistent.
+ */
+export async function exportOciLayout(runner: DockerRunner, ref: string, dir: string, tag: string): Promise<OciLayoutResult> {
+  if (!isValidTag(tag)) throw new UsageError(`invalid OCI layout tag "${tag}"`, { hint: 'use letters, digits, _ . - (up to 128)' });
+  const blobsDir = join(dir, 'blobs', 'sha256');
+  await mkdir(blobsDir, { recursive: true });
+  const work = join(dir, `.bxb-save-${randomBytes(6).toString('hex')}`);
+  await mkdir(work);
+  try {
+    const archive = join(work, 'image.tar');
+    await saveImage(runner, ref, archive);
+    return await convertDockerArchive(archive, dir, tag, ref, work);
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
+/** Converts a `docker save` archive (legacy or OCI flavour) into an OCI layout in `dir` under `tag`. */
+export async function convertDockerArchive(archive: string, dir: string, tag: string, ref: string, workDir: string): Promise<OciLayoutResult> {
+  const blobsDir = join(dir, 'blobs', 'sha256');
+  await mkdir(blobsDir, { recursive: true });
+  const files = new Map<string, Staged>();
+  const links = new Map<string, string>();
+  let n = 0;
+  const bad = (why: string): DockerError =>
+    new DockerError(`docker save ${ref} produced an archive we cannot read: ${why}`, { hint: 'check the image with docker image inspect; re-run with --debug' });
+  try {
+    await readTar(createReadStream(archive, { highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>, async (entry, body) => {
+      const name = posix.normalize(entry.name).replace(/^\.\//, '').replace(/\/$/, '');
+      if (entry.type === 'file') files.set(name, await stageEntry(body, entry.size, join(workDir, `entry-${n++}`)));
+      else if (entry.type === 'symlink') links.set(name, posix.normalize(posix.join(posix.dirname(name), entry.linkname)));
+      else if (entry.type === 'hardlink') links.set(name, posix.normalize(entry.linkname).replace(/^\.\//, ''));
+    });
+  } catch (e) {
+    if (e instanceof DockerError) throw e;
+    throw bad((e as Error).message);
+  }
+  const resolve = (path: string): Staged => {
+    let p = posix.normalize(path).replace(/^\.\//, '');
+    for (let hops = 0; hops < 16 && !files.has(p) && links.has(p); hops++) p = links.get(p)!;
+    const f = files.get(p);
+    if (!f) throw bad(`${path} is missing`);
+    return f;
+  };
+  const readStaged = async (s: Staged): Promise<Buffer> => s.data ?? (await readFile(s.file!));
+
+  let manifest: LegacyManifestEntry[];
+  try {
+    manifest = JSON.parse((await readStaged(resolve('manifest.json'))).toString('utf8')) as LegacyManifestEntry[];
+  } catch (e) {
+    if (e instanceof DockerError) throw e;
+    throw bad('manifest.json is not JSON');
+  }
+  const entry = manifest.find((m) => m.RepoTags?.includes(ref)) ?? manifest[0];
+  if (!entry?.Config || !Array.isArray(entry.Layers)) throw bad('manifest.json names no image');
+
+  const configStaged = resolve(entry.Config);
+  const configBytes = await readStaged(configStaged);
+  let config: ImageConfig;
+  try {
+    config = JSON.parse(configBytes.toString('utf8')) as ImageConfig;
+  } catch {
+    throw bad(`${entry.Config} is not JSON`);
+  }
+  const diffIds = config.rootfs?.diff_ids ?? [];
+  if (diffIds.length !== entry.Layers.length) throw bad(`${entry.Layers.length} layers but ${diffIds.length} diff_ids in the image config`);
+
+  const layers: Descriptor[] = [];
+  const placed = new Set<Staged>();
+  for (const [i, path] of entry.Layers.entries()) {
+    const staged = resolve(path);
+    const mediaType = layerMediaType(staged.head);
+    // An uncompressed layer's digest is its diff_id: a cheap integrity check of what docker wrote.
+    if (mediaType === MEDIA_TYPE.layer && staged.digest !== diffIds[i]) throw bad(`layer ${path} has digest ${staged.digest}, expected ${diffIds[i]}`);
+    if (!placed.has(staged)) {
+      await putBlob(blobsDir, staged);
+      placed.add(staged);
+    }
+    layers.push({ mediaType, digest: staged.digest, size: staged.size });
+  }
+  await putBlob(blobsDir, { ...configStaged, data: configBytes, file: undefined });
+  if (configStaged.file && !placed.has(configStaged)) await rm(configStaged.file, { force: true });
+
+  const manifestJson = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: MEDIA_TYPE.manifest,
+      config: { mediaType: MEDIA_TYPE.config, digest: configStaged.digest, size: configStaged.size },
+      layers,
+    }),
+  );
+  const manifestDesc = await putBytes(blobsDir, manifestJson);
+  const os = config.os ?? 'linux';
+  const architecture = config.architecture ?? 'amd64';
+  const platform: Descriptor['platform'] = { os, architecture, ...(config.variant ? { variant: config.variant } : {}) };
+  const descriptor: Descriptor = {
+    mediaType: MEDIA_TYPE.manifest,
+    digest: manifestDesc.digest,
+    size: manifestDesc.size,
+    platform,
+    annotations: { [REF_NAME_ANNOTATION]: tag },
+  };
+
+  // Keep other tags already in this layout; replace this one.
+  const indexPath = join(dir, 'index.json');
+  let manifests: Descriptor[] = [];
+  if (await exists(indexPath)) {
+    try {
+      const old = JSON.parse(await readFile(indexPath, 'utf8')) as { manifests?: Descriptor[] };
+      manifests = (old.manifests ?? []).filter((m) => m.annotations?.[REF_NAME_ANNOTATION] !== tag);
+    } catch {
+      throw new UsageError(`${indexPath} exists but is not an OCI index`, { hint: 'use an empty directory for exported layouts' });
+    }
+  }
+  manifests.push(descriptor);
+  await writeAtomic(join(dir, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
+  await writeAtomic(indexPath, JSON.stringify({ schemaVersion: 2, mediaType: MEDIA_TYPE.index, manifests }));
+  return { dir, tag, platforms: [normalizePlatform(`${os}/${architecture}${config.variant ? `/${config.variant}` : ''}`)], digest: manifestDesc.digest };
+}
+
+/** The `--build-context` value for a layout tag: `oci-layout://<dir>:<tag>`. */
+export function ociLayoutContext(dir: string, tag: string): string {
+  return `oci-layout://${dir}:${tag}`;
+}
+
+/** A valid, unique-enough layout tag for an image reference (`docker.io/library/alpine:3` → `alpine-3-1a2b3c4d`). */
+export function layoutTagFor(ref: string): string {
+  const last = ref.replace(/@.*$/, '').split('/').pop() ?? 'image';
+  const base = last.replace(/[^\w.-]+/g, '-').replace(/^[.-]+/, '').slice(0, 100) || 'image';
+  return `${base}-${createHash('sha256').update(ref).digest('hex').slice(0, 8)}`;
+}
+
+/**
+ * Throws a UsageError when a bridged image lacks a platform the build needs: BuildKit would fail
+ * later with "no match for platform in manifest". Platforms compare normalised.
+ */
+export function checkPlatforms(layoutPlatforms: string[], wanted: string[], image = 'the local image'): void {
+  const have = new Set(layoutPlatforms.map((p) => normalizePlatform(p)));
+  const missing = [...new Set(wanted.map((p) => normalizePlatform(p)))].filter((p) => !have.has(p));
+  if (missing.length === 0) return;
+  throw new UsageError(
+    `local image ${image} is ${[...have].join(', ') || 'of unknown platform'} only, but the build needs it for ${missing.join(', ')}`,
+    { hint: `build or load ${image} for ${missing.join(', ')} too, push it to a registry the builder can reach, or drop ${missing.join(', ')} from --platform` },
+  );
+}
