@@ -1,6 +1,7 @@
 // Installs the emulated docker-buildx plugin (test/fake-buildx) into a temp DOCKER_CONFIG, so the
 // real docker CLI finds it under <config>/cli-plugins, and reads back what it was asked to do.
-import { mkdirSync, readFileSync, symlinkSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -27,12 +28,21 @@ export interface FakeBuildx {
   calls(opts?: { includeMetadata?: boolean }): FakeBuildxCall[];
 }
 
-interface TestDirHost {
-  testdir(fixture?: object): string;
+interface TeardownHost {
+  teardown(fn: () => unknown): void;
 }
 
-export function installFakeBuildx(t: TestDirHost, opts: { version?: FakeBuildxVersion; dockerConfig?: string } = {}): FakeBuildx {
-  const dockerConfig = opts.dockerConfig ?? join(t.testdir({}), 'docker-config');
+/**
+ * Each call gets its own config dir (not t.testdir(), which a test may recreate for its own
+ * fixtures), removed in teardown; pass `dockerConfig` to install into an existing dir instead.
+ */
+export function installFakeBuildx(t: TeardownHost, opts: { version?: FakeBuildxVersion; dockerConfig?: string } = {}): FakeBuildx {
+  let dockerConfig = opts.dockerConfig;
+  if (!dockerConfig) {
+    const dir = mkdtempSync(join(tmpdir(), 'bxb-docker-config-'));
+    t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+    dockerConfig = dir;
+  }
   mkdirSync(join(dockerConfig, 'cli-plugins'), { recursive: true });
   symlinkSync(FAKE_BUILDX_PLUGIN, join(dockerConfig, 'cli-plugins', 'docker-buildx'));
   const logFile = join(dockerConfig, FAKE_BUILDX_LOG);
