@@ -43,7 +43,7 @@ export async function run(ctx: CommandContext): Promise<number> {
   const source = engineCandidates(config).find((c) => c.label === resolution.source);
   if (source) {
     try {
-      const clientFor = await createClientFactory(deps, config);
+      const { clientFor } = await createClientFactory(deps, config);
       const pins = await fetchPlatformPins(clientFor(source), source.repository, resolution.digest, ctx.io.signal);
       if (pins.platforms && Object.keys(pins.platforms).length) lock.platforms = pins.platforms;
       if (pins.config) lock.config = pins.config;

@@ -11,6 +11,12 @@ import { parseVersionSpec } from './version-spec.js';
 
 export type ClientFactory = (candidate: Candidate) => RegistryClient;
 
+/** A factory plus what its credential lookups had to say (unreadable config, failing helper). */
+export interface ClientSource {
+  clientFor: ClientFactory;
+  warnings(): string[];
+}
+
 export interface ResolveDeps {
   env: Record<string, string | undefined>;
   secrets: Secrets;
@@ -22,12 +28,12 @@ export interface ResolveDeps {
 }
 
 /** Real clients for every candidate, sharing one credential store (and its token cache). */
-export async function createClientFactory(deps: Pick<ResolveDeps, 'env' | 'secrets' | 'clientFor'>, config: Pick<Config, 'timeouts'>): Promise<ClientFactory> {
-  if (deps.clientFor) return deps.clientFor;
+export async function createClientFactory(deps: Pick<ResolveDeps, 'env' | 'secrets' | 'clientFor'>, config: Pick<Config, 'timeouts'>): Promise<ClientSource> {
+  if (deps.clientFor) return { clientFor: deps.clientFor, warnings: () => [] };
   const [{ createRegistryClient }, { createCredentialStore }] = await Promise.all([import('../registry/client.js'), import('../registry/credentials.js')]);
   const credentials = createCredentialStore({ env: deps.env, secrets: deps.secrets });
   const clients = new Map<Candidate, RegistryClient>();
-  return (candidate) => {
+  const clientFor: ClientFactory = (candidate) => {
     let client = clients.get(candidate);
     if (!client) {
       client = createRegistryClient(candidate.endpoint, { credentials, secrets: deps.secrets, timeoutMs: config.timeouts.probe, env: deps.env });
@@ -35,6 +41,7 @@ export async function createClientFactory(deps: Pick<ResolveDeps, 'env' | 'secre
     }
     return client;
   };
+  return { clientFor, warnings: () => credentials.warnings() };
 }
 
 /**
@@ -43,23 +50,27 @@ export async function createClientFactory(deps: Pick<ResolveDeps, 'env' | 'secre
  */
 export async function resolveFromConfig(deps: ResolveDeps, config: Config, lock?: LockPin): Promise<Resolution> {
   const candidates = engineCandidates(config);
-  const clientFor = await createClientFactory(deps, config);
+  const source = await createClientFactory(deps, config);
   const spec = parseVersionSpec(config.buildkit.version);
   const what = lock ? `${config.buildkit.image}:${lock.tag} (locked ${lock.digest.slice(0, 19)}…)` : `${config.buildkit.image} ${spec.spec}${config.buildkit.rootless ? ' rootless' : ''}`;
   deps.log.debug(`resolving ${what} from ${candidates.map((c) => c.label).join(', ') || 'no registry'}`);
-  const resolution = await resolveEngineImage({
+  const resolving = resolveEngineImage({
     candidates,
     spec,
     rootless: config.buildkit.rootless,
     lock,
     timeouts: { probe: config.timeouts.probe, hedge: config.timeouts.hedge },
-    clientFor,
+    clientFor: source.clientFor,
     ...(deps.clock ? { clock: deps.clock } : {}),
     signal: deps.signal,
     onReport: (_, r) => {
       if (r.outcome === 'failed') deps.log.info(`${r.label}: ${r.error ?? 'failed'} (${r.ms} ms)`);
       else deps.log.debug(`${r.label}: ${r.outcome} (${r.ms} ms)`);
     },
+  });
+  // Credential problems (unreadable config.json, failing helper) explain many auth failures.
+  const resolution = await resolving.finally(() => {
+    for (const w of source.warnings()) deps.log.warn(w);
   });
   deps.log.info(`resolved ${resolution.tag} (${resolution.digest}) from ${resolution.source}`);
   return resolution;

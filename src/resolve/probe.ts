@@ -109,9 +109,11 @@ async function attempt(client: RegistryClient, candidate: Candidate, opts: Resol
   return { tag, digest: manifest.digest };
 }
 
-function describe(error: unknown): string {
-  const text = error instanceof Error ? error.message : String(error);
-  return text.replace(/\s*\n\s*/g, ' ').trim() || 'failed';
+function describe(error: unknown, host: string): string {
+  const text = (error instanceof Error ? error.message : String(error)).replace(/\s*\n\s*/g, ' ').trim();
+  // The label already names the host; the client's messages start with it too.
+  const bare = text.startsWith(`${host}: `) ? text.slice(host.length + 2) : text;
+  return bare || 'failed';
 }
 
 export function resolveEngineImage(opts: ResolveOptions): Promise<Resolution> {
@@ -180,7 +182,7 @@ export function resolveEngineImage(opts: ResolveOptions): Promise<Resolution> {
       try {
         client = opts.clientFor(candidate);
       } catch (error) {
-        settleCandidate(i, 'failed', (st) => (st.error = describe(error)));
+        settleCandidate(i, 'failed', (st) => (st.error = describe(error, candidate.endpoint.host)));
         return;
       }
       attempt(client, candidate, opts, controller.signal).then(
@@ -191,7 +193,7 @@ export function resolveEngineImage(opts: ResolveOptions): Promise<Resolution> {
               st.mismatch = { tag: error.tag, served: error.served };
               st.error = `serves ${error.served} for ${error.tag}, the lockfile has ${opts.lock?.digest ?? '?'}`;
             });
-          } else settleCandidate(i, 'failed', (st) => (st.error = describe(error)));
+          } else settleCandidate(i, 'failed', (st) => (st.error = describe(error, candidate.endpoint.host)));
         },
       );
     };

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { requireBinaries } from '../helpers/integration.js';
 import { runCli, type CliResult } from '../helpers/cli.js';
 import { startRegistry } from '../helpers/registry.js';
+import { makeCa } from '../helpers/tls.js';
 import { jsonErrorHandler, startBlackhole, startHttpStub, startRefusingPort } from '../helpers/net.js';
 import { pushEngineTags, pushImage, seedTags, engineImageForTag, type EngineImage } from '../helpers/engine-image.js';
 
@@ -243,12 +244,18 @@ if (requireBinaries(t, ['docker-registry', 'openssl', 'busybox'])) {
     t.equal(ok.stdout, `${ref('v0.18.2', images['v0.18.2'], `${locked.host}/${REPO}`)}\n`);
   });
 
-  t.test('a TLS mirror with an unknown CA fails clearly and works once ca: is set', async (t) => {
+  t.test('a TLS mirror whose certificate comes from an unknown CA fails clearly, and works with its ca:', async (t) => {
     const secure = await startRegistry(t, { tls: true });
     await pushImage({ url: secure.url, caCert: secure.caCert }, REPO, ['v0.18.2'], images['v0.18.2']!);
+    // On loopback the client speaks plain HTTP unless a CA (or insecure) is configured, so the
+    // unknown-CA case is a ca: that did not sign the registry's certificate (e.g. a stale bundle).
     const mirror = { host: secure.host, for: upstream.host };
-    const bad = await run(project(t, { buildkit: { version: 'v0.18.2', image }, upstream: false, mirrors: [mirror] }));
+    const p = project(t, {});
+    const other = await makeCa(p.cwd, 'other-ca', 'some other CA');
+    writeFileSync(join(p.cwd, '.buildx-bootstraprc.json'), JSON.stringify({ buildkit: { version: 'v0.18.2', image }, upstream: false, mirrors: [{ ...mirror, ca: other.certFile }] }));
+    const bad = await run(p);
     t.equal(bad.code, 3);
+    t.equal(bad.stdout, '');
     t.match(bad.stderr, secure.host);
     t.match(bad.stderr, /certificate|TLS|self.signed|issuer/i);
     const good = await run(project(t, { buildkit: { version: 'v0.18.2', image }, upstream: false, mirrors: [{ ...mirror, ca: secure.caFile }] }));
