@@ -124,7 +124,12 @@ function parseNumeric(buf: Buffer, start: number, len: number): number {
 }
 
 function checksumOk(header: Buffer): boolean {
-  const stored = parseNumeric(header, 148, 8);
+  let stored: number;
+  try {
+    stored = parseNumeric(header, 148, 8);
+  } catch {
+    return false;
+  }
   let sum = 0;
   for (let i = 0; i < 512; i++) sum += i >= 148 && i < 156 ? 32 : header[i]!;
   return sum === stored;
