@@ -1,0 +1,444 @@
+// The registry v2 client (contract: ./types.ts). Manifests are HEADed with every manifest media
+// type in Accept so the tag's own digest comes back (registry 2.8 hides an OCI index from a
+// client that does not accept it, and swaps a manifest list for its amd64 child by tag —
+// DIST@v2.8.2 registry/handlers/manifests.go); tags are listed following `Link` (distribution v3,
+// OCI) and also taken all at once, unsorted (2.8 ignores n/last); Basic and Bearer challenges are
+// answered with the user's credentials, tokens cached per (realm, service, scope).
+//
+// Scheme: `http: true` → plain HTTP. A loopback host → plain HTTP too unless it has a `ca:` (or
+// `insecure: true`), which can only mean it serves TLS. dockerd instead tries HTTPS first and falls
+// back to HTTP for "insecure" registries (127.0.0.0/8 by default); we do not, because a probe that
+// doubles its round trips on every loopback mirror costs more than the rare loopback TLS
+// registry, which says so with `ca:`. Everything else → HTTPS.
+import { createHash } from 'node:crypto';
+import type { Secrets } from '../io.js';
+import { VERSION } from '../version.js';
+import { basicAuthorization, fetchToken, TokenCache, tokenCacheKey, TokenError } from './auth.js';
+import type { Credential, CredentialStore } from './credentials.js';
+import { bareMediaType, parseLinkNext, parseRateLimit, parseWwwAuthenticate, type Challenge } from './headers.js';
+import { createTransport, TransportError, UNTRUSTED_CERT_CODES, type HttpResponse, type Transport } from './http.js';
+import { isLoopbackHost, isValidDigest } from './reference.js';
+import { resolveTls } from './tls.js';
+import {
+  MANIFEST_MEDIA_TYPES,
+  RegistryRequestError,
+  type ManifestInfo,
+  type RateLimit,
+  type RegistryClient,
+  type RegistryEndpoint,
+  type RegistryFailureKind,
+} from './types.js';
+
+export interface RegistryClientOptions {
+  credentials: CredentialStore;
+  secrets: Secrets;
+  /** Deadline of each HTTP exchange (connect + full response). */
+  timeoutMs: number;
+  env: Record<string, string | undefined>;
+  userAgent?: string;
+  /** Root of docker's per-registry CA dirs; default /etc/docker/certs.d (tests point it elsewhere). */
+  certsDir?: string;
+  /** Bearer token cache; default the credential store's (shared by all its clients). */
+  tokenCache?: TokenCache;
+  /** Substitute transport (tests); default node:http/https with the endpoint's TLS settings. */
+  transport?: Transport;
+}
+
+export interface RegistryClientHandle extends RegistryClient {
+  /** `http://host` or `https://host`. */
+  readonly baseUrl: string;
+  /** Closes idle keep-alive connections (they are unref'd, so this is only tidiness). */
+  close(): void;
+}
+
+const ACCEPT = MANIFEST_MEDIA_TYPES.join(', ');
+const MAX_TAG_PAGES = 10_000;
+const MANIFEST_MAX_BYTES = 4 * 1024 * 1024;
+
+export function endpointScheme(endpoint: RegistryEndpoint): 'http' | 'https' {
+  if (endpoint.http) return 'http';
+  if (isLoopbackHost(endpoint.host) && !endpoint.ca && !endpoint.insecure) return 'http';
+  return 'https';
+}
+
+interface Authorization {
+  header: string;
+  /** Built from the user's credentials (not an anonymous token). */
+  withCredentials: boolean;
+  cacheKey?: string;
+}
+
+type AuthState = { kind: 'basic' } | { kind: 'bearer'; realm: string; service: string | undefined };
+
+interface ExchangeOptions {
+  accept?: string;
+  /** Token scope, e.g. `repository:moby/buildkit:pull`; none for `/v2/`. */
+  scope?: string;
+  signal?: AbortSignal | undefined;
+  maxBodyBytes?: number;
+}
+
+function oneLine(text: string, max = 200): string {
+  const flat = text.replace(/\s+/g, ' ').trim();
+  return flat.length > max ? `${flat.slice(0, max - 1)}…` : flat;
+}
+
+/** `{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown"}]}` → `MANIFEST_UNKNOWN`. */
+function registryErrorCode(body: Buffer): string | undefined {
+  try {
+    const parsed = JSON.parse(body.toString('utf8')) as { errors?: { code?: unknown }[] };
+    const code = parsed.errors?.[0]?.code;
+    return typeof code === 'string' ? code : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function sha256(body: Buffer): string {
+  return `sha256:${createHash('sha256').update(body).digest('hex')}`;
+}
+
+function header(res: HttpResponse, name: string): string | undefined {
+  const value = res.headers[name];
+  return Array.isArray(value) ? value[0] : value;
+}
+
+class Client implements RegistryClientHandle {
+  readonly endpoint: RegistryEndpoint;
+  readonly baseUrl: string;
+  private readonly host: string;
+  private readonly userAgent: string;
+  private readonly tokens: TokenCache;
+  private transportValue: Transport | undefined;
+  private authState: AuthState | undefined;
+  private credential: Promise<Credential | undefined> | undefined;
+  private readonly inflightTokens = new Map<string, Promise<string>>();
+
+  constructor(
+    endpoint: RegistryEndpoint,
+    private readonly opts: RegistryClientOptions,
+  ) {
+    this.endpoint = { ...endpoint };
+    this.host = endpoint.host;
+    this.baseUrl = `${endpointScheme(endpoint)}://${endpoint.host}`;
+    this.userAgent = opts.userAgent ?? `buildx-bootstrap/${VERSION}`;
+    this.tokens = opts.tokenCache ?? opts.credentials.tokens ?? new TokenCache();
+    if (opts.transport) this.transportValue = opts.transport;
+  }
+
+  close(): void {
+    this.transportValue?.close();
+  }
+
+  // ---- the contract ----
+
+  async ping(signal?: AbortSignal): Promise<{ authenticated: boolean; rateLimit?: RateLimit }> {
+    const { res, authenticated } = await this.exchange('GET', '/v2/', { signal, maxBodyBytes: 64 * 1024 });
+    if (res.status === 404) this.fail('protocol', 'not a registry v2 API (GET /v2/ answered 404)', 404);
+    this.expectOk(res, 'GET /v2/');
+    const rateLimit = parseRateLimit(res.headers);
+    return rateLimit ? { authenticated, rateLimit } : { authenticated };
+  }
+
+  async headManifest(repository: string, reference: string, signal?: AbortSignal): Promise<ManifestInfo> {
+    const { res } = await this.exchange('HEAD', this.manifestPath(repository, reference), { accept: ACCEPT, scope: pullScope(repository), signal });
+    if (res.status === 405 || res.status === 501) {
+      // HEAD not supported (rare proxies): GET gives the same answer.
+      const { body: _body, ...info } = await this.getManifest(repository, reference, signal);
+      return info;
+    }
+    this.expectOk(res, refText(repository, reference));
+    const digest = header(res, 'docker-content-digest');
+    if (!digest || !isValidDigest(digest)) {
+      // No (usable) Docker-Content-Digest: hash the body ourselves.
+      const { body: _body, ...info } = await this.getManifest(repository, reference, signal);
+      return info;
+    }
+    const info: ManifestInfo = {
+      digest,
+      mediaType: bareMediaType(header(res, 'content-type')),
+      size: Number(header(res, 'content-length') ?? 0),
+    };
+    const rateLimit = parseRateLimit(res.headers);
+    if (rateLimit) info.rateLimit = rateLimit;
+    return info;
+  }
+
+  async getManifest(repository: string, reference: string, signal?: AbortSignal): Promise<ManifestInfo & { body: Buffer }> {
+    const { res } = await this.exchange('GET', this.manifestPath(repository, reference), {
+      accept: ACCEPT,
+      scope: pullScope(repository),
+      signal,
+      maxBodyBytes: MANIFEST_MAX_BYTES,
+    });
+    this.expectOk(res, refText(repository, reference));
+    const computed = sha256(res.body);
+    const served = header(res, 'docker-content-digest');
+    if (served && served.startsWith('sha256:') && served !== computed) {
+      this.fail('protocol', `${refText(repository, reference)}: served digest ${served} does not match the manifest body (${computed})`, res.status);
+    }
+    const expected = reference.includes(':') && isValidDigest(reference) ? reference : undefined;
+    if (expected?.startsWith('sha256:') && expected !== computed) {
+      this.fail('protocol', `${repository}@${expected}: the registry served a manifest with digest ${computed}`, res.status);
+    }
+    let mediaType = bareMediaType(header(res, 'content-type'));
+    if (!mediaType || mediaType === 'application/json' || mediaType === 'text/plain') {
+      try {
+        const parsed = JSON.parse(res.body.toString('utf8')) as { mediaType?: unknown };
+        if (typeof parsed.mediaType === 'string') mediaType = parsed.mediaType;
+      } catch {
+        this.fail('protocol', `${refText(repository, reference)}: manifest is not JSON`, res.status);
+      }
+    }
+    const info: ManifestInfo & { body: Buffer } = { digest: served && isValidDigest(served) ? served : computed, mediaType, size: res.body.length, body: res.body };
+    const rateLimit = parseRateLimit(res.headers);
+    if (rateLimit) info.rateLimit = rateLimit;
+    return info;
+  }
+
+  async listTags(repository: string, signal?: AbortSignal): Promise<string[]> {
+    const base = new URL(this.baseUrl);
+    let url: URL = new URL(`/v2/${repository}/tags/list`, base);
+    const seen = new Set<string>();
+    const tags = new Set<string>();
+    for (let page = 0; page < MAX_TAG_PAGES; page++) {
+      seen.add(url.href);
+      const { res } = await this.exchange('GET', url, { scope: pullScope(repository), signal });
+      this.expectOk(res, `${repository} tag list`);
+      for (const tag of this.parseTagPage(res, repository)) tags.add(tag);
+      const next = parseLinkNext(res.headers.link, url);
+      if (!next) return [...tags].sort();
+      // Never follow a Link to another origin: our credentials would go with it.
+      if (next.origin !== base.origin) this.fail('protocol', `${repository} tag list: Link points to another host (${next.host})`);
+      if (seen.has(next.href)) this.fail('protocol', `${repository} tag list: pagination repeats a page`);
+      url = next;
+    }
+    this.fail('protocol', `${repository} tag list: more than ${MAX_TAG_PAGES} pages`);
+  }
+
+  // ---- plumbing ----
+
+  private manifestPath(repository: string, reference: string): string {
+    return `/v2/${repository}/manifests/${reference}`;
+  }
+
+  private parseTagPage(res: HttpResponse, repository: string): string[] {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(res.body.toString('utf8'));
+    } catch {
+      this.fail('protocol', `${repository} tag list is not valid JSON`, res.status);
+    }
+    const list = (parsed as { tags?: unknown } | null)?.tags;
+    if (list === null || list === undefined) return []; // an empty page (OCI allows null)
+    if (!Array.isArray(list) || !list.every((t): t is string => typeof t === 'string')) {
+      this.fail('protocol', `${repository} tag list has no "tags" array of strings`, res.status);
+    }
+    return list;
+  }
+
+  private fail(kind: RegistryFailureKind, detail: string, status?: number): never {
+    throw new RegistryRequestError(kind, this.host, this.opts.secrets.redact(oneLine(`${this.host}: ${detail}`, 400)), status);
+  }
+
+  /** Throws the right RegistryRequestError for any non-2xx answer. */
+  private expectOk(res: HttpResponse, what: string): void {
+    const status = res.status;
+    if (status >= 200 && status < 300) return;
+    const code = registryErrorCode(res.body);
+    const codeText = code ? ` ${code}` : '';
+    if (status === 404) this.fail('not-found', `${what} not found (404${codeText})`, status);
+    if (status === 429) {
+      const retry = header(res, 'retry-after');
+      const rl = parseRateLimit(res.headers);
+      const quota = rl?.limit !== undefined ? `; quota ${rl.limit}${rl.windowSeconds ? ` per ${rl.windowSeconds / 3600} h` : ''}` : '';
+      this.fail('rate-limited', `rate limited (429${codeText})${retry ? `, retry after ${oneLine(retry, 40)} s` : ''}${quota} — use a mirror or log in`, status);
+    }
+    if (status >= 500) this.fail('server', `server error (${status}${codeText}) for ${what}`, status);
+    this.fail('protocol', `unexpected answer ${status}${codeText} for ${what}`, status);
+  }
+
+  private transport(): Transport {
+    if (this.transportValue) return this.transportValue;
+    let tls;
+    try {
+      tls = resolveTls(this.endpoint, { env: this.opts.env, ...(this.opts.certsDir ? { certsDir: this.opts.certsDir } : {}) });
+    } catch (error) {
+      this.fail('tls', `${(error as Error).message} — fix ca: for this mirror`);
+    }
+    this.transportValue = createTransport({ env: this.opts.env, tls: { ...(tls.ca ? { ca: tls.ca } : {}), rejectUnauthorized: tls.rejectUnauthorized } });
+    return this.transportValue;
+  }
+
+  /** One HTTP exchange; network failures become RegistryRequestError. `via` names a token server. */
+  private async send(method: 'GET' | 'HEAD', url: URL, headers: Record<string, string>, o: ExchangeOptions): Promise<HttpResponse> {
+    try {
+      return await this.transport().request({
+        method,
+        url,
+        headers,
+        timeoutMs: this.opts.timeoutMs,
+        signal: o.signal,
+        ...(o.maxBodyBytes ? { maxBodyBytes: o.maxBodyBytes } : {}),
+      });
+    } catch (error) {
+      throw this.networkError(error, undefined);
+    }
+  }
+
+  private networkError(error: unknown, via: string | undefined): RegistryRequestError {
+    if (error instanceof RegistryRequestError) return error;
+    const where = via ? `token server ${via}: ` : '';
+    if (error instanceof TransportError) {
+      if (error.kind === 'aborted') {
+        // The resolver aborts losers and timed-out probes with a RegistryRequestError reason.
+        if (error.reason instanceof RegistryRequestError) return error.reason;
+        return this.error('aborted', `${where}request aborted`);
+      }
+      const code = error.code ? ` (${error.code})` : '';
+      switch (error.kind) {
+        case 'timeout':
+          return this.error('timeout', `${where}no answer within ${this.opts.timeoutMs} ms`);
+        case 'refused':
+          return this.error('refused', `${where}connection refused${code}`);
+        case 'dns':
+          return this.error('dns', `${where}host not found${code}`);
+        case 'tls':
+          if (error.code && UNTRUSTED_CERT_CODES.has(error.code)) {
+            const certHost = via ?? this.host;
+            return this.error('tls', `${where}TLS certificate not trusted${code} — set ca: for this mirror or put the CA in /etc/docker/certs.d/${certHost}/ca.crt`);
+          }
+          if (error.code === 'ERR_TLS_CERT_ALTNAME_INVALID') return this.error('tls', `${where}TLS certificate is not valid for this host name${code}`);
+          if (error.code === 'CERT_HAS_EXPIRED') return this.error('tls', `${where}TLS certificate has expired${code}`);
+          return this.error('tls', `${where}TLS handshake failed${code} — if it serves plain HTTP, set http: true for it`);
+        case 'reset':
+          return this.error('reset', `${where}connection reset${code}${this.baseUrl.startsWith('http:') ? ' — if it serves HTTPS, give it a ca: (or drop http: true)' : ''}`);
+        default:
+          return this.error(error.kind, `${where}malformed HTTP answer${code}`);
+      }
+    }
+    const { message } = error instanceof Error ? error : new Error(String(error));
+    return this.error('protocol', `${where}${message}`);
+  }
+
+  private error(kind: RegistryFailureKind, detail: string, status?: number): RegistryRequestError {
+    return new RegistryRequestError(kind, this.host, this.opts.secrets.redact(oneLine(`${this.host}: ${detail}`, 400)), status);
+  }
+
+  private getCredential(): Promise<Credential | undefined> {
+    this.credential ??= this.opts.credentials.get(this.host);
+    return this.credential;
+  }
+
+  /**
+   * A request with authentication: the scheme learnt from an earlier challenge is used up front
+   * (saving the 401 round trip); a 401 is answered once with fresh authorization.
+   */
+  private async exchange(method: 'GET' | 'HEAD', target: string | URL, o: ExchangeOptions): Promise<{ res: HttpResponse; authenticated: boolean }> {
+    const url = typeof target === 'string' ? new URL(target, this.baseUrl) : target;
+    let authorization = await this.preemptiveAuthorization(o);
+    for (let round = 0; ; round++) {
+      const headers: Record<string, string> = { 'User-Agent': this.userAgent };
+      if (o.accept) headers.Accept = o.accept;
+      if (authorization) headers.Authorization = authorization.header;
+      const res = await this.send(method, url, headers, o);
+      if (res.status !== 401 && res.status !== 403) return { res, authenticated: authorization?.withCredentials ?? false };
+      if (res.status === 403 || round > 0) this.authFailure(res.status, authorization);
+      if (authorization?.cacheKey) this.tokens.delete(authorization.cacheKey);
+      const next = await this.authorize(parseWwwAuthenticate(res.headers['www-authenticate']), o, res.status);
+      if (authorization && next.header === authorization.header) this.authFailure(res.status, authorization);
+      authorization = next;
+    }
+  }
+
+  private authFailure(status: number, authorization: Authorization | undefined): never {
+    if (authorization?.withCredentials) {
+      this.fail('auth', `authentication failed (${status}) — check the credentials for ${this.host} in docker config.json / DOCKER_AUTH_CONFIG`, status);
+    }
+    this.fail('auth', `authentication required (${status}) — no credentials for ${this.host}; add them to docker config.json / DOCKER_AUTH_CONFIG`, status);
+  }
+
+  private async preemptiveAuthorization(o: ExchangeOptions): Promise<Authorization | undefined> {
+    const state = this.authState;
+    if (!state) return undefined;
+    if (state.kind === 'basic') return this.basicAuthorization();
+    return await this.bearerAuthorization(state.realm, state.service, o.scope, o.signal);
+  }
+
+  private async basicAuthorization(): Promise<Authorization | undefined> {
+    const credential = await this.getCredential();
+    if (!credential || !('password' in credential)) return undefined;
+    return { header: basicAuthorization(credential.username, credential.password), withCredentials: true };
+  }
+
+  private async authorize(challenges: Challenge[], o: ExchangeOptions, status: number): Promise<Authorization> {
+    const bearer = challenges.find((c) => c.scheme === 'bearer' && c.params.realm);
+    if (bearer) {
+      this.authState = { kind: 'bearer', realm: bearer.params.realm!, service: bearer.params.service };
+      return await this.bearerAuthorization(bearer.params.realm!, bearer.params.service, bearer.params.scope ?? o.scope, o.signal);
+    }
+    if (challenges.some((c) => c.scheme === 'basic')) {
+      this.authState = { kind: 'basic' };
+      const basic = await this.basicAuthorization();
+      if (basic) return basic;
+      this.authFailure(status, undefined);
+    }
+    this.fail('auth', `authentication required (${status}) with no usable challenge (WWW-Authenticate: ${challenges.map((c) => c.scheme).join(', ') || 'none'})`, status);
+  }
+
+  private async bearerAuthorization(realm: string, service: string | undefined, scope: string | undefined, signal: AbortSignal | undefined): Promise<Authorization> {
+    const credential = await this.getCredential();
+    const account = !credential ? 'anonymous' : 'identityToken' in credential ? 'identity-token' : `user:${credential.username}`;
+    const key = `${tokenCacheKey(realm, service, scope)}|${account}`;
+    const cached = this.tokens.get(key);
+    const withCredentials = credential !== undefined;
+    if (cached) return { header: `Bearer ${cached}`, withCredentials, cacheKey: key };
+    let pending = this.inflightTokens.get(key);
+    if (!pending) {
+      pending = this.fetchTokenFor(realm, service, scope, credential, signal, key);
+      this.inflightTokens.set(key, pending);
+      pending.then(
+        () => this.inflightTokens.delete(key),
+        () => this.inflightTokens.delete(key),
+      );
+    }
+    return { header: `Bearer ${await pending}`, withCredentials, cacheKey: key };
+  }
+
+  private async fetchTokenFor(realm: string, service: string | undefined, scope: string | undefined, credential: Credential | undefined, signal: AbortSignal | undefined, key: string): Promise<string> {
+    let realmHost = realm;
+    try {
+      realmHost = new URL(realm).host;
+    } catch {
+      // fetchToken reports the bad realm
+    }
+    try {
+      const issued = await fetchToken(this.transport(), { realm, service, scope, credential, timeoutMs: this.opts.timeoutMs, signal, userAgent: this.userAgent });
+      this.opts.secrets.add(issued.token);
+      this.tokens.set(key, issued.token, issued.expiresInSeconds);
+      return issued.token;
+    } catch (error) {
+      if (error instanceof TokenError) {
+        if (error.kind === 'auth') {
+          if (credential) this.fail('auth', `authentication failed at token server ${realmHost} (${error.status}) — check the credentials for ${this.host} in docker config.json / DOCKER_AUTH_CONFIG`, error.status);
+          this.fail('auth', `token server ${realmHost} requires credentials (${error.status}) — no credentials for ${this.host}; add them to docker config.json / DOCKER_AUTH_CONFIG`, error.status);
+        }
+        this.fail(error.kind, `token server ${realmHost}: ${error.message}`, error.status);
+      }
+      throw this.networkError(error, realmHost);
+    }
+  }
+}
+
+function pullScope(repository: string): string {
+  return `repository:${repository}:pull`;
+}
+
+function refText(repository: string, reference: string): string {
+  return isValidDigest(reference) ? `${repository}@${reference}` : `${repository}:${reference}`;
+}
+
+/** A client for one registry host. Nothing is contacted until a method is called. */
+export function createRegistryClient(endpoint: RegistryEndpoint, opts: RegistryClientOptions): RegistryClientHandle {
+  return new Client(endpoint, opts);
+}

@@ -1,0 +1,234 @@
+// The registry transport: one HTTP exchange on node:http/https (not global fetch: loading undici
+// costs ~2× a bare node start-up on these machines, see issue 2), with a deadline covering
+// connect + complete response, an AbortSignal, TLS settings per registry and HTTP(S)_PROXY /
+// NO_PROXY. Failures become TransportError with a RegistryFailureKind; the client words them.
+import { Agent as HttpAgent, request as httpRequest, type IncomingHttpHeaders, type RequestOptions } from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import { isLoopbackHost } from './reference.js';
+import type { RegistryFailureKind } from './types.js';
+
+export interface HttpRequest {
+  method: 'GET' | 'HEAD' | 'POST';
+  url: URL;
+  headers: Record<string, string>;
+  body?: string;
+  /** Deadline for connect + full response. */
+  timeoutMs: number;
+  signal?: AbortSignal | undefined;
+  /** Larger bodies fail as `protocol` (a misbehaving server must not exhaust memory). */
+  maxBodyBytes?: number;
+}
+
+export interface HttpResponse {
+  status: number;
+  headers: IncomingHttpHeaders;
+  body: Buffer;
+}
+
+/** The transport interface the client is written against (tests may substitute it). */
+export interface Transport {
+  request(req: HttpRequest): Promise<HttpResponse>;
+  /** Closes idle keep-alive connections. */
+  close(): void;
+}
+
+export class TransportError extends Error {
+  readonly kind: RegistryFailureKind;
+  /** Node/OpenSSL error code, e.g. ECONNREFUSED, UNABLE_TO_VERIFY_LEAF_SIGNATURE. */
+  readonly code: string | undefined;
+  /** The abort reason when the caller's signal fired. */
+  readonly reason: unknown;
+
+  constructor(kind: RegistryFailureKind, message: string, code?: string, reason?: unknown) {
+    super(message);
+    this.name = 'TransportError';
+    this.kind = kind;
+    this.code = code;
+    this.reason = reason;
+  }
+}
+
+export interface TlsSettings {
+  /** Trusted CAs replacing node's default store (already combined with it by the caller). */
+  ca?: string[];
+  /** false only for `insecure: true`. */
+  rejectUnauthorized: boolean;
+}
+
+export interface TransportOptions {
+  env: Record<string, string | undefined>;
+  tls: TlsSettings;
+}
+
+const DEFAULT_MAX_BODY = 32 * 1024 * 1024;
+
+const TLS_CODES = new Set([
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'CERT_UNTRUSTED',
+  'CERT_REJECTED',
+  'CERT_SIGNATURE_FAILURE',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+  'EPROTO',
+]);
+
+/** Certificate-trust failures (as opposed to handshake/protocol ones). */
+export const UNTRUSTED_CERT_CODES = new Set([
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'CERT_UNTRUSTED',
+]);
+
+/** Maps a node socket/TLS error onto a failure kind. */
+export function classifyNetworkError(error: unknown): { kind: RegistryFailureKind; code: string | undefined } {
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  const message = error instanceof Error ? error.message : String(error);
+  if (code === 'ECONNREFUSED') return { kind: 'refused', code };
+  if (code === 'EHOSTUNREACH' || code === 'ENETUNREACH' || code === 'EADDRNOTAVAIL') return { kind: 'refused', code };
+  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN' || code === 'EAI_FAIL' || code === 'EAI_NONAME') return { kind: 'dns', code };
+  if (code === 'ETIMEDOUT') return { kind: 'timeout', code };
+  if ((code && (TLS_CODES.has(code) || code.startsWith('ERR_SSL_') || code.startsWith('ERR_TLS_'))) || /SSL routines|certificate/i.test(message)) {
+    return { kind: 'tls', code };
+  }
+  if (code === 'ECONNRESET' || code === 'EPIPE' || /socket hang up/i.test(message)) return { kind: 'reset', code: code ?? 'ECONNRESET' };
+  if (code === 'HPE_INVALID_CONSTANT' || code?.startsWith('HPE_')) return { kind: 'protocol', code };
+  return { kind: 'reset', code };
+}
+
+/**
+ * Which proxy URL applies to `url`, following Go's net/http ProxyFromEnvironment (what dockerd
+ * and buildx use): HTTPS_PROXY/https_proxy for https, HTTP_PROXY/http_proxy for http, upper
+ * case first; NO_PROXY entries are host names (suffix match at a label boundary, leading `.` or
+ * `*.` allowed), optional `:port`, or `*`. Loopback is never proxied: a proxy cannot reach the
+ * caller's own 127.0.0.1, so sending loopback through it is never what anyone means (curl
+ * would; Go would not).
+ */
+export function proxyFor(url: URL, env: Record<string, string | undefined>): URL | undefined {
+  const host = url.hostname.replace(/^\[|\]$/g, '');
+  if (isLoopbackHost(host)) return undefined;
+  const https = url.protocol === 'https:';
+  const raw = https ? (env.HTTPS_PROXY ?? env.https_proxy) : (env.HTTP_PROXY ?? env.http_proxy);
+  if (!raw) return undefined;
+  const noProxy = env.NO_PROXY ?? env.no_proxy ?? '';
+  const port = url.port || (https ? '443' : '80');
+  for (const rawEntry of noProxy.split(/[\s,]+/)) {
+    const entry = rawEntry.trim().toLowerCase();
+    if (!entry) continue;
+    if (entry === '*') return undefined;
+    let name = entry;
+    let entryPort: string | undefined;
+    const m = /^(.*):(\d+)$/.exec(entry);
+    if (m && !entry.endsWith(']') && (m[1]!.includes('.') || !m[1]!.includes(':'))) {
+      name = m[1]!;
+      entryPort = m[2];
+    }
+    name = name.replace(/^\*?\./, '').replace(/^\[|\]$/g, '');
+    if (entryPort && entryPort !== port) continue;
+    const h = host.toLowerCase();
+    if (h === name || h.endsWith(`.${name}`)) return undefined;
+  }
+  try {
+    return new URL(/^[a-z][a-z0-9+.-]*:\/\//i.test(raw) ? raw : `http://${raw}`);
+  } catch {
+    return undefined;
+  }
+}
+
+type AgentLike = RequestOptions['agent'];
+
+export function createTransport(opts: TransportOptions): Transport {
+  const tlsOptions = {
+    ...(opts.tls.ca ? { ca: opts.tls.ca } : {}),
+    rejectUnauthorized: opts.tls.rejectUnauthorized,
+  };
+  let httpAgent: HttpAgent | undefined;
+  let httpsAgent: HttpsAgent | undefined;
+  const proxyAgents = new Map<string, Promise<AgentLike>>();
+
+  const agentFor = async (url: URL): Promise<AgentLike> => {
+    const proxy = proxyFor(url, opts.env);
+    const https = url.protocol === 'https:';
+    if (!proxy) {
+      if (https) return (httpsAgent ??= new HttpsAgent({ keepAlive: true, ...tlsOptions }));
+      return (httpAgent ??= new HttpAgent({ keepAlive: true }));
+    }
+    const key = `${https ? 'https' : 'http'} ${proxy.href}`;
+    let agent = proxyAgents.get(key);
+    if (!agent) {
+      // Loaded only when a proxy applies: most runs never pay for these modules.
+      agent = https
+        ? import('https-proxy-agent').then(({ HttpsProxyAgent }) => new HttpsProxyAgent(proxy, { keepAlive: true, ...tlsOptions }))
+        : import('http-proxy-agent').then(({ HttpProxyAgent }) => new HttpProxyAgent(proxy, { keepAlive: true }));
+      proxyAgents.set(key, agent);
+    }
+    return await agent;
+  };
+
+  const request = async (req: HttpRequest): Promise<HttpResponse> => {
+    const { signal } = req;
+    if (signal?.aborted) throw new TransportError('aborted', 'aborted', undefined, signal.reason);
+    const agent = await agentFor(req.url);
+    const send = req.url.protocol === 'https:' ? httpsRequest : httpRequest;
+    const maxBody = req.maxBodyBytes ?? DEFAULT_MAX_BODY;
+    return await new Promise<HttpResponse>((resolve, reject) => {
+      let settled = false;
+      const finish = (fn: () => void): void => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+        fn();
+      };
+      const fail = (error: TransportError): void => {
+        finish(() => reject(error));
+        clientRequest.destroy();
+      };
+      const onAbort = (): void => fail(new TransportError('aborted', 'aborted', undefined, signal?.reason));
+      const timer = setTimeout(() => fail(new TransportError('timeout', `no answer within ${req.timeoutMs} ms`, 'ETIMEDOUT')), req.timeoutMs);
+      const headers: Record<string, string> = { ...req.headers };
+      if (req.body !== undefined) headers['Content-Length'] = String(Buffer.byteLength(req.body));
+      const clientRequest = send(req.url, { method: req.method, headers, agent, ...(agent ? {} : tlsOptions) }, (res) => {
+        const chunks: Buffer[] = [];
+        let size = 0;
+        res.on('data', (chunk: Buffer) => {
+          size += chunk.length;
+          if (size > maxBody) {
+            fail(new TransportError('protocol', `response larger than ${maxBody} bytes`));
+            res.destroy();
+            return;
+          }
+          chunks.push(chunk);
+        });
+        res.on('end', () => finish(() => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) })));
+        res.on('error', (error) => {
+          const { kind, code } = classifyNetworkError(error);
+          fail(new TransportError(kind, error.message, code));
+        });
+        res.on('aborted', () => fail(new TransportError('reset', 'connection closed mid-response', 'ECONNRESET')));
+      });
+      clientRequest.on('error', (error) => {
+        const { kind, code } = classifyNetworkError(error);
+        fail(new TransportError(kind, error.message, code));
+      });
+      signal?.addEventListener('abort', onAbort, { once: true });
+      clientRequest.end(req.body);
+    });
+  };
+
+  return {
+    request,
+    close: () => {
+      httpAgent?.destroy();
+      httpsAgent?.destroy();
+      for (const agent of proxyAgents.values()) void agent.then((a) => (a as { destroy?: () => void } | undefined)?.destroy?.(), () => undefined);
+    },
+  };
+}
