@@ -303,6 +303,29 @@ t.test('against a real dockerd', async (t) => {
     t.not((await d.docker(['container', 'inspect', 'buildx_buildkit_old0'])).code, 0);
   });
 
+  t.test('DinD: TLS from the environment needs a context; through it the builder boots on the TLS daemon', async (t) => {
+    if (!requireBinaries(t, ['openssl'])) return;
+    const dind = await startDockerd(t, { tls: true });
+    const fb = installFakeBuildx(t, { version: '0.36.0' });
+    const envTls = { ...dind.env } as Record<string, string>;
+    const refused = await docker(fb, undefined, ['buildx', 'create', '--name', 'dind', '--driver', 'docker-container'], envTls);
+    t.equal(refused.code, 1);
+    t.match(refused.stderr, /TLS data loaded from environment/);
+
+    const ctx = await docker(fb, undefined, ['context', 'create', 'tls-environment'], envTls);
+    t.equal(ctx.code, 0, ctx.stderr);
+    const c = await docker(fb, undefined, ['buildx', 'create', '--name', 'dind', '--driver', 'docker-container', '--driver-opt', `image=${image}`, '--use', '--bootstrap', 'tls-environment'], envTls);
+    t.same([c.code, c.stdout], [0, 'dind\n'], c.stderr);
+    const stored = JSON.parse(readFileSync(join(fb.dockerConfig, 'buildx', 'instances', 'dind'), 'utf8'));
+    t.equal(stored.Nodes[0].Endpoint, 'tls-environment');
+    t.equal((await dind.docker(['container', 'inspect', '--format', '{{.State.Running}}', 'buildx_buildkit_dind0'])).stdout.trim(), 'true');
+    t.not((await d.docker(['container', 'inspect', 'buildx_buildkit_dind0'])).code, 0, 'nothing on the other daemon');
+    const i = await docker(fb, undefined, ['buildx', 'inspect'], envTls);
+    t.match(i.stdout, /^Name: +dind\n/);
+    t.match(i.stdout, /^Endpoint: +tls-environment$/m);
+    t.match(i.stdout, /^BuildKit version: +v0\.13\.2$/m);
+  });
+
   t.test('v0.19: ls --format json repeats each builder once per node (fixed in v0.21)', async (t) => {
     const fb = installFakeBuildx(t, { version: '0.19.3' });
     t.equal((await docker(fb, d, ['buildx', 'create', '--name', 'j', '--driver', 'docker-container'])).code, 0);
