@@ -214,6 +214,9 @@ async function copyFiles(docker, name, files) {
 
 /** BX Driver.wait: up to 15 retries of `buildctl debug workers`, back-off try*120ms. */
 async function waitReady(docker, name) {
+  // Test knob: a slow buildkitd start, so a test can interrupt a bootstrap half-way.
+  const delay = Number(process.env.BXB_FAKE_BUILDX_READY_DELAY_MS || 0);
+  if (delay > 0) await new Promise((res) => setTimeout(res, delay));
   for (let attempt = 1; ; attempt++) {
     const r = await docker(['exec', name, 'buildctl', 'debug', 'workers']);
     if (r.code === 0) return;
