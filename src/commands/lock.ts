@@ -3,13 +3,15 @@
 // the registries no longer serve the locked digest for the locked tag; writes nothing.
 import type { CommandContext } from '../cli/main.js';
 import { ExitCode, LockMismatchError } from '../errors.js';
-import { createClientFactory, resolveFromConfig } from '../resolve/index.js';
+import { createClientFactory, preloadRegistryClient, resolveFromConfig } from '../resolve/index.js';
 import { engineCandidates, engineImage } from '../resolve/candidates.js';
 import { LOCKFILE_VERSION, lockDifferences, readLockfile, writeLockfile, type Lockfile } from '../resolve/lockfile.js';
 import { fetchPlatformPins } from '../resolve/platforms.js';
 import { resolutionJson } from './resolve.js';
 
 export async function run(ctx: CommandContext): Promise<number> {
+  const preload = preloadRegistryClient();
+  preload.catch(() => undefined); // a failure surfaces where the client is used
   const { config } = await ctx.loadConfig();
   const deps = { env: ctx.io.env, secrets: ctx.secrets, log: ctx.log, signal: ctx.io.signal };
   const file = config.lockfile;

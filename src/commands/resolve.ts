@@ -2,7 +2,7 @@
 // source and every candidate tried. Honours a lockfile that matches the configuration.
 import type { CommandContext } from '../cli/main.js';
 import { ExitCode } from '../errors.js';
-import { applicableLock, resolveFromConfig } from '../resolve/index.js';
+import { applicableLock, preloadRegistryClient, resolveFromConfig } from '../resolve/index.js';
 import type { Resolution } from '../resolve/probe.js';
 
 export function resolutionJson(r: Resolution): string {
@@ -20,6 +20,8 @@ export function resolutionJson(r: Resolution): string {
 }
 
 export async function run(ctx: CommandContext): Promise<number> {
+  const preload = preloadRegistryClient();
+  preload.catch(() => undefined); // a failure surfaces where the client is used
   const { config } = await ctx.loadConfig();
   const lock = await applicableLock(config, ctx.log);
   if (lock) ctx.log.debug(`using ${config.lockfile}: ${lock.tag} ${lock.digest}`);

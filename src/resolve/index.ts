@@ -27,10 +27,18 @@ export interface ResolveDeps {
   clock?: Clock;
 }
 
+let clientModules: Promise<[typeof import('../registry/client.js'), typeof import('../registry/credentials.js')]> | undefined;
+
+/** Starts loading the registry client (e.g. while the configuration loads); start-up is module loading. */
+export function preloadRegistryClient(): Promise<[typeof import('../registry/client.js'), typeof import('../registry/credentials.js')]> {
+  clientModules ??= Promise.all([import('../registry/client.js'), import('../registry/credentials.js')]);
+  return clientModules;
+}
+
 /** Real clients for every candidate, sharing one credential store (and its token cache). */
 export async function createClientFactory(deps: Pick<ResolveDeps, 'env' | 'secrets' | 'clientFor'>, config: Pick<Config, 'timeouts'>): Promise<ClientSource> {
   if (deps.clientFor) return { clientFor: deps.clientFor, warnings: () => [] };
-  const [{ createRegistryClient }, { createCredentialStore }] = await Promise.all([import('../registry/client.js'), import('../registry/credentials.js')]);
+  const [{ createRegistryClient }, { createCredentialStore }] = await preloadRegistryClient();
   const credentials = createCredentialStore({ env: deps.env, secrets: deps.secrets });
   const clients = new Map<Candidate, RegistryClient>();
   const clientFor: ClientFactory = (candidate) => {

@@ -3,7 +3,8 @@
 // JSON with a fixed key order, 2-space indent and a trailing newline, written temp + rename so a
 // reader never sees half a file. It holds registry names and digests only, never a credential.
 import { randomBytes } from 'node:crypto';
-import { readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import { rename, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { Config } from '../config/schema.js';
 import { ConfigError } from '../errors.js';
@@ -129,7 +130,8 @@ export function parseLockfile(text: string, file: string): Lockfile {
 export async function readLockfile(file: string): Promise<Lockfile | undefined> {
   let text: string;
   try {
-    text = await readFile(file, 'utf8');
+    // Sync on purpose: one small file at start-up, and fs/promises' file handles cost more.
+    text = readFileSync(file, 'utf8');
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw error;
