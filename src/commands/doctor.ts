@@ -1,7 +1,43 @@
+// `doctor`: one line per check on stdout (`--json`: an array of {check, verdict, detail}) —
+// configuration, docker, buildx, the DinD/TLS context, every engine-image candidate (reachable,
+// authenticated, serving the tag), Docker Hub pull quota, dockerd vs BuildKit mirrors, lockfile.
+//
+// Exit code: 0 when no check fails (warnings included); otherwise the code of the first failing
+// check in report order: 2 configuration, 1 docker/buildx/context, 3 no registry can serve the
+// engine image (or Docker Hub's quota is used up with nothing else to pull from), 4 the lockfile is
+// stale or broken, or a registry serves another digest for its tag (a missing lockfile only
+// warns). See src/doctor/checks.ts, DOCTOR_EXIT_CODES.
 import type { CommandContext } from '../cli/main.js';
-import { DockerError } from '../errors.js';
+import type { LoadedConfig } from '../config/load.js';
+import { makeRunner } from '../builder/pipeline.js';
+import { isBxbError } from '../errors.js';
+import { createClientFactory } from '../resolve/index.js';
+import { doctorExitCode, evaluateDoctor, type Outcome } from '../doctor/checks.js';
+import { dockerProbes, gatherDoctorFacts } from '../doctor/facts.js';
+import { renderDoctorReport, summarizeDoctor } from '../doctor/report.js';
 
 export async function run(ctx: CommandContext): Promise<number> {
-  await ctx.loadConfig();
-  throw new DockerError('doctor is not implemented yet');
+  let loaded: Outcome<LoadedConfig>;
+  try {
+    loaded = { ok: true, value: await ctx.loadConfig() };
+  } catch (error) {
+    // A broken configuration is one of the things the doctor reports; the other checks still run.
+    if (!isBxbError(error)) throw error;
+    loaded = { ok: false, problem: { message: error.message, hint: error.hint } };
+  }
+  const clients = loaded.ok ? await createClientFactory({ env: ctx.io.env, secrets: ctx.secrets }, loaded.value.config) : undefined;
+  ctx.log.info('checking docker, buildx, registries and the lockfile');
+  const facts = await gatherDoctorFacts({
+    env: ctx.io.env,
+    loaded,
+    docker: dockerProbes(makeRunner(ctx), ctx.io.signal),
+    clientFor: clients?.clientFor,
+    signal: ctx.io.signal,
+  });
+  // Read after probing: credential lookups happen lazily, on the first 401.
+  facts.credentialWarnings = clients?.warnings() ?? [];
+  const checks = evaluateDoctor(facts);
+  ctx.result(renderDoctorReport(checks, { json: ctx.args.json }));
+  ctx.log.info(`doctor: ${summarizeDoctor(checks)}`);
+  return doctorExitCode(checks);
 }

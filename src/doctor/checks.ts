@@ -1,0 +1,345 @@
+// The doctor's judgement (pure): facts gathered by ./facts.ts in, one verdict per check out.
+// Nothing here touches docker, the network or the file system, so every verdict is tested as a
+// table (test/commands/doctor.test.ts).
+//
+// Exit code (documented in the help text of `doctor` below and in DOCTOR_EXIT_CODES): 0 when no
+// check failed; otherwise the code of the first failing check in report order — config 2,
+// docker/buildx/context 1, registry/quota 3, lockfile 4. Report order goes from what everything
+// else depends on (configuration, the daemon) to what depends on it (registries, the lock), so
+// the code names the problem to fix first.
+import semver from 'semver';
+import type { Config, MirrorConfig } from '../config/schema.js';
+import type { BuildxFacts } from '../docker/buildx.js';
+import { MIN_BUILDX } from '../docker/buildx.js';
+import type { DaemonFacts, TlsEnvironment } from '../docker/daemon.js';
+import { ExitCode } from '../errors.js';
+import { DOCKER_HUB } from '../registry/reference.js';
+import type { RateLimit, RegistryFailureKind } from '../registry/types.js';
+import type { Lockfile } from '../resolve/lockfile.js';
+
+export type Verdict = 'ok' | 'warn' | 'fail' | 'skip';
+export type CheckName = 'config' | 'docker' | 'buildx' | 'context' | 'registry' | 'credentials' | 'quota' | 'mirrors' | 'lockfile';
+
+export interface DoctorCheck {
+  check: CheckName;
+  verdict: Verdict;
+  /** One line: what was found and, for warn/fail, what to do. Never a secret. */
+  detail: string;
+}
+
+export const DOCTOR_EXIT_CODES: Record<CheckName, number> = {
+  config: ExitCode.usage,
+  docker: ExitCode.dockerFailed,
+  buildx: ExitCode.dockerFailed,
+  context: ExitCode.dockerFailed,
+  registry: ExitCode.noRegistry,
+  credentials: ExitCode.noRegistry,
+  quota: ExitCode.noRegistry,
+  mirrors: ExitCode.dockerFailed,
+  lockfile: ExitCode.lockMismatch,
+};
+
+/** The buildx release that renamed `--config` to `--buildkitd-config` (BX commit 56fc68eb7, v0.13.0). */
+export const BUILDKITD_CONFIG_FLAG_BUILDX = '0.13.0';
+
+/** A failure as a user sees it: one line and what to do. */
+export interface Problem {
+  message: string;
+  hint?: string | undefined;
+}
+
+export type Outcome<T> = { ok: true; value: T } | { ok: false; problem: Problem };
+
+export interface CandidateFacts {
+  label: string;
+  /** `host[:port]` as in image references (`docker.io` for Docker Hub). */
+  registry: string;
+  repository: string;
+  kind: 'mirror' | 'upstream';
+  origin: string;
+  /** The tag checked (the lock's, an exact version's, or the one a range selected); absent when it never got that far. */
+  tag?: string | undefined;
+  /** Tag digest from the HEAD, when it succeeded. */
+  digest?: string | undefined;
+  /** Whether credentials were used (ping). */
+  authenticated?: boolean | undefined;
+  /** Rate-limit headers from the manifest HEAD (or the ping when the HEAD failed). */
+  rateLimit?: RateLimit | undefined;
+  failure?: { kind: RegistryFailureKind | 'error'; stage: 'ping' | 'tags' | 'manifest'; message: string } | undefined;
+  ms: number;
+}
+
+export type LockFacts =
+  | { state: 'missing'; file: string }
+  | { state: 'broken'; file: string; problem: Problem }
+  | { state: 'present'; file: string; lock: Lockfile; differences: string[] };
+
+export interface TlsFacts {
+  tls: TlsEnvironment;
+  contextName: string;
+  contextExists: boolean;
+  /** Files of ca.pem/cert.pem/key.pem missing from the cert path. */
+  missingFiles: string[];
+}
+
+export interface DoctorFacts {
+  config: Outcome<{ file: string | undefined; config: Config }>;
+  /** Where the docker CLI points (`unix:///…`, `tcp://…`), when known. */
+  dockerEndpoint: string | undefined;
+  daemon: Outcome<DaemonFacts>;
+  buildx: Outcome<BuildxFacts>;
+  /** DOCKER_HOST when it is set. */
+  dockerHost: string | undefined;
+  tls: TlsFacts | undefined;
+  /** dockerd `registry-mirrors`; undefined when the daemon was not reachable. */
+  daemonMirrors: string[] | undefined;
+  /** In priority order; empty when the configuration did not load. */
+  candidates: CandidateFacts[];
+  lock: LockFacts | undefined;
+  /** What credential lookups had to say (unreadable config.json, failing helper); no secrets. */
+  credentialWarnings?: string[];
+}
+
+const FIX_BY_KIND: Record<RegistryFailureKind | 'error', string> = {
+  refused: 'nothing listens there: check the host and port, and that the registry runs',
+  reset: 'the connection was cut: a proxy or firewall in the way? (HTTPS_PROXY/NO_PROXY)',
+  dns: 'the host name does not resolve: check the spelling and DNS',
+  timeout: 'no answer in time: a firewall dropping packets, or a proxy needed (HTTPS_PROXY/NO_PROXY)?',
+  tls: "certificate not trusted: set the mirror's ca:, or /etc/docker/certs.d/<host>/ca.crt, or NODE_EXTRA_CA_CERTS",
+  auth: 'credentials missing or refused: docker login <host>, DOCKER_AUTH_CONFIG, or the CI registry variables',
+  'not-found': 'the registry does not have it: for a pull-through cache, check its upstream',
+  'rate-limited': 'pull rate limit reached: authenticate, wait for the window, or use a mirror',
+  server: 'the registry failed (5xx): retry later or ask its operators',
+  protocol: 'the answer is not a registry v2 API: check the address (and path prefix)',
+  aborted: 'cancelled',
+  error: 'see --debug',
+};
+
+function shortDigest(digest: string): string {
+  return digest.length > 19 ? `${digest.slice(0, 19)}…` : digest;
+}
+
+function coreVersion(version: string): string | undefined {
+  const v = semver.coerce(version)?.version;
+  return v && v !== '0.0.0' ? v : undefined;
+}
+
+function problemText(p: Problem): string {
+  return p.hint ? `${p.message} — ${p.hint}` : p.message;
+}
+
+function configCheck(f: DoctorFacts): DoctorCheck {
+  if (!f.config.ok) return { check: 'config', verdict: 'fail', detail: problemText(f.config.problem) };
+  const file = f.config.value.file;
+  return { check: 'config', verdict: 'ok', detail: file ? file : 'no configuration file; defaults, environment and flags' };
+}
+
+function dockerCheck(f: DoctorFacts): DoctorCheck {
+  if (!f.daemon.ok) return { check: 'docker', verdict: 'fail', detail: problemText(f.daemon.problem) };
+  const at = f.dockerEndpoint ? ` at ${f.dockerEndpoint}` : '';
+  return { check: 'docker', verdict: 'ok', detail: `${f.daemon.value.serverVersion} (${f.daemon.value.platform})${at}` };
+}
+
+function buildxCheck(f: DoctorFacts): DoctorCheck {
+  if (!f.buildx.ok) return { check: 'buildx', verdict: 'fail', detail: problemText(f.buildx.problem) };
+  const { version, raw } = f.buildx.value;
+  const core = coreVersion(version);
+  if (core && semver.lt(core, MIN_BUILDX)) {
+    return { check: 'buildx', verdict: 'fail', detail: `${raw} is older than ${MIN_BUILDX}, the oldest buildx-bootstrap drives — upgrade docker-buildx-plugin` };
+  }
+  if (core && semver.lt(core, BUILDKITD_CONFIG_FLAG_BUILDX)) {
+    return {
+      check: 'buildx',
+      verdict: 'warn',
+      detail: `${raw} predates --buildkitd-config (buildx ${BUILDKITD_CONFIG_FLAG_BUILDX}); buildx-bootstrap passes --config instead — upgrade docker-buildx-plugin when you can`,
+    };
+  }
+  return { check: 'buildx', verdict: 'ok', detail: raw };
+}
+
+function contextCheck(f: DoctorFacts): DoctorCheck {
+  const t = f.tls;
+  if (!t) {
+    if (f.dockerHost?.startsWith('tcp://')) {
+      return { check: 'context', verdict: 'ok', detail: `DOCKER_HOST=${f.dockerHost} without TLS: buildx uses it as it is` };
+    }
+    return { check: 'context', verdict: 'skip', detail: 'not Docker-in-Docker with TLS from the environment' };
+  }
+  if (t.missingFiles.length) {
+    return {
+      check: 'context',
+      verdict: 'fail',
+      detail: `DOCKER_HOST=${t.tls.host} with TLS, but ${t.missingFiles.join(', ')} missing in ${t.tls.certPath} — point DOCKER_CERT_PATH at the client certs (GitLab DinD: DOCKER_TLS_CERTDIR=/certs → /certs/client)`,
+    };
+  }
+  const what = t.contextExists ? `uses the docker context ${t.contextName} (exists)` : `will create the docker context ${t.contextName}`;
+  return {
+    check: 'context',
+    verdict: 'ok',
+    detail: `DOCKER_HOST=${t.tls.host} with TLS from the environment, which buildx refuses for container builders; buildx-bootstrap ${what}`,
+  };
+}
+
+function candidateChecks(f: DoctorFacts): DoctorCheck[] {
+  if (!f.config.ok) return [{ check: 'registry', verdict: 'skip', detail: 'configuration did not load' }];
+  const config = f.config.value.config;
+  if (!f.candidates.length) {
+    return [
+      {
+        check: 'registry',
+        verdict: 'fail',
+        detail: `no registry to get ${config.buildkit.image} from: no mirror is for its registry and upstream is false — add a mirror (for: <registry>) or set upstream: true`,
+      },
+    ];
+  }
+  const anyOk = f.candidates.some((c) => !c.failure);
+  return f.candidates.map((c): DoctorCheck => {
+    const name = c.kind === 'mirror' ? `${c.label}${c.origin !== 'config' ? ` (${c.origin})` : ''}` : `${c.label} (upstream)`;
+    if (!c.failure) {
+      const auth = c.authenticated ? 'authenticated' : 'anonymous';
+      return { check: 'registry', verdict: 'ok', detail: `${name}: ${c.tag} ${shortDigest(c.digest ?? '')} (${auth}, ${c.ms} ms)` };
+    }
+    const at = c.failure.stage === 'ping' ? '' : c.tag ? ` (${c.failure.stage} ${c.tag})` : ` (${c.failure.stage})`;
+    // The client's own message may already say what to do (`… — no credentials for <host>; …`).
+    const fix = c.failure.message.includes(' — ') ? '' : ` — ${c.failure.kind === 'auth' ? FIX_BY_KIND.auth.replace('<host>', c.registry) : FIX_BY_KIND[c.failure.kind]}`;
+    // Only when nothing can serve the image is a dead candidate fatal: create falls back past it.
+    return {
+      check: 'registry',
+      verdict: anyOk ? 'warn' : 'fail',
+      detail: `${name}: ${c.failure.kind}${at} after ${c.ms} ms: ${c.failure.message}${fix}`,
+    };
+  });
+}
+
+function credentialChecks(f: DoctorFacts): DoctorCheck[] {
+  return (f.credentialWarnings ?? []).map((w) => ({ check: 'credentials', verdict: 'warn', detail: w }));
+}
+
+function isDockerHub(c: CandidateFacts): boolean {
+  return c.registry === DOCKER_HUB;
+}
+
+function quotaChecks(f: DoctorFacts): DoctorCheck[] {
+  // Docker Hub's headers; any registry that sends them (a proxy passing them through) is reported too.
+  const relevant = f.candidates.filter((c) => isDockerHub(c) || c.rateLimit?.remaining !== undefined);
+  if (!relevant.length) return [{ check: 'quota', verdict: 'skip', detail: 'no candidate is Docker Hub' }];
+  const served = f.candidates.filter((c) => !c.failure);
+  return relevant.map((c): DoctorCheck => {
+    const others = served.some((s) => s !== c);
+    const r = c.rateLimit;
+    if (r?.remaining !== undefined) {
+      const window = r.windowSeconds ? ` per ${formatWindow(r.windowSeconds)}` : '';
+      const of = r.limit !== undefined ? ` of ${r.limit}` : '';
+      const text = `${c.label}: ${r.remaining}${of} pulls left${window}`;
+      if (r.remaining <= 0) {
+        return { check: 'quota', verdict: others ? 'warn' : 'fail', detail: `${text} — pulls fail with toomanyrequests until the window passes: log in, use a mirror, or set cache.dir` };
+      }
+      if (r.limit !== undefined && r.remaining < r.limit * 0.1) {
+        return { check: 'quota', verdict: 'warn', detail: `${text} — almost used up: log in (docker login), use a mirror, or set cache.dir` };
+      }
+      return { check: 'quota', verdict: 'ok', detail: `${text} (a HEAD does not count)` };
+    }
+    if (c.failure?.kind === 'rate-limited') {
+      return { check: 'quota', verdict: others ? 'warn' : 'fail', detail: `${c.label}: pull rate limit reached (429) — log in, use a mirror, or set cache.dir` };
+    }
+    if (c.failure) return { check: 'quota', verdict: 'skip', detail: `${c.label}: not reachable, quota unknown` };
+    return { check: 'quota', verdict: 'ok', detail: `${c.label}: no pull limit reported (unlimited or authenticated account)` };
+  });
+}
+
+function formatWindow(seconds: number): string {
+  if (seconds % 3600 === 0) return `${seconds / 3600}h`;
+  if (seconds % 60 === 0) return `${seconds / 60}m`;
+  return `${seconds}s`;
+}
+
+/** `https://mirror.example/` → `mirror.example` (dockerd normalises with a trailing slash). */
+export function daemonMirrorHost(url: string): string {
+  try {
+    return new URL(url).host;
+  } catch {
+    return url.replace(/^[a-z]+:\/\//i, '').replace(/\/.*$/, '');
+  }
+}
+
+function mirrorChecks(f: DoctorFacts): DoctorCheck[] {
+  if (!f.config.ok) return [{ check: 'mirrors', verdict: 'skip', detail: 'configuration did not load' }];
+  if (f.daemonMirrors === undefined) return [{ check: 'mirrors', verdict: 'skip', detail: 'docker is not reachable' }];
+  // dockerd mirrors serve Docker Hub only and take no path (facts §5), so only docker.io host
+  // mirrors can be on both sides.
+  const hub = f.config.value.config.mirrors.filter((m) => m.for === DOCKER_HUB);
+  const hostOnly = hub.filter((m) => !m.path);
+  const withPath = hub.filter((m) => m.path);
+  const daemonHosts = f.daemonMirrors.map(daemonMirrorHost);
+  const out: DoctorCheck[] = [];
+  const missing = hostOnly.filter((m) => !daemonHosts.includes(m.host));
+  if (missing.length) {
+    const urls = missing.map(mirrorUrl);
+    out.push({
+      check: 'mirrors',
+      verdict: 'warn',
+      detail:
+        `dockerd does not use ${missing.map((m) => m.host).join(', ')}: docker pull and docker-driver builds go to Docker Hub — ` +
+        `add "registry-mirrors": ${JSON.stringify(urls)} to daemon.json, or for GitLab DinD the service ` +
+        `command: ${JSON.stringify(urls.flatMap((u) => ['--registry-mirror', u]))}`,
+    });
+  }
+  const configuredHosts = hub.map((m) => m.host);
+  const extra = f.daemonMirrors.filter((u) => !configuredHosts.includes(daemonMirrorHost(u)));
+  if (extra.length) {
+    out.push({
+      check: 'mirrors',
+      verdict: 'warn',
+      detail: `dockerd mirrors Docker Hub through ${extra.map(daemonMirrorHost).join(', ')} but container builders do not — add it to mirrors: (host: ${daemonMirrorHost(extra[0]!)})`,
+    });
+  }
+  const pathNote = withPath.length
+    ? `${withPath.map((m) => `${m.host}/${m.path}`).join(', ')} ${withPath.length === 1 ? 'has a path and cannot be a dockerd mirror' : 'have paths and cannot be dockerd mirrors'} (registry-mirrors take hosts only); BuildKit uses ${withPath.length === 1 ? 'it' : 'them'}`
+    : '';
+  if (!out.length) {
+    if (!hub.length && !f.daemonMirrors.length) return [{ check: 'mirrors', verdict: 'skip', detail: 'no Docker Hub mirror configured, and dockerd has none' }];
+    const same = hostOnly.length ? `dockerd and BuildKit both mirror Docker Hub through ${hostOnly.map((m) => m.host).join(', ')}` : '';
+    return [{ check: 'mirrors', verdict: 'ok', detail: [same, pathNote].filter(Boolean).join('; ') }];
+  }
+  if (pathNote) out.push({ check: 'mirrors', verdict: 'ok', detail: pathNote });
+  return out;
+}
+
+function mirrorUrl(m: MirrorConfig): string {
+  return `${m.http ? 'http' : 'https'}://${m.host}`;
+}
+
+function lockfileCheck(f: DoctorFacts): DoctorCheck {
+  const l = f.lock;
+  if (!f.config.ok || !l) return { check: 'lockfile', verdict: 'skip', detail: 'configuration did not load' };
+  if (l.state === 'missing') {
+    return { check: 'lockfile', verdict: 'warn', detail: `no lockfile at ${l.file}: every run resolves afresh — run buildx-bootstrap lock and commit the file` };
+  }
+  if (l.state === 'broken') return { check: 'lockfile', verdict: 'fail', detail: problemText(l.problem) };
+  if (l.differences.length) {
+    return { check: 'lockfile', verdict: 'fail', detail: `${l.file} is stale: ${l.differences.join('; ')} — run buildx-bootstrap lock` };
+  }
+  const lock = l.lock;
+  const pinned = `${lock.tag} ${shortDigest(lock.digest)}`;
+  const first = f.candidates.find((c) => !c.failure);
+  if (!first) return { check: 'lockfile', verdict: 'warn', detail: `${l.file} pins ${pinned}; not verified: no registry answered` };
+  if (first.digest !== lock.digest) {
+    return {
+      check: 'lockfile',
+      verdict: 'fail',
+      detail: `${first.label} serves ${shortDigest(first.digest ?? '')} for ${lock.tag}, ${l.file} pins ${shortDigest(lock.digest)}: a retag or tampering — check the registry; run buildx-bootstrap lock only if the new image is trusted`,
+    };
+  }
+  return { check: 'lockfile', verdict: 'ok', detail: `${l.file} pins ${pinned}, still served by ${first.label}` };
+}
+
+/** Every check, in report order. */
+export function evaluateDoctor(f: DoctorFacts): DoctorCheck[] {
+  return [configCheck(f), dockerCheck(f), buildxCheck(f), contextCheck(f), ...candidateChecks(f), ...credentialChecks(f), ...quotaChecks(f), ...mirrorChecks(f), lockfileCheck(f)];
+}
+
+/** 0 without failures, else the code of the first failing check (see the top of this file). */
+export function doctorExitCode(checks: readonly DoctorCheck[]): number {
+  const failed = checks.find((c) => c.verdict === 'fail');
+  return failed ? DOCTOR_EXIT_CODES[failed.check] : ExitCode.ok;
+}
