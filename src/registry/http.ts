@@ -165,7 +165,7 @@ export function createTransport(opts: TransportOptions): Transport {
     if (!agent) {
       // Loaded only when a proxy applies: most runs never pay for these modules.
       agent = https
-        ? import('https-proxy-agent').then(({ HttpsProxyAgent }) => new HttpsProxyAgent(proxy, { keepAlive: true, ...tlsOptions }))
+        ? import('https-proxy-agent').then(({ HttpsProxyAgent }) => new HttpsProxyAgent(proxy, { keepAlive: true }))
         : import('http-proxy-agent').then(({ HttpProxyAgent }) => new HttpProxyAgent(proxy, { keepAlive: true }));
       proxyAgents.set(key, agent);
     }
@@ -195,7 +195,10 @@ export function createTransport(opts: TransportOptions): Transport {
       const timer = setTimeout(() => fail(new TransportError('timeout', `no answer within ${req.timeoutMs} ms`, 'ETIMEDOUT')), req.timeoutMs);
       const headers: Record<string, string> = { ...req.headers };
       if (req.body !== undefined) headers['Content-Length'] = String(Buffer.byteLength(req.body));
-      const clientRequest = send(req.url, { method: req.method, headers, agent, ...(agent ? {} : tlsOptions) }, (res) => {
+      // TLS options go on the request too: https-proxy-agent takes the target's TLS settings from
+      // the request options (its constructor options are for the connection to the proxy).
+      const tlsForTarget = req.url.protocol === 'https:' ? tlsOptions : {};
+      const clientRequest = send(req.url, { method: req.method, headers, agent, ...tlsForTarget }, (res) => {
         const chunks: Buffer[] = [];
         let size = 0;
         res.on('data', (chunk: Buffer) => {

@@ -21,7 +21,7 @@ export interface RegistryOptions {
   /** Bearer-token auth against this token server (start it with startTokenServer). */
   tokenAuth?: TokenServer;
   /** Serve HTTPS with a certificate from a fresh CA (or from `ca` when given). */
-  tls?: boolean | { ca: CertAuthority };
+  tls?: boolean | { ca?: CertAuthority; dnsNames?: string[] };
   /** Pull-through cache of this upstream registry URL (`proxy.remoteurl`). */
   proxy?: { remoteUrl: string; username?: string; password?: string };
   /** Reuse a storage dir (e.g. pre-seeded); default: a fresh temp dir. */
@@ -112,8 +112,9 @@ async function startOnce(t: TeardownHost, opts: RegistryOptions): Promise<Runnin
   };
   let ca: CertAuthority | undefined;
   if (opts.tls) {
-    ca = typeof opts.tls === 'object' ? opts.tls.ca : await makeCa(workDir);
-    const server = await makeServerCert(ca, workDir, 'registry');
+    const tlsOpts = typeof opts.tls === 'object' ? opts.tls : {};
+    ca = tlsOpts.ca ?? (await makeCa(workDir));
+    const server = await makeServerCert(ca, workDir, 'registry', tlsOpts.dnsNames ?? []);
     http.tls = { certificate: server.certFile, key: server.keyFile };
   }
   let auth: Record<string, unknown> | undefined;

@@ -49,9 +49,10 @@ export async function makeCa(dir: string, name = 'ca', commonName = 'buildx-boot
 
 /**
  * A server certificate signed by `ca` for 127.0.0.1 (IP SAN), ::1 and localhost — the names a
- * loopback registry is reached by.
+ * loopback registry is reached by — plus `extraDnsNames` (e.g. a `.invalid` name reached only
+ * through a test proxy).
  */
-export async function makeServerCert(ca: CertAuthority, dir: string, name = 'server'): Promise<KeyPair> {
+export async function makeServerCert(ca: CertAuthority, dir: string, name = 'server', extraDnsNames: string[] = []): Promise<KeyPair> {
   const certFile = join(dir, `${name}.crt`);
   const keyFile = join(dir, `${name}.key`);
   const csrFile = join(dir, `${name}.csr`);
@@ -62,7 +63,7 @@ export async function makeServerCert(ca: CertAuthority, dir: string, name = 'ser
       'basicConstraints=CA:FALSE',
       'keyUsage=critical,digitalSignature,keyEncipherment',
       'extendedKeyUsage=serverAuth',
-      'subjectAltName=IP:127.0.0.1,IP:::1,DNS:localhost',
+      `subjectAltName=IP:127.0.0.1,IP:::1,DNS:localhost${extraDnsNames.map((n) => `,DNS:${n}`).join('')}`,
       '',
     ].join('\n'),
   );
