@@ -17,7 +17,7 @@ import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { DockerError, UsageError } from '../errors.js';
+import { BxbError, DockerError, UsageError } from '../errors.js';
 import { isValidTag } from '../registry/reference.js';
 import { normalizePlatform } from '../driver/platform.js';
 import { saveImage } from './images.js';
@@ -312,14 +312,18 @@ export interface OciLayoutResult {
  */
 export async function exportOciLayout(runner: DockerRunner, ref: string, dir: string, tag: string): Promise<OciLayoutResult> {
   if (!isValidTag(tag)) throw new UsageError(`invalid OCI layout tag "${tag}"`, { hint: 'use letters, digits, _ . - (up to 128)' });
-  const blobsDir = join(dir, 'blobs', 'sha256');
-  await mkdir(blobsDir, { recursive: true });
   const work = join(dir, `.bxb-save-${randomBytes(6).toString('hex')}`);
-  await mkdir(work);
   try {
+    await mkdir(work, { recursive: true });
     const archive = join(work, 'image.tar');
     await saveImage(runner, ref, archive);
     return await convertDockerArchive(archive, dir, tag, ref, work);
+  } catch (e) {
+    if (e instanceof BxbError) throw e;
+    throw new DockerError(`exporting ${ref} as an OCI layout to ${dir} failed: ${(e as Error).message}`, {
+      hint: 'check free space and permissions of the layout directory',
+      cause: e,
+    });
   } finally {
     await rm(work, { recursive: true, force: true });
   }

@@ -202,8 +202,8 @@ class Expander {
       throw e;
     }
     const value = this.lookup(name) ?? '';
-    const re = patternRegExp(pattern, true, all ? 'g' : '');
-    return all ? value.replace(re, () => replacement) : value.replace(re, () => replacement);
+    // Leftmost longest match of the pattern; the first one only unless `//`.
+    return value.replace(patternRegExp(pattern, true, all ? 'g' : ''), () => replacement);
   }
 }
 
