@@ -22,6 +22,8 @@ export interface TokenServerOptions {
   expiresIn?: number;
   /** Omit `expires_in` from the answer (clients must default to 60 s). */
   omitExpiresIn?: boolean;
+  /** Refresh (identity) tokens accepted by the OAuth2 `POST` grant, mapped to the user they stand for. */
+  refreshTokens?: Record<string, string>;
   /** Which field carries the token: both (like Docker Hub), or only one. */
   tokenField?: 'both' | 'token' | 'access_token';
 }
@@ -29,8 +31,9 @@ export interface TokenServerOptions {
 export interface TokenRequest {
   service: string | undefined;
   scopes: string[];
-  /** Basic username presented, if any. */
+  /** Basic username presented, or the user a refresh token stands for. */
   username: string | undefined;
+  method: string;
   status: number;
 }
 
@@ -56,12 +59,15 @@ export async function startTokenServer(t: TeardownHost, opts: TokenServerOptions
   const anonymous = opts.anonymous ?? !opts.users;
   const log: TokenRequest[] = [];
 
-  const stub = await startHttpStub(t, (req, res) => {
+  const stub = await startHttpStub(t, (req, res, body) => {
     const url = new URL(req.url ?? '/', 'http://127.0.0.1');
-    const scopes = url.searchParams.getAll('scope');
-    const requestedService = url.searchParams.get('service') ?? undefined;
-    const basic = parseBasic(req.headers.authorization);
-    const entry: TokenRequest = { service: requestedService, scopes, username: basic?.username, status: 200 };
+    // GET carries service/scope in the query; the OAuth2 POST grant in a form body
+    // (DIST@v2.8.2 docs/spec/auth/oauth.md).
+    const params = req.method === 'POST' ? new URLSearchParams(body.toString('utf8')) : url.searchParams;
+    const scopes = params.getAll('scope').flatMap((s) => s.split(' ')).filter(Boolean);
+    const requestedService = params.get('service') ?? undefined;
+    let basic = parseBasic(req.headers.authorization);
+    const entry: TokenRequest = { service: requestedService, scopes, username: basic?.username, status: 200, method: req.method ?? 'GET' };
     log.push(entry);
     const reject = (status: number, message: string): void => {
       entry.status = status;
@@ -69,7 +75,13 @@ export async function startTokenServer(t: TeardownHost, opts: TokenServerOptions
       res.end(JSON.stringify({ errors: [{ code: 'UNAUTHORIZED', message }] }));
     };
     if (url.pathname !== '/token') return reject(404, 'not found');
-    if (basic) {
+    if (req.method === 'POST') {
+      const refresh = params.get('refresh_token') ?? '';
+      const user = params.get('grant_type') === 'refresh_token' ? opts.refreshTokens?.[refresh] : undefined;
+      if (!user) return reject(401, 'invalid refresh token');
+      entry.username = user;
+      basic = { username: user, password: opts.users?.[user] ?? '' };
+    } else if (basic) {
       if (!opts.users || opts.users[basic.username] !== basic.password) return reject(401, 'invalid username or password');
     } else if (!anonymous) {
       return reject(401, 'authentication required');

@@ -198,7 +198,7 @@ t.test('Bearer flow: token from the token server, reused across requests and cli
   t.equal((await client.headManifest('moby/buildkit', 'v0.19.0')).digest, images['v0.19.0']!.digest);
   const issued = ts.requests().slice(before);
   t.equal(issued.length, 1, 'one token for one scope');
-  t.same(issued[0], { service: ts.service, scopes: ['repository:moby/buildkit:pull'], username: 'bob', status: 200 });
+  t.same(issued[0], { service: ts.service, scopes: ['repository:moby/buildkit:pull'], username: 'bob', status: 200, method: 'GET' });
   await reg.settle();
   t.equal(reg.requestLog().filter((l) => l.endsWith(' 401')).length, 1, 'only the first request met a challenge');
 
@@ -230,6 +230,23 @@ t.test('Bearer flow for anonymous pulls, token under access_token only, default 
   t.equal((await client.headManifest('moby/buildkit', 'v0.18.2')).digest, images['v0.18.2']!.digest);
   const scoped = ts.requests().filter((r) => r.scopes.includes('repository:moby/buildkit:pull') && r.username === undefined);
   t.equal(scoped.length, 1, 'token without expires_in is still reused (60 s default)');
+});
+
+t.test('an identity token from config.json is exchanged with the OAuth2 refresh grant', async (t) => {
+  if (!requireBinaries(t, ['docker-registry', 'openssl'])) return;
+  const ts = await startTokenServer(t, { users: { bob: 'T0ken-Pass-Word' }, refreshTokens: { 'Refresh-Token-42': 'bob' } });
+  const reg = await startRegistry(t, { tokenAuth: ts });
+  const images = await pushEngineTags(reg, { tags: { 'v0.18.2': {} }, auth: { username: 'bob', password: 'T0ken-Pass-Word' } });
+  const dir = scratch(t);
+  writeFileSync(join(dir, 'config.json'), JSON.stringify({ auths: { [reg.host]: { auth: '', identitytoken: 'Refresh-Token-42' } } }));
+  const env = { DOCKER_CONFIG: dir };
+  const secrets = new Secrets();
+  const client = createRegistryClient({ host: reg.host }, { credentials: createCredentialStore({ env, secrets }), secrets, env, timeoutMs: 5000 });
+  t.teardown(() => client.close());
+  t.equal((await client.headManifest('moby/buildkit', 'v0.18.2')).digest, images['v0.18.2']!.digest);
+  const last = ts.requests().at(-1)!;
+  t.same(last, { service: ts.service, scopes: ['repository:moby/buildkit:pull'], username: 'bob', status: 200, method: 'POST' });
+  t.equal(secrets.redact('Refresh-Token-42'), '****');
 });
 
 t.test('TLS: an unknown CA is a tls error with a hint; ca:, certs.d and NODE_EXTRA_CA_CERTS each fix it', async (t) => {
