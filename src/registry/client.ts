@@ -149,8 +149,8 @@ class Client implements RegistryClientHandle {
     }
     this.expectOk(res, refText(repository, reference));
     const digest = header(res, 'docker-content-digest');
-    if (!digest || !isValidDigest(digest)) {
-      // No (usable) Docker-Content-Digest: hash the body ourselves.
+    if (!digest || !isValidDigest(digest) || header(res, 'content-length') === undefined) {
+      // No (usable) Docker-Content-Digest or size: take both from the body.
       const { body: _body, ...info } = await this.getManifest(repository, reference, signal);
       return info;
     }
@@ -270,7 +270,7 @@ class Client implements RegistryClientHandle {
     return this.transportValue;
   }
 
-  /** One HTTP exchange; network failures become RegistryRequestError. `via` names a token server. */
+  /** One HTTP exchange; network failures become RegistryRequestError. */
   private async send(method: 'GET' | 'HEAD', url: URL, headers: Record<string, string>, o: ExchangeOptions): Promise<HttpResponse> {
     try {
       return await this.transport().request({

@@ -222,7 +222,9 @@ export function createTransport(opts: TransportOptions): Transport {
         fail(new TransportError(kind, error.message, code));
       });
       signal?.addEventListener('abort', onAbort, { once: true });
-      clientRequest.end(req.body);
+      // The signal may have fired while the agent (a proxy module) was loading.
+      if (signal?.aborted) onAbort();
+      else clientRequest.end(req.body);
     });
   };
 
