@@ -6,7 +6,7 @@ import type { CommandContext } from '../cli/main.js';
 import type { Config } from '../config/schema.js';
 import type { LoadedConfig } from '../config/load.js';
 import { renderBuildkitdConfig } from '../buildkitd/render.js';
-import { buildCreateArgs } from '../docker/buildx-args.js';
+import { buildAppendNodeArgs, buildCreateArgs } from '../docker/buildx-args.js';
 import { detectBuildx, type BuildxFacts } from '../docker/buildx.js';
 import { endpointKey, ensureTlsContext, inspectDaemon, tlsContextName, tlsFromEnvironment, type DaemonFacts } from '../docker/daemon.js';
 import type { DockerRunner } from '../docker/runner.js';
@@ -146,6 +146,24 @@ export function createArgsFor(spec: BuilderSpec, buildxVersion: string, env: Rec
     bootstrap: false,
     timeoutSeconds: Math.ceil(timeouts.bootstrap / 1000),
   });
+}
+
+/** One `buildx create --append` argv per extra node (`builder.nodes`). */
+export function appendArgsFor(spec: BuilderSpec, buildxVersion: string, env: Record<string, string | undefined>): string[][] {
+  return spec.nodes.map((node) =>
+    buildAppendNodeArgs({
+      buildxVersion,
+      name: spec.name,
+      driver: spec.driver,
+      ...(node.name ? { node: node.name } : {}),
+      endpoint: node.endpoint,
+      image: spec.image,
+      driverOpts: { ...spec.driverOpts, ...node.driverOpts },
+      buildkitdFlags: spec.buildkitdFlags,
+      ...(spec.configSha ? { configFile: configFilePath(env, spec.name) } : {}),
+      platforms: node.platforms ?? [],
+    }),
+  );
 }
 
 export function describeSource(loaded: LoadedConfig): string {

@@ -6,6 +6,7 @@ import type { LoadedConfig } from '../config/load.js';
 import { bringUpBuilder, type BringUpResult } from '../builder/bring-up.js';
 import { runPrefixed } from '../builder/exec.js';
 import {
+  appendArgsFor,
   builderSpec,
   createArgsFor,
   gatherFacts,
@@ -122,7 +123,7 @@ export async function run(ctx: CommandContext): Promise<number> {
             expectedImageId: s.local?.imageId,
             endpointKey: facts.endpointKey,
             createArgs,
-            appendArgs: [],
+            appendArgs: appendArgsFor(spec, facts.buildx.version, io.env),
             timeouts: config.timeouts,
           });
           s.builder = spec.name;

@@ -6,6 +6,7 @@ import { readRecord } from '../builder/bring-up.js';
 import { decideConverge, type ConvergeAction } from '../builder/converge.js';
 import { decideDriver } from '../builder/driver.js';
 import {
+  appendArgsFor,
   builderSpec,
   createArgsFor,
   describeSource,
@@ -28,6 +29,7 @@ export async function run(ctx: CommandContext): Promise<number> {
   let pin: EnginePin | undefined;
   let toml = { text: '', sha: '' };
   let argv: string[] = [];
+  let appendArgv: string[][] = [];
   let converge: ConvergeAction | undefined;
   if (driver.driver !== 'docker') {
     if (driver.driver !== 'remote') {
@@ -38,6 +40,7 @@ export async function run(ctx: CommandContext): Promise<number> {
     }
     const spec = builderSpec(config, driver.driver, pin?.reference ?? '', pin?.digest ?? '', toml.sha, facts);
     argv = createArgsFor(spec, facts.buildx.version, ctx.io.env, config.timeouts);
+    appendArgv = appendArgsFor(spec, facts.buildx.version, ctx.io.env);
     converge = decideConverge(spec, await inspectBuilder(runner, spec.name), await readRecord(ctx.io.env, spec.name));
   }
   const docker = [runner.binary, ...runner.globalArgs];
@@ -49,6 +52,7 @@ export async function run(ctx: CommandContext): Promise<number> {
     builder: driver.driver === 'docker' ? driver.contextBuilder : config.builder.name,
     buildkitdToml: toml.text || null,
     argv: argv.length ? [...docker, ...argv] : null,
+    appendArgv: appendArgv.map((a) => [...docker, ...a]),
     action: converge ? { action: converge.action, reasons: converge.reasons } : { action: 'use', reasons: [`the docker driver builder of context ${driver.contextBuilder}`] },
   };
   if (ctx.args.json) {
@@ -65,6 +69,7 @@ export async function run(ctx: CommandContext): Promise<number> {
     ...driver.buildContextFlags.map((f) => `  build context: ${f}`),
     `builder:  ${out.builder} — would ${out.action.action}: ${out.action.reasons.join('; ')}`,
     ...(out.argv ? [`command:  ${out.argv.map(quote).join(' ')}`] : []),
+    ...out.appendArgv.map((a) => `          ${a.map(quote).join(' ')}`),
     ...(toml.text ? ['buildkitd.toml:', ...toml.text.trimEnd().split('\n').map((l) => `  ${l}`)] : []),
   ];
   ctx.result(lines.join('\n'));
