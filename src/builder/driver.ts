@@ -1,15 +1,22 @@
 // Glue between the create pipeline and the driver decision: what the build needs (from the
 // prefixed buildx command or the `build:` config), what the local image store has, and the pure
-// choice in src/driver/.
+// choice in src/driver/. Bridging local-only images into a container builder (OCI layouts) is an
+// effect and happens in create, from the plan made here.
 import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, resolve as resolvePath } from 'node:path';
 import type { CommandContext } from '../cli/main.js';
-import type { Config } from '../config/schema.js';
+import { defaultConfig, type Config } from '../config/schema.js';
+import { daemonRegistryMirrors } from '../docker/daemon.js';
+import { inspectLocalImages } from '../docker/images.js';
 import type { DockerRunner } from '../docker/runner.js';
+import { parseBuildCommand, type BuildRequest } from '../driver/build-args.js';
+import { buildNeedsFrom, buildRequestFromConfig, dockerfileToRead, planBridges, type BridgePlan } from '../driver/build-needs.js';
+import { chooseDriver, dockerDriverMirrorWarning, type Driver } from '../driver/choose-driver.js';
+import { analyzeDockerfile, type DockerfileNeeds } from '../driver/dockerfile.js';
+import { UsageError } from '../errors.js';
 import { dockerConfigDir } from '../state.js';
-import type { Facts } from './pipeline.js';
 
-export type Driver = 'docker' | 'docker-container' | 'kubernetes' | 'remote';
+export type { Driver } from '../driver/choose-driver.js';
 
 export interface DriverChoice {
   driver: Driver;
@@ -17,8 +24,10 @@ export interface DriverChoice {
   warnings: string[];
   /** The docker driver's builder: named after the docker context (`default`). */
   contextBuilder: string;
-  /** `--build-context name=oci-layout://…` flags for local images bridged into a container builder. */
-  buildContextFlags: string[];
+  /** Local-only images to hand a container builder as `--build-context name=oci-layout://…`. */
+  bridges: BridgePlan[];
+  /** The analysed build (prefix mode or `build:`), when there is one. */
+  request: BuildRequest | undefined;
 }
 
 /** The builder buildx makes for the current docker context (docker driver): its name. */
@@ -32,17 +41,62 @@ export async function currentContextName(env: Record<string, string | undefined>
   }
 }
 
-export async function decideDriver(ctx: CommandContext, config: Config, facts: Facts, runner: DockerRunner): Promise<DriverChoice> {
-  void facts;
-  void runner;
-  const contextBuilder = await currentContextName(ctx.io.env);
-  const base = { warnings: [], contextBuilder, buildContextFlags: [] };
-  if (config.builder.driver !== 'auto') {
-    return { ...base, driver: config.builder.driver, reasons: [`builder.driver is ${config.builder.driver}`] };
+/** What only a builder we create can honour (the docker driver takes no BuildKit version or config). */
+export function buildkitConfigReasons(config: Config): string[] {
+  const reasons: string[] = [];
+  const defaults = defaultConfig();
+  if (config.buildkit.version !== defaults.buildkit.version || config.buildkit.image !== defaults.buildkit.image) {
+    reasons.push(`buildkit.version pins BuildKit ${config.buildkit.version}`);
   }
-  return {
-    ...base,
-    driver: 'docker-container',
-    reasons: ['no build to analyse: a docker-container builder runs the pinned BuildKit with the generated buildkitd.toml'],
-  };
+  if (config.buildkitd.config) reasons.push('buildkitd.config sets a BuildKit daemon config');
+  if (config.buildkitd.flags.length) reasons.push('buildkitd.flags sets BuildKit daemon flags');
+  return reasons;
+}
+
+async function analyse(ctx: CommandContext, request: BuildRequest): Promise<DockerfileNeeds | undefined> {
+  const source = dockerfileToRead(request);
+  if ('unreadable' in source) {
+    ctx.log.info(`not analysing the build: ${source.unreadable}`);
+    return undefined;
+  }
+  const file = resolvePath(ctx.io.cwd, source.path);
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (error) {
+    throw new UsageError(`cannot read the Dockerfile ${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, {
+      hint: 'check the -f/--file path and the build context of the command after --',
+    });
+  }
+  return analyzeDockerfile(text, {
+    file,
+    buildArgs: request.buildArgs,
+    ...(request.target ? { target: request.target } : {}),
+    platforms: request.platforms,
+    buildContexts: request.buildContexts,
+  });
+}
+
+export async function decideDriver(ctx: CommandContext, config: Config, runner: DockerRunner): Promise<DriverChoice> {
+  const contextBuilder = await currentContextName(ctx.io.env);
+  const request = ctx.args.exec ? parseBuildCommand(ctx.args.exec, ctx.io.env) : config.build ? buildRequestFromConfig(config.build) : undefined;
+  const setting = config.builder.driver;
+  if (!request) {
+    const driver: Driver = setting === 'auto' ? 'docker-container' : setting;
+    const reasons =
+      setting === 'auto'
+        ? ['no build to analyse: a docker-container builder runs the pinned BuildKit with the generated buildkitd.toml']
+        : [`builder.driver is ${setting}`];
+    return { driver, reasons, warnings: [], contextBuilder, bridges: [], request };
+  }
+  const dockerfile = await analyse(ctx, request);
+  const images = await inspectLocalImages(runner, (dockerfile?.images ?? []).map((i) => i.ref));
+  const needs = buildNeedsFrom({ request, ...(dockerfile ? { dockerfile } : {}), facts: images, buildkitConfigReasons: buildkitConfigReasons(config) });
+  const decision = chooseDriver({ setting, needs });
+  const warnings = [...request.warnings, ...decision.warnings];
+  if (decision.driver === 'docker' && config.mirrors.length) {
+    const warning = dockerDriverMirrorWarning(await daemonRegistryMirrors(runner), config.mirrors, ctx.io.env);
+    if (warning) warnings.push(warning);
+  }
+  return { driver: decision.driver, reasons: decision.reasons, warnings, contextBuilder, bridges: planBridges(decision, dockerfile), request };
 }

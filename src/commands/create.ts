@@ -5,6 +5,10 @@ import { runTasks } from '../cli/tasks.js';
 import type { LoadedConfig } from '../config/load.js';
 import { bringUpBuilder, type BringUpResult } from '../builder/bring-up.js';
 import { runPrefixed } from '../builder/exec.js';
+import { bridgeLocalImages } from '../builder/bridge.js';
+import { rewriteBuildCommand } from '../driver/build-args.js';
+import { builderDir } from '../state.js';
+import { join } from 'node:path';
 import {
   appendArgsFor,
   builderSpec,
@@ -57,7 +61,7 @@ export async function run(ctx: CommandContext): Promise<number> {
         title: 'Check docker and buildx',
         task: async (s, task) => {
           s.facts = await gatherFacts(ctx, need('runner'), { createContext: true });
-          s.driver = await decideDriver(ctx, need('loaded').config, s.facts, need('runner'));
+          s.driver = await decideDriver(ctx, need('loaded').config, need('runner'));
           task.title = `docker ${s.facts.daemon.serverVersion} (${s.facts.daemon.platform}), buildx ${s.facts.buildx.version}, driver ${s.driver.driver}`;
         },
       },
@@ -138,20 +142,39 @@ export async function run(ctx: CommandContext): Promise<number> {
   );
 
   const builder = need('builder');
-  for (const w of state.driver?.warnings ?? []) log.warn(w);
-  if (ctx.args.exec) return runPrefixed(ctx.args.exec, builder, io);
+  const driver = need('driver');
+  for (const w of driver.warnings) log.warn(w);
+  // Local-only images the build needs, handed to the container builder as OCI layouts. In prefix
+  // mode they live only as long as the command; for plain create they stay with the builder's
+  // files (removed by rm) so the printed --build-context flags keep working.
+  const bridged = driver.driver !== 'docker' && driver.bridges.length
+    ? await bridgeLocalImages(need('runner'), driver.bridges, ctx.args.exec ? join(builderDir(io.env, builder), `contexts-${process.pid}`) : join(builderDir(io.env, builder), 'contexts'), log)
+    : undefined;
+  if (ctx.args.exec) {
+    const request = driver.request;
+    const argv = request ? rewriteBuildCommand(ctx.args.exec, { builder, addBuildContexts: bridged?.contexts ?? {} }) : ctx.args.exec;
+    try {
+      return await runPrefixed(argv, builder, io);
+    } finally {
+      await bridged?.remove();
+    }
+  }
   if (ctx.args.json) {
     ctx.result(
       JSON.stringify({
         builder,
-        driver: state.driver?.driver,
-        reasons: state.driver?.reasons ?? [],
+        driver: driver.driver,
+        reasons: driver.reasons,
+        warnings: driver.warnings,
         image: state.pin?.reference ?? null,
         action: state.result?.decision.action ?? 'use',
-        buildContexts: state.driver?.buildContextFlags ?? [],
+        buildContexts: bridged?.flags ?? [],
       }),
     );
-  } else ctx.result(builder);
+  } else {
+    ctx.result(builder);
+    if (bridged) log.info(`build with: ${bridged.flags.join(' ')}`);
+  }
   return 0;
 }
 

@@ -25,7 +25,7 @@ export async function run(ctx: CommandContext): Promise<number> {
   const { config } = loaded;
   const runner = makeRunner(ctx);
   const facts = await gatherFacts(ctx, runner, { createContext: false });
-  const driver = await decideDriver(ctx, config, facts, runner);
+  const driver = await decideDriver(ctx, config, runner);
   let pin: EnginePin | undefined;
   let toml = { text: '', sha: '' };
   let argv: string[] = [];
@@ -48,7 +48,7 @@ export async function run(ctx: CommandContext): Promise<number> {
     configSource: describeSource(loaded),
     docker: { server: facts.daemon.serverVersion, platform: facts.daemon.platform, buildx: facts.buildx.version, tlsContext: facts.tlsContext ?? null },
     image: pin ? { reference: pin.reference, tag: pin.tag, digest: pin.digest, source: pin.source, locked: Boolean(pin.lock) } : null,
-    driver: { driver: driver.driver, reasons: driver.reasons, warnings: driver.warnings, buildContexts: driver.buildContextFlags },
+    driver: { driver: driver.driver, reasons: driver.reasons, warnings: driver.warnings, bridges: driver.bridges },
     builder: driver.driver === 'docker' ? driver.contextBuilder : config.builder.name,
     buildkitdToml: toml.text || null,
     argv: argv.length ? [...docker, ...argv] : null,
@@ -66,7 +66,7 @@ export async function run(ctx: CommandContext): Promise<number> {
     `driver:   ${driver.driver}`,
     ...driver.reasons.map((r) => `          - ${r}`),
     ...driver.warnings.map((w) => `  warning: ${w}`),
-    ...driver.buildContextFlags.map((f) => `  build context: ${f}`),
+    ...driver.bridges.map((b) => `          - local image ${b.ref} → --build-context ${b.contextName}=oci-layout://… (exported at create)`),
     `builder:  ${out.builder} — would ${out.action.action}: ${out.action.reasons.join('; ')}`,
     ...(out.argv ? [`command:  ${out.argv.map(quote).join(' ')}`] : []),
     ...out.appendArgv.map((a) => `          ${a.map(quote).join(' ')}`),
