@@ -14,6 +14,8 @@ export interface BuilderSpec {
   driver: ContainerDriver;
   /** Context name or URL; empty for the current docker endpoint. */
   endpoint: string;
+  /** The docker endpoint this run talks to (DOCKER_HOST / context), so a changed daemon is drift. */
+  daemon: string;
   /** The `image=` reference handed to buildx (empty for remote). */
   image: string;
   /** Pinned digest of the engine image (empty for remote). */
@@ -58,6 +60,7 @@ export function decideConverge(desired: BuilderSpec, existing: BuilderInfo | und
   if (!same(recorded.buildkitdFlags, desired.buildkitdFlags)) drift.push(`buildkitd flags [${recorded.buildkitdFlags.join(' ')}] → [${desired.buildkitdFlags.join(' ')}]`);
   if (!same([...recorded.platforms].sort(), [...desired.platforms].sort())) drift.push(`platforms [${recorded.platforms.join(',')}] → [${desired.platforms.join(',')}]`);
   if (!same(sortedRecord(recorded.driverOpts), sortedRecord(desired.driverOpts))) drift.push('driver options changed');
+  if ((recorded.daemon ?? '') !== desired.daemon) drift.push(`docker endpoint ${recorded.daemon || '(unknown)'} → ${desired.daemon}`);
   if (recorded.endpoint !== desired.endpoint) drift.push(`endpoint ${recorded.endpoint || '(current docker)'} → ${desired.endpoint || '(current docker)'}`);
   if (!same(recorded.nodes, desired.nodes)) drift.push('extra nodes changed');
   if (existing.nodes.length !== 1 + desired.nodes.length) drift.push(`has ${existing.nodes.length} node(s), expected ${1 + desired.nodes.length}`);

@@ -15,7 +15,9 @@ export async function acquireBuilderLock(
   name: string,
   opts: { log: Logger; timeoutMs: number; signal?: AbortSignal | undefined },
 ): Promise<Release> {
-  const lockfile = await import('proper-lockfile');
+  const mod = await import('proper-lockfile');
+  // CommonJS module: bundled, its functions sit on the default export.
+  const lockfile = typeof mod.lock === 'function' ? mod : (mod as unknown as { default: typeof mod }).default;
   const dir = join(stateDir(env), 'locks');
   await mkdir(dir, { recursive: true });
   const file = join(dir, `${shortHash(`${endpointKey}\n${name}`)}.lock`);

@@ -116,10 +116,11 @@ export async function renderConfigFor(config: Config): Promise<BuildkitdConfigTe
   return { text, sha: text ? sha256(text) : '' };
 }
 
-export function builderSpec(config: Config, driver: ContainerDriver, image: string, digest: string, configSha: string, facts: Pick<Facts, 'tlsContext'>): BuilderSpec {
+export function builderSpec(config: Config, driver: ContainerDriver, image: string, digest: string, configSha: string, facts: Pick<Facts, 'tlsContext' | 'endpointKey'>): BuilderSpec {
   return {
     name: config.builder.name,
     driver,
+    daemon: facts.endpointKey,
     endpoint: config.builder.endpoint || (driver === 'docker-container' ? (facts.tlsContext ?? '') : ''),
     image: driver === 'remote' ? '' : image,
     digest: driver === 'remote' ? '' : digest,

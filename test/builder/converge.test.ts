@@ -10,6 +10,7 @@ function spec(over: Partial<BuilderSpec> = {}): BuilderSpec {
     name: 'ci',
     driver: 'docker-container',
     endpoint: '',
+    daemon: 'unix:///var/run/docker.sock',
     image: `mirror.example/moby/buildkit:v0.18.2@${DIGEST_A}`,
     digest: DIGEST_A,
     driverOpts: { network: 'host' },
@@ -67,6 +68,7 @@ t.test('drift is recreated and every difference is named', async (t) => {
     ['platforms', { platforms: ['linux/arm64'] }, /platforms \[\] → \[linux\/arm64\]/],
     ['driver opts', { driverOpts: {} }, /driver options changed/],
     ['endpoint', { endpoint: 'tls-ctx' }, /endpoint \(current docker\) → tls-ctx/],
+    ['another daemon', { daemon: 'tcp://127.0.0.1:2376' }, /docker endpoint unix:\/\/\/var\/run\/docker\.sock → tcp:\/\/127\.0\.0\.1:2376/],
   ];
   for (const [name, over, re] of cases) {
     const d = decideConverge(spec(over), info(), spec());

@@ -2,7 +2,8 @@
 // on loopback, and the emulated buildx plugin, asserting what a user would see: the builder's name,
 // which registry served the engine image, what container runs, and what the plugin was asked.
 import t, { type Test } from 'tap';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { requireBinaries } from '../helpers/integration.js';
@@ -175,4 +176,183 @@ t.test('errors a user meets are one line with a hint and the documented exit cod
   t.match(toml.stderr, /base\.toml.*line 2/);
   t.same(await containers(w.dockerd), [], 'nothing was created');
   for (const r of [missing, unreachable, toml]) t.equal(r.stderr.trim().split('\n').filter((l) => l.startsWith('buildx-bootstrap:')).length, 1);
+});
+
+// ---- process-level runs: the bundled CLI (dist/, built by npm test) as users run it ----------
+
+const BIN = join(process.cwd(), 'bin', 'buildx-bootstrap.js');
+
+interface BinRun {
+  child: ChildProcess;
+  stderr(): string;
+  done: Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }>;
+}
+
+function runBin(args: string[], opts: { cwd: string; env: Record<string, string | undefined> }): BinRun {
+  const child = spawn(process.execPath, [BIN, ...args], { cwd: opts.cwd, env: opts.env as NodeJS.ProcessEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (c: Buffer) => (stdout += c.toString()));
+  child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
+  const done = new Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }>((resolve) => {
+    const timer = setTimeout(() => child.kill('SIGKILL'), 150_000);
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stdout, stderr });
+    });
+  });
+  return { child, stderr: () => stderr, done };
+}
+
+async function until(what: string, check: () => boolean, timeoutMs = 60_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+function instances(fake: FakeBuildx): string[] {
+  const dir = join(fake.dockerConfig, 'buildx', 'instances');
+  return existsSync(dir) ? readdirSync(dir) : [];
+}
+
+t.test('eight parallel runs against one daemon end with one builder and one container', async (t) => {
+  if (!requireBinaries(t, BINARIES)) return;
+  const w = await world(t);
+  const fake = installFakeBuildx(t);
+  const dir = project(t, w, { builder: { name: 'shared' } });
+  const env = cliEnv(w, fake);
+  const runs = Array.from({ length: 8 }, () => runBin(['--quiet'], { cwd: dir, env }));
+  const results = await Promise.all(runs.map((r) => r.done));
+  t.same(results.map((r) => r.code), [0, 0, 0, 0, 0, 0, 0, 0], `all exit 0 ${results.map((r) => r.stderr).join('')}`);
+  t.same(results.map((r) => r.stdout), Array(8).fill('shared\n'), 'each prints the builder name');
+  t.same(instances(fake), ['shared'], 'one builder in the buildx store');
+  t.equal((await containers(w.dockerd)).length, 1, 'one builder container');
+  t.equal(createCalls(fake.calls()).length, 1, 'buildx create ran once');
+});
+
+t.test('SIGINT during bootstrap leaves no builder and no container, exit 130', async (t) => {
+  if (!requireBinaries(t, BINARIES)) return;
+  const w = await world(t);
+  const fake = installFakeBuildx(t);
+  const dir = project(t, w, { builder: { name: 'interrupted' } });
+  const run = runBin([], { cwd: dir, env: { ...cliEnv(w, fake), BXB_FAKE_BUILDX_READY_DELAY_MS: '8000' } });
+  await until('the bootstrap to start', () => /bootstrapping builder interrupted/.test(run.stderr()));
+  // Interrupt once the container exists (the emulated buildkitd is still "starting"), so the
+  // cleanup has a real container and volume to remove.
+  for (let i = 0; i < 300 && (await containers(w.dockerd)).length === 0; i++) await new Promise((r) => setTimeout(r, 100));
+  t.equal((await containers(w.dockerd)).length, 1, 'the builder container was being started');
+  run.child.kill('SIGINT');
+  const result = await run.done;
+  t.equal(result.code, 130, 'exit 130');
+  t.match(result.stderr, /interrupted by SIGINT/);
+  t.equal(result.stdout, '', 'no builder name printed');
+  t.same(instances(fake), [], 'no builder in the store');
+  t.same(await containers(w.dockerd), [], 'no buildx_buildkit_* container');
+  const volumes = await w.dockerd.docker(['volume', 'ls', '-q']);
+  t.notMatch(volumes.stdout, /buildx_buildkit_/, 'no state volume');
+});
+
+t.test('a fresh daemon comes up from the cache directory with every registry unreachable', async (t) => {
+  if (!requireBinaries(t, BINARIES)) return;
+  const w = await world(t);
+  const fresh = await startDockerd(t);
+  const fake = installFakeBuildx(t);
+  const cache = join(tempDir(t), 'engine-cache');
+  const dir = project(t, w, { mirrors: [{ host: w.mirror.host, for: w.upstream.host }], cache: { dir: cache }, builder: { name: 'cached' } });
+  const env = cliEnv(w, fake);
+  const lock = await runCli(['lock'], { cwd: dir, env });
+  ok(t, lock, 'lock');
+  ok(t, await runCli([], { cwd: dir, env }), 'first job');
+  t.ok(readdirSync(cache).some((f) => f.endsWith('.tar')), 'the engine image was saved to the cache directory');
+  await Promise.all([w.upstream.stop(), w.mirror.stop()]);
+  // The next job: a fresh daemon and a fresh ~/.docker, as in a new DinD job.
+  const nextJob = installFakeBuildx(t);
+  const second = await runCli([], { cwd: dir, env: { ...cliEnv(w, nextJob), ...fresh.env } });
+  ok(t, second, 'job on a fresh daemon with no registry');
+  t.equal(second.stdout, 'cached\n');
+  t.match(second.stderr, /loaded from the cache directory/);
+  const names = await containers(fresh);
+  t.equal(names.length, 1, 'the builder container runs on the fresh daemon');
+  const image = await fresh.docker(['container', 'inspect', '--format', '{{.Image}}', 'buildx_buildkit_cached0']);
+  const pinned = JSON.parse(readFileSync(join(dir, 'buildx-bootstrap.lock.json'), 'utf8')) as { platforms?: Record<string, { config: string }> };
+  t.ok(Object.values(pinned.platforms ?? {}).some((p) => p.config === image.stdout.trim()), 'it runs the locked image');
+});
+
+t.test('GitLab DinD: TLS from the environment gets a docker context and the builder runs there', async (t) => {
+  if (!requireBinaries(t, [...BINARIES, 'openssl'])) return;
+  const w = await world(t);
+  const dind = await startDockerd(t, { tls: true });
+  const fake = installFakeBuildx(t);
+  const dir = project(t, w, { builder: { name: 'dind' } });
+  const env = { ...cliEnv(w, fake), ...dind.env };
+  const r = await runCli([], { cwd: dir, env });
+  ok(t, r, 'create on the DinD daemon');
+  t.equal(r.stdout, 'dind\n');
+  const create = createCalls(fake.calls())[0] ?? [];
+  t.match(create[create.length - 1], /^buildx-bootstrap-[0-9a-f]{10}$/, 'the builder endpoint is the generated context');
+  t.equal((await containers(dind)).length, 1, 'the container runs on the DinD daemon');
+  t.same(await containers(w.dockerd), [], 'and not on the other one');
+  const again = await runCli([], { cwd: dir, env });
+  ok(t, again, 'second run');
+  t.equal(createCalls(fake.calls()).length, 1, 'reused');
+});
+
+t.test('prefix mode runs the command with BUILDX_BUILDER, passes output and exit code through', async (t) => {
+  if (!requireBinaries(t, BINARIES)) return;
+  const w = await world(t);
+  const fake = installFakeBuildx(t);
+  const dir = project(t, w, { builder: { name: 'prefixed' } });
+  const env = cliEnv(w, fake);
+  const r = await runCli(['--', 'sh', '-c', 'echo "builder=$BUILDX_BUILDER"; echo oops >&2; exit 7'], { cwd: dir, env });
+  t.equal(r.code, 7, "the command's exit code");
+  t.match(r.stdout, /^builder=prefixed$/m);
+  t.match(r.stderr, /^oops$/m);
+  writeFileSync(join(dir, 'Dockerfile'), 'FROM scratch\nCOPY . /\n');
+  const build = await runCli(['--', 'docker', 'buildx', 'build', '--build-arg', 'A=1', '-t', 'app:dev', '.'], { cwd: dir, env });
+  ok(t, build, 'prefixed build');
+  const calls = fake.calls().filter((c) => c.args[0] === 'build');
+  t.equal(calls.length, 1);
+  t.same(calls[0]!.args, ['build', '--builder', 'prefixed', '--build-arg', 'A=1', '-t', 'app:dev', '.'], 'user arguments unchanged and in order');
+  t.equal(calls[0]!.env.BUILDX_BUILDER, 'prefixed');
+});
+
+t.test('a build that needs a local-only image: docker driver, or a bridged container builder', async (t) => {
+  if (!requireBinaries(t, [...BINARIES, 'skopeo'])) return;
+  const w = await world(t);
+  const fake = installFakeBuildx(t);
+  // An image that exists only in this daemon: built from the machine's busybox, never pushed.
+  const root = tempDir(t);
+  const tar = join(root, 'tools.tar');
+  const files = join(root, 'rootfs');
+  await w.dockerd.docker(['version']);
+  const made = spawnSync('sh', ['-c', `mkdir -p ${files}/bin && cp /bin/busybox ${files}/bin/ && tar -C ${files} -cf ${tar} .`]);
+  t.equal(made.status, 0);
+  const imported = await w.dockerd.docker(['import', tar, 'bxb-test/tools:1']);
+  t.equal(imported.code, 0, imported.stderr);
+  const dockerfile = 'FROM scratch\nCOPY --from=bxb-test/tools:1 /bin/busybox /busybox\n';
+
+  // No pinned version, no container-only need: the docker driver sees the local image itself.
+  const plain = tempDir(t);
+  writeFileSync(join(plain, 'Dockerfile'), dockerfile);
+  const viaDocker = await runCli(['--', 'docker', 'buildx', 'build', '-t', 'app', '.'], { cwd: plain, env: cliEnv(w, fake) });
+  ok(t, viaDocker, 'build with the docker driver');
+  const first = fake.calls().filter((c) => c.args[0] === 'build').pop();
+  t.same(first?.args, ['build', '--builder', 'default', '-t', 'app', '.'], 'the docker driver builder, nothing bridged');
+  t.equal(createCalls(fake.calls()).length, 0, 'no builder was created');
+
+  // A pinned BuildKit needs a container builder: the local image is bridged as an OCI layout.
+  const pinned = project(t, w, { builder: { name: 'bridged' } }, { Dockerfile: dockerfile });
+  const viaContainer = await runCli(['--', 'docker', 'buildx', 'build', '-t', 'app', '.'], { cwd: pinned, env: cliEnv(w, fake) });
+  ok(t, viaContainer, 'build with a bridged container builder');
+  const second = fake.calls().filter((c) => c.args[0] === 'build').pop();
+  const args = second?.args ?? [];
+  const at = args.indexOf('--build-context');
+  const context = at > 0 ? args[at + 1] : undefined;
+  t.match(context, /^bxb-test\/tools:1=oci-layout:\/\/\S+:\S+$/, `the build gets the local image as a named OCI layout context (${args.join(' ')})`);
+  t.same(args.filter((_, i) => i !== at && i !== at + 1), ['build', '--builder', 'bridged', '-t', 'app', '.'], 'user arguments unchanged and in order');
+  const layoutDir = context?.replace(/^.*oci-layout:\/\//, '').replace(/:[^:]+$/, '') ?? '';
+  t.notOk(existsSync(layoutDir), 'the temporary layout was removed after the command');
+  t.equal(w.upstream.requestLog().filter((l) => l.includes('tools')).length + w.mirror.requestLog().filter((l) => l.includes('tools')).length, 0, 'no registry was asked for the local image');
 });
