@@ -1,8 +1,8 @@
 // Loading: cosmiconfig (module name `buildx-bootstrap`) or --config FILE, then BUILDX_BOOTSTRAP_*
 // environment, then flags. Precedence defaults < file < environment < flags; every layer is
 // validated on its own so each problem names where it came from.
-import { isAbsolute, dirname, resolve as resolvePath } from 'node:path';
-import { existsSync } from 'node:fs';
+import { isAbsolute, dirname, join, resolve as resolvePath } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
 import { ConfigError, type ConfigProblem } from '../errors.js';
 import {
   defaultConfig,
@@ -120,30 +120,87 @@ export function gitlabDependencyProxyMirror(env: Record<string, string | undefin
   return { host, path: path ?? '', for: 'docker.io', ca: '', http: false, insecure: false, origin: 'gitlab-dependency-proxy' };
 }
 
+/** cosmiconfig 9's default search places for the module, in its order. */
+export const SEARCH_PLACES = [
+  'package.json',
+  ...['', '.json', '.yaml', '.yml', '.js', '.ts', '.mjs', '.cjs'].map((ext) => `.${MODULE_NAME}rc${ext}`),
+  ...['', '.json', '.yaml', '.yml', '.js', '.ts', '.mjs', '.cjs'].map((ext) => `.config/${MODULE_NAME}rc${ext}`),
+  ...['.js', '.ts', '.mjs', '.cjs'].map((ext) => `${MODULE_NAME}.config${ext}`),
+];
+
+interface Found {
+  file: string;
+  /** Already read: the package.json key. */
+  value?: unknown;
+}
+
+/**
+ * cosmiconfig's `project` search, done without loading cosmiconfig: start-up cost is module
+ * loading, and most runs have no config file or a JSON one. From cwd upwards, stopping at the
+ * first directory with a package.json (the project root).
+ */
+function findConfigFile(cwd: string): Found | undefined {
+  for (let dir = cwd; ; ) {
+    for (const place of SEARCH_PLACES) {
+      const file = join(dir, place);
+      if (!existsSync(file)) continue;
+      if (place !== 'package.json') return { file };
+      try {
+        const pkg = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+        if (pkg[MODULE_NAME] !== undefined) return { file, value: pkg[MODULE_NAME] };
+      } catch {
+        // not ours to complain about: cosmiconfig would skip it too
+      }
+    }
+    const parent = dirname(dir);
+    if (existsSync(join(dir, 'package.json')) || parent === dir) return undefined;
+    dir = parent;
+  }
+}
+
+/** `position 12` in a JSON.parse message → `(line:column)`, as the YAML parser reports. */
+function jsonErrorWithLine(message: string, text: string): string {
+  const m = /position (\d+)/.exec(message);
+  if (!m) return message;
+  const before = text.slice(0, Number(m[1]));
+  const line = before.split('\n').length;
+  const column = Number(m[1]) - before.lastIndexOf('\n');
+  return `${message.replace(/ in JSON at position \d+.*$/, '')} (${line}:${column})`;
+}
+
 async function readConfigFile(opts: LoadOptions, problems: ConfigProblem[]): Promise<{ raw: unknown; file: string | undefined }> {
-  const mod = await import('cosmiconfig');
-  // CommonJS module: bundled, its named exports sit on the default export.
-  const cosmiconfig = mod.cosmiconfig ?? (mod as unknown as { default: typeof mod }).default.cosmiconfig;
-  const explorer = cosmiconfig(MODULE_NAME, { searchStrategy: 'project', cache: false });
   const explicit = opts.configFile ?? opts.env.BUILDX_BOOTSTRAP_CONFIG;
-  const file = explicit ? resolvePath(opts.cwd, explicit) : undefined;
-  if (file && !existsSync(file)) {
+  const found: Found | undefined = explicit ? { file: resolvePath(opts.cwd, explicit) } : findConfigFile(opts.cwd);
+  if (!found) return { raw: undefined, file: undefined };
+  const { file } = found;
+  if (!existsSync(file)) {
     problems.push({ source: file, path: '', message: 'file not found' });
     return { raw: undefined, file };
   }
+  if ('value' in found) return { raw: found.value, file };
+  if (file.endsWith('.json')) {
+    const text = readFileSync(file, 'utf8');
+    if (!text.trim()) return { raw: {}, file };
+    try {
+      return { raw: JSON.parse(text) as unknown, file };
+    } catch (error) {
+      problems.push({ source: file, path: '', message: `cannot be parsed: ${jsonErrorWithLine((error as Error).message, text)}` });
+      return { raw: undefined, file };
+    }
+  }
+  const mod = await import('cosmiconfig');
+  // CommonJS module: bundled, its named exports sit on the default export.
+  const cosmiconfig = mod.cosmiconfig ?? (mod as unknown as { default: typeof mod }).default.cosmiconfig;
   try {
-    const result = file ? await explorer.load(file) : await explorer.search(opts.cwd);
-    if (!result) return { raw: undefined, file: undefined };
-    if (result.isEmpty) return { raw: {}, file: result.filepath };
-    return { raw: result.config, file: result.filepath };
+    const result = await cosmiconfig(MODULE_NAME, { cache: false }).load(file);
+    if (!result || result.isEmpty) return { raw: {}, file };
+    return { raw: result.config, file };
   } catch (error) {
-    const e = error as Error & { filepath?: string };
-    const where = e.filepath ?? file ?? 'config file';
-    const first = e.message.split('\n').map((l) => l.trim()).filter(Boolean);
+    const first = (error as Error).message.split('\n').map((l) => l.trim()).filter(Boolean);
     // cosmiconfig prefixes "YAML Error in <file>:" / "JSON Error in <file>:"; keep the parser's line.
     const message = first.find((l) => !/Error in /.test(l)) ?? first[0] ?? 'cannot be parsed';
-    problems.push({ source: where, path: '', message: `cannot be parsed: ${message}` });
-    return { raw: undefined, file: where };
+    problems.push({ source: file, path: '', message: `cannot be parsed: ${message}` });
+    return { raw: undefined, file };
   }
 }
 

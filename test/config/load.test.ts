@@ -152,3 +152,22 @@ t.test('durations', async (t) => {
   t.equal(parseDuration('soon'), undefined);
   t.equal(parseDuration(-1), undefined);
 });
+
+t.test('the search stops at the project root and finds .config/ files', async (t) => {
+  const dir = t.testdir({
+    '.buildx-bootstraprc.json': JSON.stringify({ builder: { name: 'outside' } }),
+    app: { 'package.json': '{"name":"app"}', '.config': { 'buildx-bootstraprc.yaml': 'builder:\n  name: inside\n' }, src: {} },
+    other: { 'package.json': '{"name":"other"}' },
+  });
+  t.equal((await loadConfig({ cwd: join(dir, 'app', 'src'), env: env() })).config.builder.name, 'inside');
+  const other = await loadConfig({ cwd: join(dir, 'other'), env: env() });
+  t.equal(other.file, undefined, 'a config above the project root is not used');
+  t.equal(other.config.builder.name, 'buildx-bootstrap');
+});
+
+t.test('a JSON config that does not parse names the file, line and column', async (t) => {
+  const dir = t.testdir({ '.buildx-bootstraprc.json': '{\n  "builder": {\n    "name": "x",\n  }\n}\n' });
+  const r = await runCli(['resolve'], { cwd: dir });
+  t.equal(r.code, 2);
+  t.match(r.stderr, /\.buildx-bootstraprc\.json: cannot be parsed: .*\(4:3\)/);
+});
