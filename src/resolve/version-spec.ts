@@ -1,4 +1,10 @@
-import semver from 'semver';
+// Per-function imports: the whole semver package costs start-up time in every command.
+import Range from 'semver/classes/range.js';
+import SemVer from 'semver/classes/semver.js';
+import semverGt from 'semver/functions/gt.js';
+import semverParse from 'semver/functions/parse.js';
+import semverValid from 'semver/functions/valid.js';
+import semverValidRange from 'semver/ranges/valid.js';
 import { isValidTag } from '../registry/reference.js';
 
 // `buildkit.version` takes three shapes (product.md, Configuration):
@@ -17,8 +23,8 @@ export function parseVersionSpec(spec: string): VersionSpec {
   const text = spec.trim();
   if (!text) throw new Error('empty version');
   const exact = EXACT.exec(text);
-  if (exact && semver.valid(exact[1]!)) return { kind: 'exact', spec: text, version: semver.valid(exact[1]!)! };
-  const range = semver.validRange(text);
+  if (exact && semverValid(exact[1]!)) return { kind: 'exact', spec: text, version: semverValid(exact[1]!)! };
+  const range = semverValidRange(text);
   if (range !== null && /[\d*xX]/.test(text)) {
     // A range admits prereleases only when the user wrote one (`^0.19.0-rc1`), as npm does.
     return { kind: 'range', spec: text, range, includePrerelease: /-[0-9A-Za-z]/.test(text.replace(/\s-\s/g, ' ')) };
@@ -64,15 +70,15 @@ export function selectTag(spec: VersionSpec, tags: readonly string[], opts: TagO
     const tag = directTag(spec, opts);
     return tag !== undefined && tags.includes(tag) ? tag : undefined;
   }
-  const range = new semver.Range(spec.range, { includePrerelease: spec.includePrerelease });
-  let best: semver.SemVer | undefined;
+  const range = new Range(spec.range, { includePrerelease: spec.includePrerelease });
+  let best: SemVer | undefined;
   let bestTag: string | undefined;
   for (const tag of tags) {
     const version = rangeCandidate(tag, opts.rootless);
     if (version === undefined) continue;
-    const parsed = semver.parse(version);
+    const parsed = semverParse(version);
     if (!parsed || !range.test(parsed)) continue;
-    if (!best || semver.gt(parsed, best)) {
+    if (!best || semverGt(parsed, best)) {
       best = parsed;
       bestTag = tag;
     }
