@@ -54,8 +54,9 @@ export function decideConverge(desired: BuilderSpec, existing: BuilderInfo | und
   if (desired.image && shownImage !== undefined && shownImage !== recorded.image) {
     drift.push(`engine image was changed outside buildx-bootstrap (${shownImage})`);
   }
+  // The same digest handed over by another name (pulled by digest, or a cache-loaded copy under its
+  // local alias) is the same engine: the container's image ID is verified after bootstrap.
   if (recorded.digest !== desired.digest) drift.push(`engine image ${short(recorded.digest)} → ${short(desired.digest)}`);
-  else if (recorded.image !== desired.image && !sameImage(recorded.image, desired.image)) drift.push(`engine image ${recorded.image} → ${desired.image}`);
   if (recorded.configSha !== desired.configSha) drift.push('buildkitd.toml changed (mirrors, registries or base config)');
   if (!same(recorded.buildkitdFlags, desired.buildkitdFlags)) drift.push(`buildkitd flags [${recorded.buildkitdFlags.join(' ')}] → [${desired.buildkitdFlags.join(' ')}]`);
   if (!same([...recorded.platforms].sort(), [...desired.platforms].sort())) drift.push(`platforms [${recorded.platforms.join(',')}] → [${desired.platforms.join(',')}]`);
@@ -67,11 +68,6 @@ export function decideConverge(desired: BuilderSpec, existing: BuilderInfo | und
   if (drift.length) return { action: 'recreate', reasons: drift };
   const start = existing.nodes.some((n) => n.status !== 'running');
   return { action: 'reuse', reasons: [start ? 'matches; starting its stopped node' : 'matches the configuration'], start };
-}
-
-/** The same pinned image handed over by tag (after a cache load) or by digest counts as the same. */
-function sameImage(a: string, b: string): boolean {
-  return a.replace(/@sha256:[a-f0-9]{64}$/, '').replace(/:[\w][\w.-]*$/, '') === b.replace(/@sha256:[a-f0-9]{64}$/, '').replace(/:[\w][\w.-]*$/, '');
 }
 
 function short(digest: string): string {

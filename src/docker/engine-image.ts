@@ -26,6 +26,24 @@ export interface LocalEngineImage {
   how: 'present' | 'present-by-id' | 'cache' | 'pulled';
 }
 
+/**
+ * The name a loaded (or found-by-ID) engine image is handed to buildx under. buildx always pulls
+ * `image=` first and uses the local copy only when that pull fails (buildx
+ * driver/docker-container/driver.go); a name on `localhost:1` can never be pulled — the connection
+ * is refused at once, no registry is asked (a manifest GET counts as a Docker Hub pull) — so the
+ * local copy, verified by its image ID, is what the builder runs.
+ */
+export function localAlias(repoTag: string): string {
+  const withoutRegistry = repoTag.slice(repoTag.indexOf('/') + 1);
+  return `localhost:1/buildx-bootstrap/${withoutRegistry}`;
+}
+
+async function tagLocal(runner: DockerRunner, id: string, target: EngineImageTarget): Promise<string> {
+  const alias = localAlias(target.repoTag);
+  check(await runner.run(['tag', id, alias]), `docker tag ${alias}`, 'check the docker daemon');
+  return alias;
+}
+
 interface CacheMeta {
   reference: string;
   imageId: string;
@@ -57,8 +75,7 @@ export async function findLocalEngineImage(runner: DockerRunner, target: EngineI
   // is found by its image ID and re-tagged; buildx falls back to that local tag when its own pull
   // fails (buildx driver/docker-container/driver.go).
   if (target.expectedImageId && (await imageId(runner, target.expectedImageId)) === target.expectedImageId) {
-    check(await runner.run(['tag', target.expectedImageId, target.repoTag]), `docker tag ${target.repoTag}`, 'check the docker daemon');
-    return { ref: target.repoTag, imageId: target.expectedImageId, how: 'present-by-id' };
+    return { ref: await tagLocal(runner, target.expectedImageId, target), imageId: target.expectedImageId, how: 'present-by-id' };
   }
   return opts.cacheDir ? loadFromCache(runner, target, opts) : undefined;
 }
@@ -107,8 +124,7 @@ async function loadFromCache(runner: DockerRunner, target: EngineImageTarget, op
     opts.log.warn(`docker load ${files.tar} did not produce image ${meta.imageId}; pulling instead`);
     return undefined;
   }
-  check(await runner.run(['tag', id, target.repoTag]), `docker tag ${target.repoTag}`, 'check the docker daemon');
-  return { ref: target.repoTag, imageId: id, how: 'cache' };
+  return { ref: await tagLocal(runner, id, target), imageId: id, how: 'cache' };
 }
 
 /** Saves the image to the cache dir for the next ephemeral job (temp file + rename). */

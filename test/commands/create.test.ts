@@ -254,7 +254,7 @@ t.test('SIGINT during bootstrap leaves no builder and no container, exit 130', a
   t.notMatch(volumes.stdout, /buildx_buildkit_/, 'no state volume');
 });
 
-t.test('a fresh daemon comes up from the cache directory with every registry unreachable', async (t) => {
+t.test('a fresh daemon comes up from the cache directory without asking any registry', async (t) => {
   if (!requireBinaries(t, BINARIES)) return;
   const w = await world(t);
   const fresh = await startDockerd(t);
@@ -266,13 +266,22 @@ t.test('a fresh daemon comes up from the cache directory with every registry unr
   ok(t, lock, 'lock');
   ok(t, await runCli([], { cwd: dir, env }), 'first job');
   t.ok(readdirSync(cache).some((f) => f.endsWith('.tar')), 'the engine image was saved to the cache directory');
-  await Promise.all([w.upstream.stop(), w.mirror.stop()]);
+  await Promise.all([w.upstream.settle(), w.mirror.settle()]);
+  const before = w.upstream.requests() + w.mirror.requests();
   // The next job: a fresh daemon and a fresh ~/.docker, as in a new DinD job.
   const nextJob = installFakeBuildx(t);
   const second = await runCli([], { cwd: dir, env: { ...cliEnv(w, nextJob), ...fresh.env } });
   ok(t, second, 'job on a fresh daemon with no registry');
   t.equal(second.stdout, 'cached\n');
   t.match(second.stderr, /loaded from the cache directory/);
+  await Promise.all([w.upstream.settle(), w.mirror.settle()]);
+  t.equal(w.upstream.requests() + w.mirror.requests(), before, 'no registry request: not for the lock, not for the pull');
+
+  // Every registry gone: still up (a stopped builder on a fresh daemon next time).
+  await Promise.all([w.upstream.stop(), w.mirror.stop()]);
+  const third = installFakeBuildx(t);
+  const offline = await runCli([], { cwd: dir, env: { ...cliEnv(w, third), ...fresh.env } });
+  ok(t, offline, 'job with every registry unreachable');
   const names = await containers(fresh);
   t.equal(names.length, 1, 'the builder container runs on the fresh daemon');
   const image = await fresh.docker(['container', 'inspect', '--format', '{{.Image}}', 'buildx_buildkit_cached0']);
