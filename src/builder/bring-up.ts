@@ -90,7 +90,7 @@ export async function bringUpBuilder(input: BringUpInput): Promise<BringUpResult
       log.info(`reusing builder ${spec.name}: ${decision.reasons.join('; ')}`);
       const info = decision.start ? await bootstrap(input) : existing!;
       await verify(input, info);
-      await makeCurrent(input);
+      await makeCurrent({ runner, env, log, name: spec.name });
       return { decision, info };
     }
     if (decision.action === 'recreate') {
@@ -185,15 +185,16 @@ async function verify(input: BringUpInput, info: BuilderInfo): Promise<void> {
   }
 }
 
-async function makeCurrent(input: BringUpInput): Promise<void> {
+/** `buildx use NAME` unless buildx's store already has it as the current builder. */
+export async function makeCurrent(input: { runner: DockerRunner; env: Record<string, string | undefined>; log: Logger; name: string }): Promise<void> {
   try {
     const current = JSON.parse(await readFile(join(dockerConfigDir(input.env), 'buildx', 'current'), 'utf8')) as { Name?: string };
-    if (current.Name === input.spec.name) return;
+    if (current.Name === input.name) return;
   } catch {
     // no current builder recorded yet
   }
-  const r = await input.runner.run(buildUseArgs(input.spec.name), { timeoutMs: 30_000 });
-  if (r.exitCode !== 0) input.log.warn(`docker buildx use ${input.spec.name} failed: ${lastStderrLine(r)}`);
+  const r = await input.runner.run(buildUseArgs(input.name), { timeoutMs: 30_000 });
+  if (r.exitCode !== 0) input.log.warn(`docker buildx use ${input.name} failed: ${lastStderrLine(r)}`);
 }
 
 /** Removes a half-made builder: the store entry (buildx rm), then any container/volume left. */

@@ -25,6 +25,7 @@ import {
 } from '../builder/pipeline.js';
 import { applicableLock } from '../resolve/index.js';
 import { decideDriver, type DriverChoice } from '../builder/driver.js';
+import { tryFastReuse } from '../builder/fast-path.js';
 import { findLocalEngineImage, pullEngineImage, saveToCache, type LocalEngineImage } from '../docker/engine-image.js';
 import type { DockerRunner } from '../docker/runner.js';
 import { buildUseArgs } from '../docker/buildx-args.js';
@@ -44,25 +45,29 @@ interface CreateState {
 
 export async function run(ctx: CommandContext): Promise<number> {
   const { io, log } = ctx;
-  const level = log.level;
-  const state: CreateState = {};
-  const need = <K extends keyof CreateState>(key: K): NonNullable<CreateState[K]> => state[key]!;
+  const loaded = await ctx.loadConfig();
+  const runner = makeRunner(ctx);
+  const driver = await decideDriver(ctx, loaded.config, runner);
+  const state: CreateState = { loaded, runner, driver };
+  const fast = await tryFastReuse(ctx, loaded.config, driver, runner);
+  if (fast) {
+    state.builder = fast.builder;
+    state.pin = pinFromLock(fast.lock, '');
+  } else await converge(ctx, state);
+  return finish(ctx, state);
+}
 
+/** The full pipeline as a task list: facts, engine image, config, converge. */
+async function converge(ctx: CommandContext, state: CreateState): Promise<void> {
+  const { io, log } = ctx;
+  const need = <K extends keyof CreateState>(key: K): NonNullable<CreateState[K]> => state[key]!;
   await runTasks<CreateState>(
     [
-      {
-        title: 'Load configuration',
-        task: async (s) => {
-          s.loaded = await ctx.loadConfig();
-          s.runner = makeRunner(ctx);
-        },
-      },
       {
         title: 'Check docker and buildx',
         task: async (s, task) => {
           s.facts = await gatherFacts(ctx, need('runner'), { createContext: true });
-          s.driver = await decideDriver(ctx, need('loaded').config, need('runner'));
-          task.title = `docker ${s.facts.daemon.serverVersion} (${s.facts.daemon.platform}), buildx ${s.facts.buildx.version}, driver ${s.driver.driver}`;
+          task.title = `docker ${s.facts.daemon.serverVersion} (${s.facts.daemon.platform}), buildx ${s.facts.buildx.version}, driver ${need('driver').driver}`;
         },
       },
       {
@@ -138,17 +143,21 @@ export async function run(ctx: CommandContext): Promise<number> {
     ],
     state,
     io,
-    level,
+    log.level,
   );
+}
 
-  const builder = need('builder');
-  const driver = need('driver');
+/** After the builder is there: bridge local images, then print its name or run the command. */
+async function finish(ctx: CommandContext, state: CreateState): Promise<number> {
+  const { io, log } = ctx;
+  const builder = state.builder!;
+  const driver = state.driver!;
   for (const w of driver.warnings) log.warn(w);
   // Local-only images the build needs, handed to the container builder as OCI layouts. In prefix
   // mode they live only as long as the command; for plain create they stay with the builder's
   // files (removed by rm) so the printed --build-context flags keep working.
   const bridged = driver.driver !== 'docker' && driver.bridges.length
-    ? await bridgeLocalImages(need('runner'), driver.bridges, ctx.args.exec ? join(builderDir(io.env, builder), `contexts-${process.pid}`) : join(builderDir(io.env, builder), 'contexts'), log)
+    ? await bridgeLocalImages(state.runner!, driver.bridges, ctx.args.exec ? join(builderDir(io.env, builder), `contexts-${process.pid}`) : join(builderDir(io.env, builder), 'contexts'), log)
     : undefined;
   if (ctx.args.exec) {
     const request = driver.request;

@@ -266,6 +266,10 @@ t.test('a fresh daemon comes up from the cache directory without asking any regi
   ok(t, lock, 'lock');
   ok(t, await runCli([], { cwd: dir, env }), 'first job');
   t.ok(readdirSync(cache).some((f) => f.endsWith('.tar')), 'the engine image was saved to the cache directory');
+  const seen = fake.calls().length;
+  const rerun = await runCli([], { cwd: dir, env });
+  ok(t, rerun, 'no-op re-run with the lockfile');
+  t.same(fake.calls().slice(seen).map((c) => c.args[0]), ['inspect'], 'a locked no-op re-run asks buildx one inspect and nothing else');
   await Promise.all([w.upstream.settle(), w.mirror.settle()]);
   const before = w.upstream.requests() + w.mirror.requests();
   // The next job: a fresh daemon and a fresh ~/.docker, as in a new DinD job.

@@ -1,0 +1,42 @@
+// The no-op re-run, without the full pipeline: with a lockfile that applies, the pinned digest,
+// the generated config and the recorded builder all agree, and buildx shows that builder running
+// the pinned version, there is nothing to do — one `buildx inspect`, no docker version probe, no
+// registry, no image check. Anything else (or any doubt) falls through to the full create.
+import type { CommandContext } from '../cli/main.js';
+import type { Config } from '../config/schema.js';
+import { inspectBuilder } from '../docker/buildx.js';
+import { endpointKey, tlsContextName, tlsFromEnvironment } from '../docker/daemon.js';
+import type { DockerRunner } from '../docker/runner.js';
+import { isLockStale, readLockfile, type Lockfile } from '../resolve/lockfile.js';
+import { makeCurrent, readRecord } from './bring-up.js';
+import { decideConverge } from './converge.js';
+import type { DriverChoice } from './driver.js';
+import { builderSpec, renderConfigFor, versionOfTag } from './pipeline.js';
+
+export interface FastReuse {
+  builder: string;
+  lock: Lockfile;
+}
+
+export async function tryFastReuse(ctx: CommandContext, config: Config, driver: DriverChoice, runner: DockerRunner): Promise<FastReuse | undefined> {
+  if (driver.driver !== 'docker-container' && driver.driver !== 'kubernetes') return undefined;
+  const env = ctx.io.env;
+  const lock = await readLockfile(config.lockfile).catch(() => undefined);
+  if (!lock || isLockStale(lock, config)) return undefined;
+  const recorded = await readRecord(env, config.builder.name);
+  if (!recorded || recorded.digest !== lock.digest) return undefined;
+  const toml = await renderConfigFor(config);
+  const tls = await tlsFromEnvironment(env);
+  const spec = builderSpec(config, driver.driver, recorded.image, lock.digest, toml.sha, {
+    tlsContext: tls ? tlsContextName(tls) : undefined,
+    endpointKey: endpointKey(env),
+  });
+  const info = await inspectBuilder(runner, spec.name, { signal: ctx.io.signal }).catch(() => undefined);
+  const decision = decideConverge(spec, info, recorded);
+  if (decision.action !== 'reuse' || decision.start) return undefined;
+  const expected = versionOfTag(lock.tag);
+  if (expected && info?.nodes[0]?.buildkitVersion !== expected) return undefined;
+  await makeCurrent({ runner, env, log: ctx.log, name: spec.name });
+  ctx.log.info(`reusing builder ${spec.name}: it runs the locked ${lock.tag} (${lock.digest.slice(0, 19)}…) with the current config`);
+  return { builder: spec.name, lock };
+}
