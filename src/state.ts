@@ -3,7 +3,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 
 export function dockerConfigDir(env: Record<string, string | undefined>): string {
   return env.DOCKER_CONFIG || join(env.HOME || homedir(), '.docker');
@@ -25,7 +25,8 @@ export function shortHash(text: string, length = 12): string {
 /** Writes a file atomically: a temp file in the same directory, then rename. */
 export async function writeFileAtomic(file: string, content: string | Buffer, mode?: number): Promise<void> {
   await mkdir(dirname(file), { recursive: true });
-  const temp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+  // Hidden, unique per writer: parallel runs never share a temp file, and a reader never sees one.
+  const temp = join(dirname(file), `.${basename(file)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
   try {
     await writeFile(temp, content, mode === undefined ? {} : { mode });
     await rename(temp, file);

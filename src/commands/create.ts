@@ -44,7 +44,6 @@ interface CreateState {
 }
 
 export async function run(ctx: CommandContext): Promise<number> {
-  const { io, log } = ctx;
   const loaded = await ctx.loadConfig();
   const runner = makeRunner(ctx);
   const driver = await decideDriver(ctx, loaded.config, runner);

@@ -2,12 +2,10 @@
 // range resolves the same everywhere and a moved tag is caught (product.md, Resolution rules).
 // JSON with a fixed key order, 2-space indent and a trailing newline, written temp + rename so a
 // reader never sees half a file. It holds registry names and digests only, never a credential.
-import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { rename, rm, writeFile } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
 import type { Config } from '../config/schema.js';
 import { ConfigError } from '../errors.js';
+import { writeFileAtomic } from '../state.js';
 import { isValidDigest, isValidTag } from '../registry/reference.js';
 import { engineImage } from './candidates.js';
 
@@ -141,14 +139,7 @@ export async function readLockfile(file: string): Promise<Lockfile | undefined> 
 
 /** Writes the lockfile atomically: a temp file beside it, then rename. */
 export async function writeLockfile(file: string, lock: Lockfile): Promise<void> {
-  const temp = join(dirname(file), `.${basename(file)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
-  try {
-    await writeFile(temp, renderLockfile(lock), { mode: 0o644 });
-    await rename(temp, file);
-  } catch (error) {
-    await rm(temp, { force: true });
-    throw error;
-  }
+  await writeFileAtomic(file, renderLockfile(lock), 0o644);
 }
 
 /** What in the configuration no longer matches the lock; empty when the lock applies. */

@@ -8,7 +8,6 @@ import { join } from 'node:path';
 import { defaultLoaders } from 'cosmiconfig';
 import { runCli } from '../helpers/cli.js';
 import { loadConfig } from '../../src/config/load.js';
-import { ConfigError } from '../../src/errors.js';
 import { DEFAULT_STARTER_VERSION, fillTemplate, findPackageRoot, INIT_FILES } from '../../src/commands/init.js';
 
 const env = (cwd: string): Record<string, string | undefined> => ({ PATH: process.env.PATH, HOME: cwd });

@@ -10,9 +10,10 @@
 // GitLab `docker:dind` service's clients see them.
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, mkdirSync, openSync, closeSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { freePort } from './net.js';
+import { makeCa, makeClientCert, makeServerCert } from './tls.js';
 
 const execFileP = promisify(execFile);
 
@@ -249,47 +250,18 @@ async function unmountUnder(dir: string): Promise<void> {
   }
 }
 
-/** A port that was free a moment ago (the small race is acceptable on a test machine). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const addr = s.address();
-      const port = typeof addr === 'object' && addr ? addr.port : 0;
-      s.close(() => resolve(port));
-    });
-  });
-}
+export { freePort };
 
-interface CertSet {
-  ca: string;
-  serverCert: string;
-  serverKey: string;
-  /** ca.pem, cert.pem, key.pem — the layout DOCKER_CERT_PATH expects. */
-  clientDir: string;
-}
-
-/** CA + server cert (IP SAN 127.0.0.1) + client cert, as `docker:dind` writes to /certs. */
-export async function makeCerts(dir: string): Promise<CertSet> {
-  const server = join(dir, 'server');
+/** CA + server cert (IP SAN 127.0.0.1) + client cert, laid out as `docker:dind` writes /certs. */
+export async function makeCerts(dir: string): Promise<{ ca: string; serverCert: string; serverKey: string; clientDir: string }> {
   const client = join(dir, 'client');
-  mkdirSync(server, { recursive: true });
   mkdirSync(client, { recursive: true });
-  const ossl = (args: string[]) => execFileP('openssl', args, { timeout: 30_000 });
-  const caKey = join(dir, 'ca-key.pem');
-  const ca = join(dir, 'ca.pem');
-  await ossl(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', caKey, '-out', ca, '-days', '2', '-subj', '/CN=bxb test CA']);
-  const issue = async (outDir: string, cn: string, ext: string) => {
-    const key = join(outDir, 'key.pem');
-    const csr = join(outDir, 'csr.pem');
-    const extFile = join(outDir, 'ext.cnf');
-    writeFileSync(extFile, ext);
-    await ossl(['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', csr, '-subj', `/CN=${cn}`]);
-    await ossl(['x509', '-req', '-in', csr, '-CA', ca, '-CAkey', caKey, '-CAcreateserial', '-out', join(outDir, 'cert.pem'), '-days', '2', '-extfile', extFile]);
-    writeFileSync(join(outDir, 'ca.pem'), readFileSync(ca));
-  };
-  await issue(server, 'docker', 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n');
-  await issue(client, 'client', 'extendedKeyUsage=clientAuth\n');
-  return { ca, serverCert: join(server, 'cert.pem'), serverKey: join(server, 'key.pem'), clientDir: client };
+  const ca = await makeCa(dir, 'ca', 'bxb test dind CA');
+  const server = await makeServerCert(ca, dir, 'server');
+  const pair = await makeClientCert(ca, dir, 'client-cert');
+  // DOCKER_CERT_PATH layout: ca.pem, cert.pem, key.pem.
+  writeFileSync(join(client, 'ca.pem'), ca.cert);
+  writeFileSync(join(client, 'cert.pem'), pair.cert);
+  writeFileSync(join(client, 'key.pem'), pair.key, { mode: 0o600 });
+  return { ca: ca.certFile, serverCert: server.certFile, serverKey: server.keyFile, clientDir: client };
 }

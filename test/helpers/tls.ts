@@ -78,6 +78,18 @@ export async function makeServerCert(ca: CertAuthority, dir: string, name = 'ser
   return { certFile, keyFile, cert: readFileSync(certFile, 'utf8'), key: readFileSync(keyFile, 'utf8') };
 }
 
+/** A client certificate signed by `ca` (extendedKeyUsage clientAuth), for mutual TLS. */
+export async function makeClientCert(ca: CertAuthority, dir: string, name = 'client'): Promise<KeyPair> {
+  const certFile = join(dir, `${name}.crt`);
+  const keyFile = join(dir, `${name}.key`);
+  const csrFile = join(dir, `${name}.csr`);
+  const extFile = join(dir, `${name}.ext`);
+  writeFileSync(extFile, 'basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n');
+  await openssl(['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', keyFile, '-out', csrFile, '-subj', `/CN=${name}`], dir);
+  await openssl(['x509', '-req', '-in', csrFile, '-CA', ca.certFile, '-CAkey', ca.keyFile, '-CAcreateserial', '-out', certFile, '-days', '2', '-extfile', extFile], dir);
+  return { certFile, keyFile, cert: readFileSync(certFile, 'utf8'), key: readFileSync(keyFile, 'utf8') };
+}
+
 /**
  * A self-signed RSA certificate for signing registry tokens (RS256). distribution 2.8 trusts a
  * token whose `x5c` chain verifies against `auth.token.rootcertbundle`

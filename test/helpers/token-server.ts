@@ -6,7 +6,6 @@
 // the `access` claim (DIST@v2.8.2 registry/auth/token/token.go, accesscontroller.go).
 import { randomUUID, sign } from 'node:crypto';
 import { rmSync } from 'node:fs';
-import { join } from 'node:path';
 import { harnessTempDir, startHttpStub, type TeardownHost } from './net.js';
 import { makeTokenSigningCert, pemToDerBase64 } from './tls.js';
 

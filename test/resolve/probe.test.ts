@@ -69,9 +69,9 @@ function setup(scripts: Script[], opts: { spec?: string; lock?: { tag: string; d
     const manifest = (): ManifestInfo => ({ digest: script === 'silent' ? '' : (script.digest ?? `sha256:${String(i).repeat(64)}`), mediaType: 'application/vnd.oci.image.index.v1+json', size: 1 });
     return {
       endpoint: c.endpoint,
-      headManifest: (repo, ref, signal) => (requests.push(`${c.endpoint.host} HEAD ${ref}`), answer(c.endpoint.host, script, manifest, signal)),
+      headManifest: (_repo, ref, signal) => (requests.push(`${c.endpoint.host} HEAD ${ref}`), answer(c.endpoint.host, script, manifest, signal)),
       getManifest: () => Promise.reject(new Error('not used')),
-      listTags: (repo, signal) => (requests.push(`${c.endpoint.host} LIST`), answer(c.endpoint.host, script === 'silent' ? script : { after: 0, ...(script.fail ? { fail: script.fail } : {}) }, () => (script === 'silent' ? [] : (script.tags ?? [])), signal)),
+      listTags: (_repo, signal) => (requests.push(`${c.endpoint.host} LIST`), answer(c.endpoint.host, script === 'silent' ? script : { after: 0, ...(script.fail ? { fail: script.fail } : {}) }, () => (script === 'silent' ? [] : (script.tags ?? [])), signal)),
       ping: () => Promise.reject(new Error('not used')),
     };
   };
