@@ -166,6 +166,10 @@ t.test('errors a user meets are one line with a hint and the documented exit cod
   t.equal(missing.code, 1);
   t.match(missing.stderr, /^buildx-bootstrap: docker buildx is not installed — install the docker-buildx-plugin package/m);
 
+  const tooOld = await runCli([], { cwd: dir, env: { ...cliEnv(w, fake), BXB_FAKE_BUILDX_VERSION: '0.9.1' } });
+  t.equal(tooOld.code, 1);
+  t.match(tooOld.stderr, /^buildx-bootstrap: buildx 0\.9\.1 is too old \(buildx-bootstrap needs 0\.10\.0 or later\) — upgrade the docker-buildx-plugin package/m);
+
   const unreachable = await runCli([], { cwd: dir, env: { ...cliEnv(w, fake), DOCKER_HOST: `unix://${join(noBuildx, 'nope.sock')}` } });
   t.equal(unreachable.code, 1);
   t.match(unreachable.stderr, /^buildx-bootstrap: docker is not reachable: .* — start dockerd or point DOCKER_HOST at it/m);
@@ -175,7 +179,7 @@ t.test('errors a user meets are one line with a hint and the documented exit cod
   t.equal(toml.code, 2);
   t.match(toml.stderr, /base\.toml.*line 2/);
   t.same(await containers(w.dockerd), [], 'nothing was created');
-  for (const r of [missing, unreachable, toml]) t.equal(r.stderr.trim().split('\n').filter((l) => l.startsWith('buildx-bootstrap:')).length, 1);
+  for (const r of [missing, tooOld, unreachable, toml]) t.equal(r.stderr.trim().split('\n').filter((l) => l.startsWith('buildx-bootstrap:')).length, 1);
 });
 
 // ---- process-level runs: the bundled CLI (dist/, built by npm test) as users run it ----------
@@ -344,6 +348,12 @@ t.test('a build that needs a local-only image: docker driver, or a bridged conta
   t.equal(made.status, 0);
   const imported = await w.dockerd.docker(['import', tar, 'bxb-test/tools:1']);
   t.equal(imported.code, 0, imported.stderr);
+  // As in the CI job that motivates this: the image arrives by `docker load` (from an earlier step).
+  const saved = join(root, 'tools-image.tar');
+  t.equal((await w.dockerd.docker(['save', '-o', saved, 'bxb-test/tools:1'])).code, 0);
+  t.equal((await w.dockerd.docker(['rmi', 'bxb-test/tools:1'])).code, 0);
+  const loaded = await w.dockerd.docker(['load', '-i', saved]);
+  t.equal(loaded.code, 0, loaded.stderr);
   const dockerfile = 'FROM scratch\nCOPY --from=bxb-test/tools:1 /bin/busybox /busybox\n';
 
   // No pinned version, no container-only need: the docker driver sees the local image itself.
