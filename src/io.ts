@@ -43,8 +43,9 @@ export class Secrets {
 }
 
 export function createLogger(io: Io, level: LogLevel, secrets: Secrets, clock: () => Date = () => new Date()): Logger {
-  // Plain timestamped lines when not on a terminal (CI logs), bare lines on a terminal.
-  const stamp = (): string => (io.stderr.isTTY ? '' : `${clock().toISOString().slice(11, 19)} `);
+  // Plain timestamped lines when not on a terminal (CI logs), in the same [HH:MM:SS] form as the
+  // task list's lines; bare lines on a terminal.
+  const stamp = (): string => (io.stderr.isTTY ? '' : `[${clock().toTimeString().slice(0, 8)}] `);
   const line = (text: string): void => {
     io.stderr.write(`${stamp()}${secrets.redact(text)}\n`);
   };
