@@ -7,12 +7,11 @@ import { join, resolve as resolvePath } from 'node:path';
 import type { CommandContext } from '../cli/main.js';
 import { defaultConfig, type Config } from '../config/schema.js';
 import { daemonRegistryMirrors } from '../docker/daemon.js';
-import { inspectLocalImages } from '../docker/images.js';
 import type { DockerRunner } from '../docker/runner.js';
-import { parseBuildCommand, type BuildRequest } from '../driver/build-args.js';
-import { buildNeedsFrom, buildRequestFromConfig, dockerfileToRead, planBridges, type BridgePlan } from '../driver/build-needs.js';
-import { chooseDriver, dockerDriverMirrorWarning, type Driver } from '../driver/choose-driver.js';
-import { analyzeDockerfile, type DockerfileNeeds } from '../driver/dockerfile.js';
+import type { BuildRequest } from '../driver/build-args.js';
+import type { BridgePlan } from '../driver/build-needs.js';
+import type { Driver } from '../driver/choose-driver.js';
+import type { DockerfileNeeds } from '../driver/dockerfile.js';
 import { UsageError } from '../errors.js';
 import { dockerConfigDir } from '../state.js';
 
@@ -54,6 +53,7 @@ export function buildkitConfigReasons(config: Config): string[] {
 }
 
 async function analyse(ctx: CommandContext, request: BuildRequest): Promise<DockerfileNeeds | undefined> {
+  const [{ dockerfileToRead }, { analyzeDockerfile }] = await Promise.all([import('../driver/build-needs.js'), import('../driver/dockerfile.js')]);
   const source = dockerfileToRead(request);
   if ('unreadable' in source) {
     ctx.log.info(`not analysing the build: ${source.unreadable}`);
@@ -79,7 +79,13 @@ async function analyse(ctx: CommandContext, request: BuildRequest): Promise<Dock
 
 export async function decideDriver(ctx: CommandContext, config: Config, runner: DockerRunner): Promise<DriverChoice> {
   const contextBuilder = await currentContextName(ctx.io.env);
-  const request = ctx.args.exec ? parseBuildCommand(ctx.args.exec, ctx.io.env) : config.build ? buildRequestFromConfig(config.build) : undefined;
+  // The analysis modules load only when there is a build to analyse (start-up cost).
+  const analysis = ctx.args.exec || config.build ? await import('../driver/build-needs.js') : undefined;
+  const request = ctx.args.exec
+    ? (await import('../driver/build-args.js')).parseBuildCommand(ctx.args.exec, ctx.io.env)
+    : config.build && analysis
+      ? analysis.buildRequestFromConfig(config.build)
+      : undefined;
   const setting = config.builder.driver;
   if (!request) {
     const driver: Driver = setting === 'auto' ? 'docker-container' : setting;
@@ -89,6 +95,11 @@ export async function decideDriver(ctx: CommandContext, config: Config, runner: 
         : [`builder.driver is ${setting}`];
     return { driver, reasons, warnings: [], contextBuilder, bridges: [], request };
   }
+  const [{ buildNeedsFrom, planBridges }, { chooseDriver, dockerDriverMirrorWarning }, { inspectLocalImages }] = await Promise.all([
+    import('../driver/build-needs.js'),
+    import('../driver/choose-driver.js'),
+    import('../docker/images.js'),
+  ]);
   const dockerfile = await analyse(ctx, request);
   const images = await inspectLocalImages(runner, (dockerfile?.images ?? []).map((i) => i.ref));
   const needs = buildNeedsFrom({ request, ...(dockerfile ? { dockerfile } : {}), facts: images, buildkitConfigReasons: buildkitConfigReasons(config) });

@@ -12,7 +12,6 @@ import { endpointKey, ensureTlsContext, inspectDaemon, tlsContextName, tlsFromEn
 import type { DockerRunner } from '../docker/runner.js';
 import { createDockerRunner } from '../docker/runner.js';
 import type { Lockfile } from '../resolve/lockfile.js';
-import { resolveFromConfig } from '../resolve/index.js';
 import type { Resolution } from '../resolve/probe.js';
 import { configFilePath, sha256 } from './bring-up.js';
 import type { BuilderSpec, ContainerDriver } from './converge.js';
@@ -91,6 +90,7 @@ export function pinFromLock(lock: Lockfile, platform: string): EnginePin {
 
 /** Resolves through the registries (honouring the lock's digest when there is one). */
 export async function resolvePin(ctx: CommandContext, config: Config, lock: Lockfile | undefined, platform: string): Promise<EnginePin> {
+  const { resolveFromConfig } = await import('../resolve/index.js');
   const resolution = await resolveFromConfig(
     { env: ctx.io.env, secrets: ctx.secrets, log: ctx.log, signal: ctx.io.signal },
     config,

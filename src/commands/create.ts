@@ -1,47 +1,14 @@
 // `create` (the default command) and prefix mode: bring up the pinned, mirror-configured builder,
-// print its name (or run the command after `--` with BUILDX_BUILDER set).
-import type { CommandContext } from '../cli/main.js';
-import { runTasks } from '../cli/tasks.js';
-import type { LoadedConfig } from '../config/load.js';
-import { bringUpBuilder, type BringUpResult } from '../builder/bring-up.js';
-import { runPrefixed } from '../builder/exec.js';
-import { bridgeLocalImages } from '../builder/bridge.js';
-import { rewriteBuildCommand } from '../driver/build-args.js';
-import { builderDir } from '../state.js';
+// print its name (or run the command after `--` with BUILDX_BUILDER set). Start-up cost is module
+// loading, so the full pipeline, the image bridge and the build rewrite load only when needed.
 import { join } from 'node:path';
-import {
-  appendArgsFor,
-  builderSpec,
-  createArgsFor,
-  gatherFacts,
-  makeRunner,
-  pinFromLock,
-  renderConfigFor,
-  resolvePin,
-  versionOfTag,
-  type BuildkitdConfigText,
-  type EnginePin,
-  type Facts,
-} from '../builder/pipeline.js';
-import { applicableLock } from '../resolve/index.js';
-import { decideDriver, type DriverChoice } from '../builder/driver.js';
+import type { CommandContext } from '../cli/main.js';
+import { decideDriver } from '../builder/driver.js';
+import { runPrefixed } from '../builder/exec.js';
 import { tryFastReuse } from '../builder/fast-path.js';
-import { findLocalEngineImage, pullEngineImage, saveToCache, type LocalEngineImage } from '../docker/engine-image.js';
-import type { DockerRunner } from '../docker/runner.js';
-import { buildUseArgs } from '../docker/buildx-args.js';
-import { check } from '../docker/runner.js';
-
-interface CreateState {
-  loaded?: LoadedConfig;
-  runner?: DockerRunner;
-  facts?: Facts;
-  driver?: DriverChoice;
-  pin?: EnginePin;
-  local?: LocalEngineImage;
-  toml?: BuildkitdConfigText;
-  result?: BringUpResult;
-  builder?: string;
-}
+import type { CreateState } from '../builder/full-create.js';
+import { makeRunner, pinFromLock } from '../builder/pipeline.js';
+import { builderDir } from '../state.js';
 
 export async function run(ctx: CommandContext): Promise<number> {
   const loaded = await ctx.loadConfig();
@@ -52,98 +19,8 @@ export async function run(ctx: CommandContext): Promise<number> {
   if (fast) {
     state.builder = fast.builder;
     state.pin = pinFromLock(fast.lock, '');
-  } else await converge(ctx, state);
+  } else await (await import('../builder/full-create.js')).fullCreate(ctx, state);
   return finish(ctx, state);
-}
-
-/** The full pipeline as a task list: facts, engine image, config, converge. */
-async function converge(ctx: CommandContext, state: CreateState): Promise<void> {
-  const { io, log } = ctx;
-  const need = <K extends keyof CreateState>(key: K): NonNullable<CreateState[K]> => state[key]!;
-  await runTasks<CreateState>(
-    [
-      {
-        title: 'Check docker and buildx',
-        task: async (s, task) => {
-          s.facts = await gatherFacts(ctx, need('runner'), { createContext: true });
-          task.title = `docker ${s.facts.daemon.serverVersion} (${s.facts.daemon.platform}), buildx ${s.facts.buildx.version}, driver ${need('driver').driver}`;
-        },
-      },
-      {
-        title: 'Use the docker driver',
-        enabled: (s) => s.driver?.driver === 'docker',
-        task: async (s) => {
-          const name = s.driver!.contextBuilder;
-          check(await need('runner').run(buildUseArgs(name), { timeoutMs: 30_000 }), `docker buildx use ${name}`, 'check the docker context');
-          s.builder = name;
-        },
-      },
-      {
-        title: 'Pin the engine image',
-        enabled: (s) => s.driver?.driver !== 'docker' && s.driver?.driver !== 'remote',
-        task: async (s, task) => {
-          const { config } = need('loaded');
-          const platform = need('facts').daemon.platform;
-          const runner = need('runner');
-          const lock = await applicableLock(config, log);
-          const local = { cacheDir: config.cache.dir, log, signal: io.signal, timeoutMs: config.timeouts.bootstrap };
-          const pullsLocally = s.driver!.driver === 'docker-container';
-          // A fresh lockfile pins without asking any registry; a copy on the daemon or in the
-          // cache directory then brings the builder up with every registry unreachable.
-          if (lock) {
-            s.pin = pinFromLock(lock, platform);
-            if (pullsLocally) s.local = await findLocalEngineImage(runner, s.pin, local);
-          }
-          if (!s.pin || (pullsLocally && !s.local)) {
-            s.pin = await resolvePin(ctx, config, lock, platform);
-            if (pullsLocally) s.local = (await findLocalEngineImage(runner, s.pin, local)) ?? (await pullEngineImage(runner, s.pin, local));
-          }
-          if (s.local) await saveToCache(runner, s.pin, s.local.imageId, local);
-          task.title = `Engine image ${s.pin.reference}${s.local ? ` (${describeLocal(s.local)})` : ''}`;
-        },
-      },
-      {
-        title: 'Render buildkitd.toml',
-        enabled: (s) => s.driver?.driver !== 'docker' && s.driver?.driver !== 'remote',
-        task: async (s) => {
-          s.toml = await renderConfigFor(need('loaded').config);
-        },
-      },
-      {
-        title: 'Converge the builder',
-        enabled: (s) => s.driver?.driver !== 'docker',
-        task: async (s, task) => {
-          const { config } = need('loaded');
-          const facts = need('facts');
-          const driver = s.driver!.driver as 'docker-container' | 'kubernetes' | 'remote';
-          const image = s.local?.ref ?? s.pin?.reference ?? '';
-          const spec = builderSpec(config, driver, image, s.pin?.digest ?? '', s.toml?.sha ?? '', facts);
-          const createArgs = createArgsFor(spec, facts.buildx.version, io.env, config.timeouts);
-          s.result = await bringUpBuilder({
-            runner: need('runner'),
-            env: io.env,
-            log,
-            signal: io.signal,
-            buildxVersion: facts.buildx.version,
-            spec,
-            configText: s.toml?.text ?? '',
-            expectedVersion: s.pin ? versionOfTag(s.pin.tag) : undefined,
-            expectedImageId: s.local?.imageId,
-            endpointKey: facts.endpointKey,
-            createArgs,
-            appendArgs: appendArgsFor(spec, facts.buildx.version, io.env),
-            timeouts: config.timeouts,
-          });
-          s.builder = spec.name;
-          const node = s.result.info.nodes[0];
-          task.title = `Builder ${spec.name} ${s.result.decision.action === 'reuse' ? 'reused' : s.result.decision.action === 'create' ? 'created' : 'recreated'} (BuildKit ${node?.buildkitVersion ?? 'unknown'})`;
-        },
-      },
-    ],
-    state,
-    io,
-    log.level,
-  );
 }
 
 /** After the builder is there: bridge local images, then print its name or run the command. */
@@ -156,11 +33,11 @@ async function finish(ctx: CommandContext, state: CreateState): Promise<number> 
   // mode they live only as long as the command; for plain create they stay with the builder's
   // files (removed by rm) so the printed --build-context flags keep working.
   const bridged = driver.driver !== 'docker' && driver.bridges.length
-    ? await bridgeLocalImages(state.runner!, driver.bridges, ctx.args.exec ? join(builderDir(io.env, builder), `contexts-${process.pid}`) : join(builderDir(io.env, builder), 'contexts'), log)
+    ? await (await import('../builder/bridge.js')).bridgeLocalImages(state.runner!, driver.bridges, ctx.args.exec ? join(builderDir(io.env, builder), `contexts-${process.pid}`) : join(builderDir(io.env, builder), 'contexts'), log)
     : undefined;
   if (ctx.args.exec) {
     const request = driver.request;
-    const argv = request ? rewriteBuildCommand(ctx.args.exec, { builder, addBuildContexts: bridged?.contexts ?? {} }) : ctx.args.exec;
+    const argv = request ? (await import('../driver/build-args.js')).rewriteBuildCommand(ctx.args.exec, { builder, addBuildContexts: bridged?.contexts ?? {} }) : ctx.args.exec;
     try {
       return await runPrefixed(argv, builder, io);
     } finally {
@@ -186,15 +63,3 @@ async function finish(ctx: CommandContext, state: CreateState): Promise<number> 
   return 0;
 }
 
-function describeLocal(local: LocalEngineImage): string {
-  switch (local.how) {
-    case 'present':
-      return 'already on the daemon';
-    case 'present-by-id':
-      return 'on the daemon by image ID';
-    case 'cache':
-      return 'loaded from the cache directory';
-    case 'pulled':
-      return 'pulled';
-  }
-}

@@ -31,14 +31,18 @@ export function dockerRunner(cx, endpoint) {
   }
   return (args, { input } = {}) =>
     new Promise((resolve) => {
-      const p = spawn(bin, [...globals, ...args], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+      const p = spawn(bin, [...globals, ...args], { env, stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
       let stdout = '';
       let stderr = '';
       p.stdout.on('data', (d) => (stdout += d));
       p.stderr.on('data', (d) => (stderr += d));
       p.on('error', (err) => resolve({ code: 127, stdout, stderr: String(err.message) }));
       p.on('close', (code) => resolve({ code: code ?? 1, stdout, stderr }));
-      p.stdin.end(input ?? '');
+      if (p.stdin) {
+        // docker may exit before reading its input; the EPIPE is not the command's result.
+        p.stdin.on('error', () => undefined);
+        p.stdin.end(input);
+      }
     });
 }
 

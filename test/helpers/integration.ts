@@ -26,7 +26,7 @@ export function findBinary(name: string, path = process.env.PATH ?? ''): string 
 export function requireBinaries(t: Test, names: string[]): boolean {
   const missing = names.filter((n) => !findBinary(n));
   if (missing.length === 0) return true;
-  const reason = `needs ${missing.join(', ')} (Debian packages docker.io, docker-registry, busybox-static, openssl, skopeo)`;
+  const reason = `needs ${missing.join(', ')} (Debian packages docker.io, docker-registry, busybox-static, openssl, skopeo, rsync)`;
   if (process.env.BXB_REQUIRE_INTEGRATION === '1') t.fail(`integration test could not run: ${reason}`);
   // plan(0, reason) ends this test as skipped (tap's t.skip(...) would start a new subtest).
   else t.plan(0, reason);
