@@ -86,6 +86,8 @@ export async function pullEngineImage(runner: DockerRunner, target: EngineImageT
   const pulled = await runner.run(['pull', target.reference], {
     timeoutMs: opts.timeoutMs,
     ...(opts.signal ? { signal: opts.signal } : {}),
+    // docker pull reports its progress on stdout (one line per layer event when not a terminal).
+    onStdoutLine: (line) => opts.log.info(line.trim()),
     onStderrLine: (line) => opts.log.debug(line),
   });
   check(pulled, `docker pull ${target.reference}`, 'check the registry is reachable from the docker daemon (dockerd does the pull) and that docker login was done for it');

@@ -21,6 +21,8 @@ export interface RunOptions {
   env?: Record<string, string>;
   /** Called with each stderr line as it arrives (progress). */
   onStderrLine?: (line: string) => void;
+  /** Called with each stdout line as it arrives (`docker pull` writes its progress there). */
+  onStdoutLine?: (line: string) => void;
 }
 
 export interface DockerRunner {
@@ -63,15 +65,8 @@ export function createDockerRunner(options: DockerRunnerOptions): DockerRunner {
         ...(opts.timeoutMs ? { timeout: opts.timeoutMs } : {}),
         ...(opts.signal ? { cancelSignal: opts.signal } : {}),
       });
-      if (opts.onStderrLine) {
-        let pending = '';
-        child.stderr?.on('data', (chunk: Buffer) => {
-          pending += chunk.toString();
-          const lines = pending.split(/\r?\n/);
-          pending = lines.pop() ?? '';
-          for (const line of lines) if (line.trim()) opts.onStderrLine!(line);
-        });
-      }
+      if (opts.onStderrLine && child.stderr) forEachLine(child.stderr, opts.onStderrLine);
+      if (opts.onStdoutLine && child.stdout) forEachLine(child.stdout, opts.onStdoutLine);
       const r = await child;
       if (r.failed && r.exitCode === undefined) {
         const reason = r.isCanceled ? 'was interrupted' : r.timedOut ? `timed out after ${opts.timeoutMs} ms` : `could not start (${r.code ?? r.shortMessage})`;
@@ -80,6 +75,16 @@ export function createDockerRunner(options: DockerRunnerOptions): DockerRunner {
       return { exitCode: r.exitCode ?? -1, stdout: String(r.stdout ?? ''), stderr: String(r.stderr ?? ''), command };
     },
   };
+}
+
+function forEachLine(stream: NodeJS.ReadableStream, onLine: (line: string) => void): void {
+  let pending = '';
+  stream.on('data', (chunk: Buffer) => {
+    pending += chunk.toString();
+    const lines = pending.split(/\r?\n/);
+    pending = lines.pop() ?? '';
+    for (const line of lines) if (line.trim()) onLine(line);
+  });
 }
 
 /** The last non-empty stderr line, where docker and buildx put the reason (`ERROR: …`). */

@@ -75,6 +75,7 @@ t.test('mirror-only network: the builder comes up from the mirror, the upstream 
   const r = await runCli([], { cwd: dir, env: cliEnv(w, fake) });
   ok(t, r, 'create');
   t.equal(r.stdout, 'ci\n', 'stdout is the builder name alone');
+  t.match(r.stderr, /Pulling from moby\/buildkit[\s\S]*Digest: sha256:[0-9a-f]{64}/, 'the pull shows its progress on stderr');
   t.equal(w.upstream.requests(), 0, 'the upstream registry saw no request');
   t.ok(w.mirror.requests() > before, 'the mirror served the engine image');
   const create = createCalls(fake.calls());
@@ -378,4 +379,21 @@ t.test('a build that needs a local-only image: docker driver, or a bridged conta
   const layoutDir = context?.replace(/^.*oci-layout:\/\//, '').replace(/:[^:]+$/, '') ?? '';
   t.notOk(existsSync(layoutDir), 'the temporary layout was removed after the command');
   t.equal(w.upstream.requestLog().filter((l) => l.includes('tools')).length + w.mirror.requestLog().filter((l) => l.includes('tools')).length, 0, 'no registry was asked for the local image');
+});
+
+t.test('prefix mode forwards SIGTERM to the command and exits with its code', async (t) => {
+  if (!requireBinaries(t, BINARIES)) return;
+  const w = await world(t);
+  const fake = installFakeBuildx(t);
+  const dir = project(t, w, { builder: { name: 'signals' } });
+  const script = 'trap "echo got-TERM; exit 42" TERM; echo ready; while :; do sleep 0.1; done';
+  const run = runBin(['--', 'sh', '-c', script], { cwd: dir, env: cliEnv(w, fake) });
+  let out = '';
+  run.child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
+  await until('the command to start', () => out.includes('ready'));
+  run.child.kill('SIGTERM');
+  const result = await run.done;
+  t.match(result.stdout, /got-TERM/, 'the command received SIGTERM');
+  t.equal(result.code, 42, "buildx-bootstrap exits with the command's own code");
+  t.same(instances(fake), ['signals'], 'the builder made before the command stays');
 });
