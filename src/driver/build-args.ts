@@ -10,6 +10,7 @@
 import { UsageError } from '../errors.js';
 import { buildContextName } from './dockerfile.js';
 import { hostPlatform, splitPlatforms } from './platform.js';
+import { csvFields } from './csv.js';
 
 export type DockerfileSource =
   /** A local file (as given: relative paths are relative to the working directory). */
@@ -194,45 +195,7 @@ export function isBuildCommand(argv: string[]): boolean {
 
 // ---- value parsing --------------------------------------------------------------------------
 
-/** CSV fields as `encoding/csv` reads one record (double quotes, `""` inside quotes). */
-export function csvFields(text: string): string[] {
-  const out: string[] = [];
-  let cur = '';
-  let quoted = false;
-  let atFieldStart = true;
-  for (let i = 0; i < text.length; i++) {
-    const ch = text[i]!;
-    if (quoted) {
-      if (ch === '"') {
-        if (text[i + 1] === '"') {
-          cur += '"';
-          i++;
-        } else {
-          quoted = false;
-        }
-      } else {
-        cur += ch;
-      }
-      continue;
-    }
-    if (ch === '"' && atFieldStart) {
-      quoted = true;
-      atFieldStart = false;
-      continue;
-    }
-    if (ch === ',') {
-      out.push(cur);
-      cur = '';
-      atFieldStart = true;
-      continue;
-    }
-    cur += ch;
-    atFieldStart = false;
-  }
-  if (quoted) throw new Error(`unterminated quote in "${text}"`);
-  out.push(cur);
-  return out;
-}
+export { csvFields };
 
 function parseKeyValues(fields: string[], flag: string, raw: string): Record<string, string> {
   const attrs: Record<string, string> = {};

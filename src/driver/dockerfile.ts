@@ -14,6 +14,7 @@ import { UsageError } from '../errors.js';
 import { formatImageRef, parseImageRef, type ImageRef } from '../registry/reference.js';
 import { expandWord, LexError } from './dockerfile-lexer.js';
 import { hostPlatform, normalizePlatform, parsePlatform } from './platform.js';
+import { csvFields } from './csv.js';
 
 export type ImageUseKind = 'from' | 'copy-from' | 'mount-from' | 'syntax';
 
@@ -540,7 +541,7 @@ function sourcesOf(node: Node): CopyFrom[] {
 function mountFrom(value: string, line: number): string | undefined {
   let fields: string[];
   try {
-    fields = csv(value);
+    fields = csvFields(value);
   } catch {
     throw new ParseFailure(`failed to parse csv mounts: ${value}`, line);
   }
@@ -555,36 +556,6 @@ function mountFrom(value: string, line: number): string | undefined {
     from = v;
   }
   return from;
-}
-
-function csv(text: string): string[] {
-  const out: string[] = [];
-  let cur = '';
-  let quoted = false;
-  let fieldStart = true;
-  for (let i = 0; i < text.length; i++) {
-    const ch = text[i]!;
-    if (quoted) {
-      if (ch === '"' && text[i + 1] === '"') {
-        cur += '"';
-        i++;
-      } else if (ch === '"') quoted = false;
-      else cur += ch;
-    } else if (ch === '"' && fieldStart) {
-      quoted = true;
-      fieldStart = false;
-    } else if (ch === ',') {
-      out.push(cur);
-      cur = '';
-      fieldStart = true;
-    } else {
-      cur += ch;
-      fieldStart = false;
-    }
-  }
-  if (quoted) throw new Error('unterminated quote');
-  out.push(cur);
-  return out;
 }
 
 function parseStages(nodes: Node[]): { stages: Stage[]; metaArgs: MetaArg[] } {
