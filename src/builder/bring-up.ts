@@ -7,9 +7,9 @@ import { join } from 'node:path';
 import { BxbError, DockerError, ExitCode } from '../errors.js';
 import type { Logger } from '../io.js';
 import { builderDir, dockerConfigDir, writeFileAtomic } from '../state.js';
-import { buildUseArgs } from '../docker/buildx-args.js';
+import { buildInspectArgs, buildUseArgs } from '../docker/buildx-args.js';
 import { inspectBuilder, removeBuilder } from '../docker/buildx.js';
-import type { BuilderInfo } from '../docker/parse.js';
+import { parseInspect, type BuilderInfo } from '../docker/parse.js';
 import { lastStderrLine, transcript, type DockerRunner } from '../docker/runner.js';
 import { decideConverge, type BuilderSpec, type ConvergeAction } from './converge.js';
 import { acquireBuilderLock } from './lock.js';
@@ -143,7 +143,7 @@ async function create(input: BringUpInput): Promise<BuilderInfo> {
 async function bootstrap(input: BringUpInput): Promise<BuilderInfo> {
   const { runner, spec, log } = input;
   log.info(`bootstrapping builder ${spec.name}`);
-  const r = await runner.run(['buildx', 'inspect', spec.name, '--bootstrap'], {
+  const r = await runner.run(buildInspectArgs(spec.name, { bootstrap: true }), {
     timeoutMs: input.timeouts.bootstrap,
     ...(input.signal ? { signal: input.signal } : {}),
     onStderrLine: (line) => log.debug(line),
@@ -155,7 +155,14 @@ async function bootstrap(input: BringUpInput): Promise<BuilderInfo> {
       transcript: transcript(r),
     });
   }
-  const info = await inspectBuilder(runner, spec.name, { signal: input.signal });
+  // `inspect --bootstrap` prints the inspect text once the nodes are up (buildx commands/inspect.go),
+  // so no second inspect is needed.
+  let info: BuilderInfo | undefined;
+  try {
+    info = parseInspect(r.stdout);
+  } catch {
+    info = await inspectBuilder(runner, spec.name, { signal: input.signal });
+  }
   if (!info) throw new DockerError(`builder ${spec.name} vanished after bootstrap`, { hint: 'is another tool removing builders on this daemon?' });
   return info;
 }
