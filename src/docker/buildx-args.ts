@@ -10,7 +10,8 @@ import { UsageError } from '../errors.js';
 
 export type CreateDriver = 'docker-container' | 'kubernetes' | 'remote';
 
-export interface CreateArgsInput {
+/** What one builder node is made of; shared by `create` and `create --append`. */
+interface NodeArgsInput {
   /** Detected buildx version, e.g. `0.19.3` (a leading `v` or a pre-release suffix is fine). */
   buildxVersion: string;
   name: string;
@@ -25,25 +26,19 @@ export interface CreateArgsInput {
   /** Absolute path of the rendered buildkitd.toml. */
   configFile?: string;
   platforms: string[];
+}
+
+export interface CreateArgsInput extends NodeArgsInput {
   use: boolean;
   bootstrap: boolean;
   /** `--timeout`; passed only to buildx >= 0.32 (older ones hard-code 20s and reject the flag). */
   timeoutSeconds?: number;
 }
 
-export interface AppendNodeArgsInput {
-  buildxVersion: string;
-  /** The existing builder. */
-  name: string;
-  driver: CreateDriver;
+/** `name` is the existing builder the node joins. */
+export interface AppendNodeArgsInput extends NodeArgsInput {
   /** Name of the new node; buildx picks `<builder><index>` when omitted. */
   node?: string;
-  endpoint?: string;
-  image: string;
-  driverOpts: Record<string, string>;
-  buildkitdFlags: string[];
-  configFile?: string;
-  platforms: string[];
 }
 
 /** First buildx version that knows each `--driver-opt` key, per driver (buildx-facts §1.3, `git log -S` in BX). */
@@ -293,7 +288,7 @@ function nodeArgs(input: {
   return args;
 }
 
-function checkNodeInput(input: CreateArgsInput | AppendNodeArgsInput): void {
+function checkNodeInput(input: NodeArgsInput): void {
   checkDriver(input.driver);
   coreVersion(input.buildxVersion);
   checkRemote(input);
