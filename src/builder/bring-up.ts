@@ -4,7 +4,7 @@
 import { createHash } from 'node:crypto';
 import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { BxbError, DockerError, ExitCode } from '../errors.js';
+import { DockerError, InterruptedError } from '../errors.js';
 import type { Logger } from '../io.js';
 import { builderDir, dockerConfigDir, writeFileAtomic } from '../state.js';
 import { buildInspectArgs, buildUseArgs } from '../docker/buildx-args.js';
@@ -75,8 +75,8 @@ function interrupted(signal: AbortSignal | undefined): boolean {
   return signal?.aborted ?? false;
 }
 
-function interruptError(signal: AbortSignal | undefined): BxbError {
-  return new BxbError(`interrupted by ${String(signal?.reason ?? 'a signal')}`, signal?.reason === 'SIGTERM' ? ExitCode.sigterm : ExitCode.sigint);
+function interruptError(signal: AbortSignal | undefined): InterruptedError {
+  return new InterruptedError(signal?.reason === 'SIGTERM' ? 'SIGTERM' : 'SIGINT');
 }
 
 export async function bringUpBuilder(input: BringUpInput): Promise<BringUpResult> {

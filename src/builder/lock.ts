@@ -3,7 +3,7 @@
 // works across processes and detects a stale lock left by a killed run.
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { BxbError, DockerError, ExitCode } from '../errors.js';
+import { DockerError, InterruptedError } from '../errors.js';
 import type { Logger } from '../io.js';
 import { shortHash, stateDir } from '../state.js';
 
@@ -37,7 +37,7 @@ export async function acquireBuilderLock(
       opts.log.info(`waiting for another buildx-bootstrap working on builder ${name}…`);
       told = true;
     }
-    if (opts.signal?.aborted) throw new BxbError('interrupted while waiting for the builder lock', ExitCode.sigint);
+    if (opts.signal?.aborted) throw new InterruptedError(opts.signal.reason === 'SIGTERM' ? 'SIGTERM' : 'SIGINT');
     if (Date.now() - started > opts.timeoutMs) {
       throw new DockerError(`another buildx-bootstrap held the lock on builder ${name} for more than ${Math.round(opts.timeoutMs / 1000)}s`, {
         hint: `if no other run is active, remove ${file}.lock`,
