@@ -6,12 +6,10 @@ import { removeBuilderFiles } from '../builder/bring-up.js';
 import { makeRunner } from '../builder/pipeline.js';
 import { removeBuilder } from '../docker/buildx.js';
 import { endpointKey } from '../docker/daemon.js';
-import { UsageError } from '../errors.js';
 
 export async function run(ctx: CommandContext): Promise<number> {
   const { config } = await ctx.loadConfig();
   const name = config.builder.name;
-  if (name === 'default') throw new UsageError('the default builder belongs to the docker context and cannot be removed', { hint: 'set builder.name to the builder buildx-bootstrap created' });
   const runner = makeRunner(ctx);
   const env = ctx.io.env;
   const release = await acquireBuilderLock(env, endpointKey(env), name, { log: ctx.log, timeoutMs: config.timeouts.bootstrap, signal: ctx.io.signal });
