@@ -19,6 +19,7 @@ import {
 } from '../builder/pipeline.js';
 import { inspectBuilder } from '../docker/buildx.js';
 import { applicableLock } from '../resolve/index.js';
+import { NoRegistryError } from '../errors.js';
 
 export async function run(ctx: CommandContext): Promise<number> {
   const loaded = await ctx.loadConfig();
@@ -35,7 +36,15 @@ export async function run(ctx: CommandContext): Promise<number> {
     if (driver.driver !== 'remote') {
       const lock = await applicableLock(config, ctx.log);
       // plan asks the registries even with a lock, so it shows the candidate that would serve now.
-      pin = lock ? await resolvePin(ctx, config, lock, facts.daemon.platform).catch(() => pinFromLock(lock, facts.daemon.platform)) : await resolvePin(ctx, config, undefined, facts.daemon.platform);
+      // With no registry reachable, the lock still says what create would use; a registry serving
+      // another digest for the locked tag is an error here as in create (exit 4).
+      pin = lock
+        ? await resolvePin(ctx, config, lock, facts.daemon.platform).catch((error: unknown) => {
+            if (!(error instanceof NoRegistryError)) throw error;
+            ctx.log.warn(`${error.message}; showing the locked image`);
+            return pinFromLock(lock, facts.daemon.platform);
+          })
+        : await resolvePin(ctx, config, undefined, facts.daemon.platform);
       toml = await renderConfigFor(config);
     }
     const spec = builderSpec(config, driver.driver, pin?.reference ?? '', pin?.digest ?? '', toml.sha, facts);
