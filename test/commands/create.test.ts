@@ -397,3 +397,35 @@ t.test('prefix mode forwards SIGTERM to the command and exits with its code', as
   t.equal(result.code, 42, "buildx-bootstrap exits with the command's own code");
   t.same(instances(fake), ['signals'], 'the builder made before the command stays');
 });
+
+t.test('plan shows the decision, the config and the exact argv, and changes nothing', async (t) => {
+  if (!requireBinaries(t, BINARIES)) return;
+  const w = await world(t);
+  const fake = installFakeBuildx(t);
+  const dir = project(t, w, { mirrors: [{ host: w.mirror.host, for: w.upstream.host }], builder: { name: 'planned', driverOpts: { network: 'host' } } });
+  const env = cliEnv(w, fake);
+  const r = await runCli(['plan', '--json'], { cwd: dir, env });
+  ok(t, r, 'plan');
+  const plan = JSON.parse(r.stdout) as { image: { reference: string; source: string }; driver: { driver: string; reasons: string[] }; argv: string[]; buildkitdToml: string; action: { action: string } };
+  t.equal(plan.image.source, `${w.mirror.host}/moby/buildkit`, 'the mirror serves it');
+  t.equal(plan.driver.driver, 'docker-container');
+  t.ok(plan.driver.reasons.length > 0, 'with its reasons');
+  t.equal(plan.action.action, 'create');
+  t.same(plan.argv.slice(0, 8), ['docker', 'buildx', 'create', '--name', 'planned', '--driver', 'docker-container', '--driver-opt']);
+  t.ok(plan.argv.includes(`image=${plan.image.reference}`), 'the pinned image is in the argv');
+  t.match(plan.buildkitdToml, w.mirror.host);
+  t.equal(fake.calls().filter((c) => c.args[0] !== 'version' && c.args[0] !== 'inspect').length, 0, 'no buildx call that changes anything');
+  t.same(await containers(w.dockerd), []);
+  const text = await runCli(['plan'], { cwd: dir, env });
+  ok(t, text, 'plan (text)');
+  t.match(text.stdout, /^driver: {3}docker-container$/m);
+  t.match(text.stdout, /^builder: {2}planned — would create: builder planned does not exist$/m);
+
+  // A locked tag moved in the registry: plan fails like create would (exit 4).
+  ok(t, await runCli(['lock'], { cwd: dir, env }), 'lock');
+  await pushEngineTags(w.mirror, { tags: { 'v0.18.2': { version: 'v0.18.2', platforms: ['linux/amd64'] } } });
+  await pushEngineTags(w.upstream, { tags: { 'v0.18.2': { version: 'v0.18.2', platforms: ['linux/amd64'] } } });
+  const moved = await runCli(['plan'], { cwd: dir, env });
+  t.equal(moved.code, 4, 'exit 4 when the registry serves another digest for the locked tag');
+  t.match(moved.stderr, /sha256:[0-9a-f]{64}/);
+});
