@@ -104,6 +104,9 @@ t.test('a second run is a no-op; a changed version recreates and says why', asyn
   t.equal(createCalls(fake.calls()).length, 1, 'no second buildx create reached the plugin');
   t.same(await containers(w.dockerd), first, 'the same container');
   t.match(again.stderr, /reusing builder ci/);
+  const json = await runCli(['--json'], { cwd: dir, env });
+  ok(t, json, 'create --json');
+  t.match(JSON.parse(json.stdout), { builder: 'ci', driver: 'docker-container', action: 'reuse', image: /moby\/buildkit:v0\.18\.2@sha256:/, buildContexts: [] });
 
   writeFileSync(join(dir, '.buildx-bootstraprc.json'), JSON.stringify({ buildkit: { image: `${w.upstream.host}/moby/buildkit`, version: 'v0.19.1' }, mirrors: [{ host: w.mirror.host, for: w.upstream.host }], builder: { name: 'ci' } }));
   const changed = await runCli([], { cwd: dir, env });
@@ -232,6 +235,7 @@ t.test('eight parallel runs against one daemon end with one builder and one cont
   const results = await Promise.all(runs.map((r) => r.done));
   t.same(results.map((r) => r.code), [0, 0, 0, 0, 0, 0, 0, 0], `all exit 0 ${results.map((r) => r.stderr).join('')}`);
   t.same(results.map((r) => r.stdout), Array(8).fill('shared\n'), 'each prints the builder name');
+  t.same(results.map((r) => r.stderr), Array(8).fill(''), '--quiet prints nothing else');
   t.same(instances(fake), ['shared'], 'one builder in the buildx store');
   t.equal((await containers(w.dockerd)).length, 1, 'one builder container');
   t.equal(createCalls(fake.calls()).length, 1, 'buildx create ran once');
