@@ -8,7 +8,9 @@ export async function runTasks<Ctx extends object>(tasks: ListrTask<Ctx>[], ctx:
   const { Listr, ListrLogger, ProcessOutput, PRESET_TIMESTAMP } = await import('listr2');
   const stream = io.stderr as unknown as NodeJS.WriteStream;
   const logger = new ListrLogger({ processOutput: new ProcessOutput(stream, stream) });
-  const tty = Boolean(io.stderr.isTTY) && !io.env.CI && level !== 'debug';
+  // The drawing renderer needs a known width: a pty without one (columns 0) gets plain lines.
+  const columns = (io.stderr as { columns?: number }).columns ?? 0;
+  const tty = Boolean(io.stderr.isTTY) && columns > 0 && !io.env.CI && level !== 'debug';
   const list = new Listr<Ctx>(tasks, {
     ctx,
     exitOnError: true,
