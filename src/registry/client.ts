@@ -314,7 +314,11 @@ class Client implements RegistryClientHandle {
         case 'reset':
           return this.error('reset', `${where}connection reset${code}${this.baseUrl.startsWith('http:') ? ' — if it serves HTTPS, give it a ca: (or drop http: true)' : ''}`);
         default:
-          return this.error(error.kind, `${where}malformed HTTP answer${code}`);
+          // Plain HTTP to a port that speaks TLS gets a garbled answer, not a TLS error.
+          return this.error(
+            error.kind,
+            `${where}malformed HTTP answer${code}${this.baseUrl.startsWith('http:') ? ' — if it serves HTTPS, give it a ca: (or insecure: true)' : ''}`,
+          );
       }
     }
     const { message } = error instanceof Error ? error : new Error(String(error));

@@ -438,3 +438,13 @@ t.test('a pull-through mirror answers with the upstream digest', async (t) => {
   t.equal((await client.headManifest('moby/buildkit', 'v0.18.2')).digest, images['v0.18.2']!.digest);
   t.same(await client.listTags('moby/buildkit'), ['v0.18.2']);
 });
+
+t.test('plain HTTP to a loopback registry that serves TLS says how to fix it', async (t) => {
+  if (!requireBinaries(t, ['docker-registry', 'openssl'])) return;
+  const reg = await startRegistry(t, { tls: true });
+  const { client } = clientFor(t, { host: reg.host });
+  const err = await failure(client.headManifest('moby/buildkit', 'v0.18.2'));
+  t.equal(err.kind, 'protocol');
+  t.match(err.message, `${reg.host}: `);
+  t.match(err.message, /if it serves HTTPS, give it a ca: \(or insecure: true\)/);
+});
