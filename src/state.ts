@@ -18,8 +18,12 @@ export function builderDir(env: Record<string, string | undefined>, name: string
   return join(stateDir(env), 'builders', name);
 }
 
+export function sha256(text: string): string {
+  return createHash('sha256').update(text).digest('hex');
+}
+
 export function shortHash(text: string, length = 12): string {
-  return createHash('sha256').update(text).digest('hex').slice(0, length);
+  return sha256(text).slice(0, length);
 }
 
 /** Writes a file atomically: a temp file in the same directory, then rename. */

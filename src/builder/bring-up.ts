@@ -1,7 +1,6 @@
 // The effects half of `create`: given the decisions (spec, config text, engine image), converge the
 // builder — reuse, or remove and create — under the per-daemon lock, verify it, record it, and
 // never leave a half-made builder behind (failure or SIGINT/SIGTERM removes it).
-import { createHash } from 'node:crypto';
 import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DockerError, InterruptedError } from '../errors.js';
@@ -13,10 +12,6 @@ import { parseInspect, type BuilderInfo } from '../docker/parse.js';
 import { lastStderrLine, transcript, type DockerRunner } from '../docker/runner.js';
 import { decideConverge, type BuilderSpec, type ConvergeAction } from './converge.js';
 import { acquireBuilderLock } from './lock.js';
-
-export function sha256(text: string): string {
-  return createHash('sha256').update(text).digest('hex');
-}
 
 export function configFilePath(env: Record<string, string | undefined>, name: string): string {
   return join(builderDir(env, name), 'buildkitd.toml');

@@ -3,17 +3,16 @@
 // choice in src/driver/. Bridging local-only images into a container builder (OCI layouts) is an
 // effect and happens in create, from the plan made here.
 import { readFile } from 'node:fs/promises';
-import { join, resolve as resolvePath } from 'node:path';
+import { resolve as resolvePath } from 'node:path';
 import type { CommandContext } from '../cli/main.js';
 import { defaultConfig, type Config } from '../config/schema.js';
-import { daemonRegistryMirrors } from '../docker/daemon.js';
+import { currentContextName, daemonRegistryMirrors } from '../docker/daemon.js';
 import type { DockerRunner } from '../docker/runner.js';
 import type { BuildRequest } from '../driver/build-args.js';
 import type { BridgePlan } from '../driver/build-needs.js';
 import type { Driver } from '../driver/choose-driver.js';
 import type { DockerfileNeeds } from '../driver/dockerfile.js';
 import { UsageError } from '../errors.js';
-import { dockerConfigDir } from '../state.js';
 
 export type { Driver } from '../driver/choose-driver.js';
 
@@ -27,17 +26,6 @@ export interface DriverChoice {
   bridges: BridgePlan[];
   /** The analysed build (prefix mode or `build:`), when there is one. */
   request: BuildRequest | undefined;
-}
-
-/** The builder buildx makes for the current docker context (docker driver): its name. */
-export async function currentContextName(env: Record<string, string | undefined>): Promise<string> {
-  if (env.DOCKER_CONTEXT) return env.DOCKER_CONTEXT;
-  try {
-    const config = JSON.parse(await readFile(join(dockerConfigDir(env), 'config.json'), 'utf8')) as { currentContext?: string };
-    return config.currentContext || 'default';
-  } catch {
-    return 'default';
-  }
 }
 
 /** What only a builder we create can honour (the docker driver takes no BuildKit version or config). */
@@ -80,11 +68,10 @@ async function analyse(ctx: CommandContext, request: BuildRequest): Promise<Dock
 export async function decideDriver(ctx: CommandContext, config: Config, runner: DockerRunner): Promise<DriverChoice> {
   const contextBuilder = await currentContextName(ctx.io.env);
   // The analysis modules load only when there is a build to analyse (start-up cost).
-  const analysis = ctx.args.exec || config.build ? await import('../driver/build-needs.js') : undefined;
   const request = ctx.args.exec
     ? (await import('../driver/build-args.js')).parseBuildCommand(ctx.args.exec, ctx.io.env)
-    : config.build && analysis
-      ? analysis.buildRequestFromConfig(config.build)
+    : config.build
+      ? (await import('../driver/build-needs.js')).buildRequestFromConfig(config.build)
       : undefined;
   const setting = config.builder.driver;
   if (!request) {

@@ -13,7 +13,8 @@ import type { DockerRunner } from '../docker/runner.js';
 import { createDockerRunner } from '../docker/runner.js';
 import type { Lockfile } from '../resolve/lockfile.js';
 import type { Resolution } from '../resolve/probe.js';
-import { configFilePath, sha256 } from './bring-up.js';
+import { sha256 } from '../state.js';
+import { configFilePath } from './bring-up.js';
 import type { BuilderSpec, ContainerDriver } from './converge.js';
 
 export interface Facts {

@@ -68,14 +68,19 @@ export async function tlsFromEnvironment(env: Record<string, string | undefined>
   if (!host || !host.startsWith('tcp://')) return undefined;
   const verify = env.DOCKER_TLS_VERIFY && env.DOCKER_TLS_VERIFY !== '0';
   if (!verify && !env.DOCKER_CERT_PATH) return undefined;
-  if (env.DOCKER_CONTEXT && env.DOCKER_CONTEXT !== 'default') return undefined;
+  if ((await currentContextName(env)) !== 'default') return undefined;
+  return { host, certPath: env.DOCKER_CERT_PATH || dockerConfigDir(env) };
+}
+
+/** The docker CLI's current context: DOCKER_CONTEXT, else config.json's currentContext, else `default`. */
+export async function currentContextName(env: Record<string, string | undefined>): Promise<string> {
+  if (env.DOCKER_CONTEXT) return env.DOCKER_CONTEXT;
   try {
     const config = JSON.parse(await readFile(join(dockerConfigDir(env), 'config.json'), 'utf8')) as { currentContext?: string };
-    if (config.currentContext && config.currentContext !== 'default') return undefined;
+    return config.currentContext || 'default';
   } catch {
-    // no config.json: the current context is `default`
+    return 'default'; // no config.json
   }
-  return { host, certPath: env.DOCKER_CERT_PATH || dockerConfigDir(env) };
 }
 
 /** Name of the context buildx-bootstrap makes for a TLS-from-environment daemon. */

@@ -2,7 +2,7 @@
 // daemon has it, by image ID (a `docker load`ed copy), from the CI cache directory, else a pull
 // from the resolved registry. Saves it to the cache directory for the next ephemeral job.
 import { existsSync } from 'node:fs';
-import { readFile, rename, rm } from 'node:fs/promises';
+import { mkdir, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DockerError, LockMismatchError } from '../errors.js';
 import type { Logger } from '../io.js';
@@ -137,7 +137,7 @@ export async function saveToCache(runner: DockerRunner, target: EngineImageTarge
   // Tag first so the saved copy carries a name; `docker save` of a digest reference has none.
   check(await runner.run(['tag', id, target.repoTag]), `docker tag ${target.repoTag}`, 'check the docker daemon');
   const temp = `${files.tar}.${process.pid}.tmp`;
-  await writeFileAtomic(join(opts.cacheDir, '.keep'), '');
+  await mkdir(opts.cacheDir, { recursive: true });
   const saved = await runner.run(['save', '-o', temp, target.repoTag], { timeoutMs: opts.timeoutMs });
   if (saved.exitCode !== 0) {
     await rm(temp, { force: true });
