@@ -4,7 +4,7 @@
 // effect and happens in create, from the plan made here.
 import { readFile } from 'node:fs/promises';
 import { resolve as resolvePath } from 'node:path';
-import type { CommandContext } from '../cli/main.js';
+import type { CommandContext } from '../context.js';
 import { defaultConfig, type Config } from '../config/schema.js';
 import { currentContextName, daemonRegistryMirrors } from '../docker/daemon.js';
 import type { DockerRunner } from '../docker/runner.js';

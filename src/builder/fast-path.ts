@@ -2,7 +2,7 @@
 // the generated config and the recorded builder all agree, and buildx shows that builder running
 // the pinned version, there is nothing to do — one `buildx inspect`, no docker version probe, no
 // registry, no image check. Anything else (or any doubt) falls through to the full create.
-import type { CommandContext } from '../cli/main.js';
+import type { CommandContext } from '../context.js';
 import type { Config } from '../config/schema.js';
 import { inspectBuilder } from '../docker/buildx.js';
 import { endpointKey, tlsContextName, tlsFromEnvironment } from '../docker/daemon.js';

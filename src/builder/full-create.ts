@@ -1,6 +1,6 @@
 // The full create pipeline as a listr task list: docker and buildx facts, the engine image made
 // local, buildkitd.toml, and convergence. Loaded only when the no-op fast path does not apply.
-import type { CommandContext } from '../cli/main.js';
+import type { CommandContext } from '../context.js';
 import { runTasks } from '../cli/tasks.js';
 import type { LoadedConfig } from '../config/load.js';
 import { bringUpBuilder, type BringUpResult } from './bring-up.js';

@@ -2,7 +2,7 @@
 // config → facts (docker, buildx, DinD, lockfile, registry answers) → pure decisions (engine
 // image, driver, buildkitd.toml, argv, converge) → effects (only in create).
 import { readFile } from 'node:fs/promises';
-import type { CommandContext } from '../cli/main.js';
+import type { CommandContext } from '../context.js';
 import type { Config } from '../config/schema.js';
 import type { LoadedConfig } from '../config/load.js';
 import { renderBuildkitdConfig } from '../buildkitd/render.js';

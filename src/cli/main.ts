@@ -1,23 +1,14 @@
 // The whole CLI as a function of (argv, io) → exit code, callable in-process by tests. Only this
 // directory renders errors and decides exit codes; commands throw BxbError subclasses.
 import { BxbError, ExitCode, InterruptedError, isBxbError } from '../errors.js';
-import { createLogger, Secrets, type Io, type Logger } from '../io.js';
-import { loadConfig, type LoadedConfig } from '../config/load.js';
+import { createLogger, Secrets, type Io } from '../io.js';
+import { loadConfig } from '../config/load.js';
+import type { Command, CommandContext } from '../context.js';
 import { VERSION } from '../version.js';
 import { helpText, parseArgs, type CommandName, type ParsedArgs } from './args.js';
 
-export interface CommandContext {
-  io: Io;
-  args: ParsedArgs;
-  log: Logger;
-  secrets: Secrets;
-  /** Loads and validates configuration (file < environment < flags). */
-  loadConfig(): Promise<LoadedConfig>;
-  /** Writes the command's result to stdout (the only thing that goes there). */
-  result(text: string): void;
-}
+export type { Command, CommandContext } from '../context.js';
 
-export type Command = (ctx: CommandContext) => Promise<number>;
 
 // Commands load lazily: start-up cost is module loading, and each command needs different parts.
 const COMMAND_TABLE: Record<CommandName, () => Promise<{ run: Command }>> = {

@@ -2,7 +2,7 @@
 // print its name (or run the command after `--` with BUILDX_BUILDER set). Start-up cost is module
 // loading, so the full pipeline, the image bridge and the build rewrite load only when needed.
 import { join } from 'node:path';
-import type { CommandContext } from '../cli/main.js';
+import type { CommandContext } from '../context.js';
 import { decideDriver } from '../builder/driver.js';
 import { runPrefixed } from '../builder/exec.js';
 import { tryFastReuse } from '../builder/fast-path.js';

@@ -7,7 +7,7 @@
 // engine image (or Docker Hub's quota is used up with nothing else to pull from), 4 the lockfile is
 // stale or broken, or a registry serves another digest for its tag (a missing lockfile only
 // warns). See src/doctor/checks.ts, DOCTOR_EXIT_CODES.
-import type { CommandContext } from '../cli/main.js';
+import type { CommandContext } from '../context.js';
 import type { LoadedConfig } from '../config/load.js';
 import { makeRunner } from '../builder/pipeline.js';
 import { isBxbError } from '../errors.js';

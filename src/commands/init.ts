@@ -12,7 +12,7 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { dirname, join, relative, resolve as resolvePath } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { CommandContext } from '../cli/main.js';
+import type { CommandContext } from '../context.js';
 import { ExitCode, UsageError } from '../errors.js';
 import { parseVersionSpec } from '../resolve/version-spec.js';
 import { writeFileAtomic } from '../state.js';

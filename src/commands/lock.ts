@@ -1,7 +1,7 @@
 // `lock`: resolve afresh and write the lockfile (path on stderr, reference on stdout).
 // `lock --check`: exit 4 when the lockfile is missing, no longer matches the configuration, or
 // the registries no longer serve the locked digest for the locked tag; writes nothing.
-import type { CommandContext } from '../cli/main.js';
+import type { CommandContext } from '../context.js';
 import { ExitCode, LockMismatchError } from '../errors.js';
 import { createClientFactory, preloadRegistryClient, resolveFromConfig } from '../resolve/index.js';
 import { engineCandidates, engineImage } from '../resolve/candidates.js';

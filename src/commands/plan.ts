@@ -1,7 +1,7 @@
 // `plan`: the create pipeline without its effects. It asks docker and the registries (read-only)
 // and shows the config source, the resolved image, the driver decision with its reasons, the
 // buildkitd.toml, the exact buildx argv, and whether the builder would be reused or recreated.
-import type { CommandContext } from '../cli/main.js';
+import type { CommandContext } from '../context.js';
 import { readRecord } from '../builder/bring-up.js';
 import { decideConverge, type ConvergeAction } from '../builder/converge.js';
 import { decideDriver } from '../builder/driver.js';

@@ -1,6 +1,6 @@
 // `resolve`: print the pinned engine image reference (one line), or with --json the tag, digest,
 // source and every candidate tried. Honours a lockfile that matches the configuration.
-import type { CommandContext } from '../cli/main.js';
+import type { CommandContext } from '../context.js';
 import { ExitCode } from '../errors.js';
 import { applicableLock, preloadRegistryClient, resolveFromConfig } from '../resolve/index.js';
 import type { Resolution } from '../resolve/probe.js';

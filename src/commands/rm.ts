@@ -1,6 +1,6 @@
 // `rm`: remove the builder (store entry, container, state volume unless --keep-state) and the
 // files buildx-bootstrap generated for it.
-import type { CommandContext } from '../cli/main.js';
+import type { CommandContext } from '../context.js';
 import { acquireBuilderLock } from '../builder/lock.js';
 import { removeBuilderFiles } from '../builder/bring-up.js';
 import { makeRunner } from '../builder/pipeline.js';

@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Builds the real engines the integration tests run: docker-buildx (two versions) and BuildKit's
+# buildkitd + buildctl (two versions), with `go install MODULE/cmd/TOOL@VERSION` from the Go module
+# proxy. Test-only: the product itself stays TypeScript.
+#
+# Each tool lands in $BXB_ENGINES_DIR/<tool>-<version>/ (default ~/.cache/buildx-bootstrap/engines),
+# outside the repository, and is reused when already there. The versions are written to
+# $BXB_ENGINES_DIR/versions.env, which test/helpers/engines.ts reads.
+#
+# Usage: scripts/build-test-engines.sh            build what is missing
+#        scripts/build-test-engines.sh --list     print the versions and where they go
+set -uo pipefail
+
+# The oldest buildx ≥ 0.12 and the oldest BuildKit 0.12.x that build with this machine's Go, and
+# the newest releases. Bump the newest ones deliberately: their output formats are what the
+# conformance test checks.
+BUILDX_VERSIONS=(v0.12.1 v0.38.2)
+BUILDKIT_VERSIONS=(v0.12.5 v0.34.2)
+
+dir=${BXB_ENGINES_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/buildx-bootstrap/engines}
+
+if [ "${1:-}" = "--list" ]; then
+  for v in "${BUILDX_VERSIONS[@]}"; do echo "buildx $v $dir/buildx-$v/docker-buildx"; done
+  for v in "${BUILDKIT_VERSIONS[@]}"; do echo "buildkit $v $dir/buildkit-$v/"; done
+  exit 0
+fi
+
+command -v go >/dev/null || { echo "build-test-engines: go is not installed (needs Go ≥ 1.22)" >&2; exit 1; }
+mkdir -p "$dir" || exit 1
+
+# build MODULE VERSION OUTDIR TOOL... — go install each cmd/TOOL with the version stamped the way
+# the upstream Dockerfiles do it (-X MODULE/version.{Version,Revision,Package}), into OUTDIR.
+build() {
+  local module=$1 version=$2 out=$3; shift 3
+  local done_marker="$out/.complete"
+  if [ -f "$done_marker" ]; then echo "build-test-engines: $module $version cached in $out"; return 0; fi
+  local tmp="$out.tmp.$$"
+  rm -rf "$tmp" && mkdir -p "$tmp" || return 1
+  # The revision buildx and BuildKit print is the commit; the proxy's .info carries it as Origin.Hash.
+  local revision
+  revision=$(go mod download -json "$module@$version" 2>/dev/null | sed -nE 's/^\s*"Hash": "([0-9a-f]{40})".*/\1/p' | head -n 1)
+  revision=${revision:-$version}
+  local ldflags="-s -w -X $module/version.Version=$version -X $module/version.Revision=$revision -X $module/version.Package=$module"
+  local pkgs=()
+  for tool in "$@"; do pkgs+=("$module/cmd/$tool@$version"); done
+  echo "build-test-engines: building $module $version ($*) ..."
+  local log="$tmp/build.log"
+  local start=$SECONDS
+  if ! CGO_ENABLED=0 GOBIN="$tmp" GOFLAGS=-buildvcs=false go install -trimpath -ldflags "$ldflags" "${pkgs[@]}" >"$log" 2>&1; then
+    local first
+    first=$(grep -m1 -E '\.go:[0-9]+:[0-9]+: |^go: |cannot|error' "$log" || tail -n 1 "$log")
+    echo "build-test-engines: $module $version failed to build: $first" >&2
+    echo "build-test-engines: full log in $log" >&2
+    return 1
+  fi
+  rm -f "$log"
+  echo "$revision" >"$tmp/REVISION"
+  touch "$tmp/.complete"
+  rm -rf "$out" && mv "$tmp" "$out" || return 1
+  echo "build-test-engines: $module $version built in $((SECONDS - start)) s"
+}
+
+status=0
+for v in "${BUILDX_VERSIONS[@]}"; do
+  if build github.com/docker/buildx "$v" "$dir/buildx-$v" buildx; then
+    # The CLI looks for plugins named docker-<name>.
+    [ -e "$dir/buildx-$v/docker-buildx" ] || mv "$dir/buildx-$v/buildx" "$dir/buildx-$v/docker-buildx"
+  else
+    status=1
+  fi
+done
+for v in "${BUILDKIT_VERSIONS[@]}"; do
+  build github.com/moby/buildkit "$v" "$dir/buildkit-$v" buildkitd buildctl || status=1
+done
+
+{
+  echo "BXB_ENGINES_DIR=$dir"
+  echo "BXB_BUILDX_VERSIONS=\"${BUILDX_VERSIONS[*]}\""
+  echo "BXB_BUILDKIT_VERSIONS=\"${BUILDKIT_VERSIONS[*]}\""
+} >"$dir/versions.env"
+exit $status
