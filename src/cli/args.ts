@@ -135,7 +135,9 @@ export function parseArgs(argv: string[]): ParsedArgs {
     command = token;
   }
   if (command) args.command = command as CommandName;
-  if (args.exec && args.command !== 'create') throw new UsageError(`-- <command> cannot follow "${args.command}"`, { hint: 'prefix mode is: buildx-bootstrap [options] -- <command…>' });
+  if (args.exec && args.command !== 'create' && args.command !== 'plan') {
+    throw new UsageError(`-- <command> cannot follow "${args.command}"`, { hint: 'prefix mode is: buildx-bootstrap [plan] [options] -- <command…>' });
+  }
   if (args.check && args.command !== 'lock') throw new UsageError('--check only applies to lock', { hint: 'run buildx-bootstrap lock --check' });
   return args;
 }
@@ -153,7 +155,7 @@ export function helpText(version: string): string {
     '  buildx-bootstrap [options] -- <command…>     create, then run the command with BUILDX_BUILDER set',
     '  buildx-bootstrap resolve [--json]            print the pinned engine image reference',
     '  buildx-bootstrap lock [--check]              write (or check) the lockfile',
-    '  buildx-bootstrap plan [--json]               show what create would do; changes nothing',
+    '  buildx-bootstrap plan [--json] [-- <cmd…>]   show what create (or prefix mode) would do; changes nothing',
     '  buildx-bootstrap doctor [--json]             check docker, buildx, DinD context, registries, quota, mirrors,',
     '                                               lockfile; exits with the code of the first failing check',
     '  buildx-bootstrap rm                          remove the builder and its generated config',

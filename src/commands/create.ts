@@ -1,14 +1,12 @@
 // `create` (the default command) and prefix mode: bring up the pinned, mirror-configured builder,
 // print its name (or run the command after `--` with BUILDX_BUILDER set). Start-up cost is module
 // loading, so the full pipeline, the image bridge and the build rewrite load only when needed.
-import { join } from 'node:path';
 import type { CommandContext } from '../context.js';
 import { decideDriver } from '../builder/driver.js';
 import { runPrefixed } from '../builder/exec.js';
 import { tryFastReuse } from '../builder/fast-path.js';
 import type { CreateState } from '../builder/full-create.js';
 import { makeRunner, pinFromLock } from '../builder/pipeline.js';
-import { builderDir } from '../state.js';
 
 export async function run(ctx: CommandContext): Promise<number> {
   const loaded = await ctx.loadConfig();
@@ -32,16 +30,15 @@ async function finish(ctx: CommandContext, state: CreateState): Promise<number> 
   // Local-only images the build needs, handed to the container builder as OCI layouts. In prefix
   // mode they live only as long as the command; for plain create they stay with the builder's
   // files (removed by rm) so the printed --build-context flags keep working.
-  const bridged = driver.driver !== 'docker' && driver.bridges.length
-    ? await (await import('../builder/bridge.js')).bridgeLocalImages(state.runner!, driver.bridges, ctx.args.exec ? join(builderDir(io.env, builder), `contexts-${process.pid}`) : join(builderDir(io.env, builder), 'contexts'), log)
-    : undefined;
+  const needsBridge = driver.driver !== 'docker' && driver.bridges.length > 0;
+  const bridge = needsBridge || ctx.args.exec ? await import('../builder/bridge.js') : undefined;
+  const bridged = needsBridge ? bridge!.planBridgedContexts(driver.bridges, bridge!.bridgeDir(io.env, builder, ctx.args.exec ? String(process.pid) : undefined)) : undefined;
+  const written = bridged ? await bridge!.writeBridgedContexts(state.runner!, bridged, log) : undefined;
   if (ctx.args.exec) {
-    const request = driver.request;
-    const argv = request ? (await import('../driver/build-args.js')).rewriteBuildCommand(ctx.args.exec, { builder, addBuildContexts: bridged?.contexts ?? {} }) : ctx.args.exec;
     try {
-      return await runPrefixed(argv, builder, io);
+      return await runPrefixed(bridge!.prefixedCommand(ctx.args.exec, driver.request, builder, bridged), builder, io);
     } finally {
-      await bridged?.remove();
+      await written?.remove();
     }
   }
   if (ctx.args.json) {

@@ -1,69 +1,15 @@
 // The create flow end to end against a real dockerd (started here), real docker-registry instances
 // on loopback, and the emulated buildx plugin, asserting what a user would see: the builder's name,
 // which registry served the engine image, what container runs, and what the plugin was asked.
-import t, { type Test } from 'tap';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import t from 'tap';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { requireBinaries } from '../helpers/integration.js';
-import { startDockerd, type Dockerd } from '../helpers/dockerd.js';
-import { startRegistry, type RunningRegistry } from '../helpers/registry.js';
-import { pushEngineTags } from '../helpers/engine-image.js';
-import { installFakeBuildx as installFake, type FakeBuildx, type FakeBuildxVersion } from '../helpers/buildx.js';
-import { runCli, type CliResult } from '../helpers/cli.js';
-
-const BINARIES = ['dockerd', 'docker', 'docker-registry', 'busybox'];
-
-interface World {
-  dockerd: Dockerd;
-  upstream: RunningRegistry;
-  mirror: RunningRegistry;
-}
-
-async function world(t: Test): Promise<World> {
-  const [dockerd, upstream, mirror] = await Promise.all([startDockerd(t), startRegistry(t), startRegistry(t)]);
-  const tags = { 'v0.18.2': {}, 'v0.19.1': {}, 'buildx-stable-1': 'v0.18.2' };
-  await pushEngineTags(upstream, { tags });
-  await pushEngineTags(mirror, { tags });
-  return { dockerd, upstream, mirror };
-}
-
-// One temp dir per call (t.testdir is one path per test, and a second call would wipe the first).
-function tempDir(t: Test): string {
-  const dir = mkdtempSync(join(tmpdir(), 'bxb-create-'));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
-
-function installFakeBuildx(t: Test, opts: { version?: FakeBuildxVersion } = {}): FakeBuildx {
-  return installFake(t as never, { ...opts, dockerConfig: join(tempDir(t), 'docker-config') });
-}
-
-function project(t: Test, w: World, config: Record<string, unknown>, files: Record<string, string> = {}): string {
-  const dir = tempDir(t);
-  writeFileSync(join(dir, '.buildx-bootstraprc.json'), JSON.stringify({ buildkit: { image: `${w.upstream.host}/moby/buildkit`, version: 'v0.18.2' }, ...config }));
-  for (const [name, text] of Object.entries(files)) writeFileSync(join(dir, name), text);
-  return dir;
-}
-
-function cliEnv(w: World, fake: FakeBuildx | string, extra: Record<string, string> = {}): Record<string, string | undefined> {
-  const env = typeof fake === 'string' ? { DOCKER_CONFIG: fake } : fake.env;
-  return { PATH: process.env.PATH, HOME: env.DOCKER_CONFIG, ...env, ...w.dockerd.env, ...extra };
-}
-
-async function containers(d: Dockerd): Promise<string[]> {
-  const r = await d.docker(['ps', '-a', '--format', '{{.Names}} {{.ID}}']);
-  return r.stdout.split('\n').filter((l) => l.startsWith('buildx_buildkit_'));
-}
-
-function createCalls(calls: { args: string[] }[]): string[][] {
-  return calls.map((c) => c.args).filter((a) => a[0] === 'create');
-}
-
-function ok(t: Test, r: CliResult, what: string): void {
-  t.equal(r.code, 0, `${what} exits 0${r.code ? `: ${r.stderr.trim().split('\n').pop()}` : ''}`);
-}
+import { startDockerd } from '../helpers/dockerd.js';
+import type { FakeBuildx, FakeBuildxVersion } from '../helpers/buildx.js';
+import { runCli } from '../helpers/cli.js';
+import { BINARIES, cliEnv, containers, createCalls, installFakeBuildx, loadLocalOnlyImage, ok, project, tempDir, world } from '../helpers/world.js';
 
 t.test('mirror-only network: the builder comes up from the mirror, the upstream sees nothing', async (t) => {
   if (!requireBinaries(t, BINARIES)) return;
@@ -344,21 +290,7 @@ t.test('a build that needs a local-only image: docker driver, or a bridged conta
   if (!requireBinaries(t, [...BINARIES, 'skopeo'])) return;
   const w = await world(t);
   const fake = installFakeBuildx(t);
-  // An image that exists only in this daemon: built from the machine's busybox, never pushed.
-  const root = tempDir(t);
-  const tar = join(root, 'tools.tar');
-  const files = join(root, 'rootfs');
-  await w.dockerd.docker(['version']);
-  const made = spawnSync('sh', ['-c', `mkdir -p ${files}/bin && cp /bin/busybox ${files}/bin/ && tar -C ${files} -cf ${tar} .`]);
-  t.equal(made.status, 0);
-  const imported = await w.dockerd.docker(['import', tar, 'bxb-test/tools:1']);
-  t.equal(imported.code, 0, imported.stderr);
-  // As in the CI job that motivates this: the image arrives by `docker load` (from an earlier step).
-  const saved = join(root, 'tools-image.tar');
-  t.equal((await w.dockerd.docker(['save', '-o', saved, 'bxb-test/tools:1'])).code, 0);
-  t.equal((await w.dockerd.docker(['rmi', 'bxb-test/tools:1'])).code, 0);
-  const loaded = await w.dockerd.docker(['load', '-i', saved]);
-  t.equal(loaded.code, 0, loaded.stderr);
+  await loadLocalOnlyImage(t, w, 'bxb-test/tools:1');
   const dockerfile = 'FROM scratch\nCOPY --from=bxb-test/tools:1 /bin/busybox /busybox\n';
 
   // No pinned version, no container-only need: the docker driver sees the local image itself.
@@ -400,36 +332,4 @@ t.test('prefix mode forwards SIGTERM to the command and exits with its code', as
   t.match(result.stdout, /got-TERM/, 'the command received SIGTERM');
   t.equal(result.code, 42, "buildx-bootstrap exits with the command's own code");
   t.same(instances(fake), ['signals'], 'the builder made before the command stays');
-});
-
-t.test('plan shows the decision, the config and the exact argv, and changes nothing', async (t) => {
-  if (!requireBinaries(t, BINARIES)) return;
-  const w = await world(t);
-  const fake = installFakeBuildx(t);
-  const dir = project(t, w, { mirrors: [{ host: w.mirror.host, for: w.upstream.host }], builder: { name: 'planned', driverOpts: { network: 'host' } } });
-  const env = cliEnv(w, fake);
-  const r = await runCli(['plan', '--json'], { cwd: dir, env });
-  ok(t, r, 'plan');
-  const plan = JSON.parse(r.stdout) as { image: { reference: string; source: string }; driver: { driver: string; reasons: string[] }; argv: string[]; buildkitdToml: string; action: { action: string } };
-  t.equal(plan.image.source, `${w.mirror.host}/moby/buildkit`, 'the mirror serves it');
-  t.equal(plan.driver.driver, 'docker-container');
-  t.ok(plan.driver.reasons.length > 0, 'with its reasons');
-  t.equal(plan.action.action, 'create');
-  t.same(plan.argv.slice(0, 8), ['docker', 'buildx', 'create', '--name', 'planned', '--driver', 'docker-container', '--driver-opt']);
-  t.ok(plan.argv.includes(`image=${plan.image.reference}`), 'the pinned image is in the argv');
-  t.match(plan.buildkitdToml, w.mirror.host);
-  t.equal(fake.calls().filter((c) => c.args[0] !== 'version' && c.args[0] !== 'inspect').length, 0, 'no buildx call that changes anything');
-  t.same(await containers(w.dockerd), []);
-  const text = await runCli(['plan'], { cwd: dir, env });
-  ok(t, text, 'plan (text)');
-  t.match(text.stdout, /^driver: {3}docker-container$/m);
-  t.match(text.stdout, /^builder: {2}planned — would create: builder planned does not exist$/m);
-
-  // A locked tag moved in the registry: plan fails like create would (exit 4).
-  ok(t, await runCli(['lock'], { cwd: dir, env }), 'lock');
-  await pushEngineTags(w.mirror, { tags: { 'v0.18.2': { version: 'v0.18.2', platforms: ['linux/amd64'] } } });
-  await pushEngineTags(w.upstream, { tags: { 'v0.18.2': { version: 'v0.18.2', platforms: ['linux/amd64'] } } });
-  const moved = await runCli(['plan'], { cwd: dir, env });
-  t.equal(moved.code, 4, 'exit 4 when the registry serves another digest for the locked tag');
-  t.match(moved.stderr, /sha256:[0-9a-f]{64}/);
 });
