@@ -17,7 +17,7 @@ import { basicAuthorization, fetchToken, TokenCache, tokenCacheKey, TokenError }
 import type { Credential, CredentialStore } from './credentials.js';
 import { bareMediaType, parseLinkNext, parseRateLimit, parseWwwAuthenticate, type Challenge } from './headers.js';
 import { createTransport, TransportError, UNTRUSTED_CERT_CODES, type HttpResponse, type Transport } from './http.js';
-import { isLoopbackHost, isValidDigest } from './reference.js';
+import { endpointScheme, isValidDigest } from './reference.js';
 import { resolveTls } from './tls.js';
 import {
   MANIFEST_MEDIA_TYPES,
@@ -54,12 +54,6 @@ export interface RegistryClientHandle extends RegistryClient {
 const ACCEPT = MANIFEST_MEDIA_TYPES.join(', ');
 const MAX_TAG_PAGES = 10_000;
 const MANIFEST_MAX_BYTES = 4 * 1024 * 1024;
-
-export function endpointScheme(endpoint: RegistryEndpoint): 'http' | 'https' {
-  if (endpoint.http) return 'http';
-  if (isLoopbackHost(endpoint.host) && !endpoint.ca && !endpoint.insecure) return 'http';
-  return 'https';
-}
 
 interface Authorization {
   header: string;
