@@ -10,6 +10,8 @@ import { pairs, realWorld, lastLine, tempDir } from '../helpers/real-world.js';
 import { buildEngineImage, pushImage } from '../helpers/engine-image.js';
 import { runCli } from '../helpers/cli.js';
 
+// Real engines are slow to start on two cores: a file-level bound above tap's default per file.
+t.setTimeout(600_000);
 const engines = requireEngines(t);
 
 // A small runnable base image (busybox + a marker file) standing in for a Docker Hub library image.
