@@ -10,6 +10,7 @@ import { checkPlatforms, exportOciLayout, layoutTagFor, ociLayoutContext } from 
 import type { DockerRunner } from '../docker/runner.js';
 import { rewriteBuildCommand, type BuildRequest } from '../driver/build-args.js';
 import type { BridgePlan } from '../driver/build-needs.js';
+import type { DriverChoice } from './driver.js';
 import { builderDir } from '../state.js';
 
 export interface BridgeLayout extends BridgePlan {
@@ -44,6 +45,16 @@ export function planBridgedContexts(bridges: BridgePlan[], dir: string): Bridged
   });
   const contexts = Object.fromEntries(layouts.map((l) => [l.contextName, l.context]));
   return { dir, layouts, contexts, flags: layouts.map((l) => `--build-context=${l.contextName}=${l.context}`) };
+}
+
+/** This run's bridge plan; none when the docker driver builds (it sees the local images itself). */
+export function bridgesFor(
+  driver: Pick<DriverChoice, 'driver' | 'bridges'>,
+  env: Record<string, string | undefined>,
+  builder: string,
+  prefixRun: string | undefined,
+): BridgedContexts | undefined {
+  return driver.driver !== 'docker' && driver.bridges.length > 0 ? planBridgedContexts(driver.bridges, bridgeDir(env, builder, prefixRun)) : undefined;
 }
 
 /** The command prefix mode runs: a build command gets `--builder` and the bridged contexts; any other runs as given. */

@@ -30,9 +30,8 @@ async function finish(ctx: CommandContext, state: CreateState): Promise<number> 
   // Local-only images the build needs, handed to the container builder as OCI layouts. In prefix
   // mode they live only as long as the command; for plain create they stay with the builder's
   // files (removed by rm) so the printed --build-context flags keep working.
-  const needsBridge = driver.driver !== 'docker' && driver.bridges.length > 0;
-  const bridge = needsBridge || ctx.args.exec ? await import('../builder/bridge.js') : undefined;
-  const bridged = needsBridge ? bridge!.planBridgedContexts(driver.bridges, bridge!.bridgeDir(io.env, builder, ctx.args.exec ? String(process.pid) : undefined)) : undefined;
+  const bridge = driver.bridges.length || ctx.args.exec ? await import('../builder/bridge.js') : undefined;
+  const bridged = bridge?.bridgesFor(driver, io.env, builder, ctx.args.exec ? String(process.pid) : undefined);
   const written = bridged ? await bridge!.writeBridgedContexts(state.runner!, bridged, log) : undefined;
   if (ctx.args.exec) {
     try {

@@ -6,8 +6,7 @@
 import type { CommandContext } from '../context.js';
 import { readRecord } from '../builder/bring-up.js';
 import { decideConverge, type ConvergeAction } from '../builder/converge.js';
-import type { BridgeLayout } from '../builder/bridge.js';
-import { decideDriver, type DriverChoice } from '../builder/driver.js';
+import { decideDriver } from '../builder/driver.js';
 import {
   appendArgsFor,
   builderSpec,
@@ -57,18 +56,22 @@ export async function run(ctx: CommandContext): Promise<number> {
   }
   const docker = [runner.binary, ...runner.globalArgs];
   const builder = driver.driver === 'docker' ? driver.contextBuilder : config.builder.name;
-  const command = ctx.args.exec ? await prefixPlan(ctx.args.exec, driver, builder, ctx.io.env) : undefined;
+  // The layouts create would write and the command prefix mode would run; nothing is written.
+  // A prefixed run's layouts go to a directory named after its process id, shown as `<pid>`.
+  const bridge = driver.bridges.length || ctx.args.exec ? await import('../builder/bridge.js') : undefined;
+  const bridged = bridge?.bridgesFor(driver, ctx.io.env, builder, ctx.args.exec ? '<pid>' : undefined);
+  const commandArgv = ctx.args.exec ? bridge!.prefixedCommand(ctx.args.exec, driver.request, builder, bridged) : undefined;
   const out = {
     configSource: describeSource(loaded),
     docker: { server: facts.daemon.serverVersion, platform: facts.daemon.platform, buildx: facts.buildx.version, tlsContext: facts.tlsContext ?? null },
     image: pin ? { reference: pin.reference, tag: pin.tag, digest: pin.digest, source: pin.source, locked: Boolean(pin.lock) } : null,
-    driver: { driver: driver.driver, reasons: driver.reasons, warnings: driver.warnings, bridges: command?.bridges ?? driver.bridges },
+    driver: { driver: driver.driver, reasons: driver.reasons, warnings: driver.warnings, bridges: bridged?.layouts ?? [] },
     builder,
     buildkitdToml: toml.text || null,
     argv: argv.length ? [...docker, ...argv] : null,
     appendArgv: appendArgv.map((a) => [...docker, ...a]),
     action: converge ? { action: converge.action, reasons: converge.reasons } : { action: 'use', reasons: [`the docker driver builder of context ${driver.contextBuilder}`] },
-    command: command ? { argv: command.argv, env: { BUILDX_BUILDER: builder } } : null,
+    command: commandArgv ? { argv: commandArgv, env: { BUILDX_BUILDER: builder } } : null,
   };
   if (ctx.args.json) {
     ctx.result(JSON.stringify(out, null, 2));
@@ -81,9 +84,7 @@ export async function run(ctx: CommandContext): Promise<number> {
     `driver:   ${driver.driver}`,
     ...driver.reasons.map((r) => `          - ${r}`),
     ...driver.warnings.map((w) => `  warning: ${w}`),
-    ...out.driver.bridges.map((b) =>
-      'context' in b ? `          - local image ${b.ref} → --build-context ${b.contextName}=${b.context}` : `          - local image ${b.ref} → --build-context ${b.contextName}=oci-layout://… (exported at create)`,
-    ),
+    ...out.driver.bridges.map((b) => `          - local image ${b.ref} → --build-context ${b.contextName}=${b.context}`),
     `builder:  ${out.builder} — would ${out.action.action}: ${out.action.reasons.join('; ')}`,
     ...(out.argv ? [`command:  ${out.argv.map(quote).join(' ')}`] : []),
     ...out.appendArgv.map((a) => `          ${a.map(quote).join(' ')}`),
@@ -92,16 +93,6 @@ export async function run(ctx: CommandContext): Promise<number> {
   ];
   ctx.result(lines.join('\n'));
   return 0;
-}
-
-/**
- * What prefix mode would run. The layouts' directory is per run (named after the process id), so
- * the plan shows `<pid>` where a real run puts its own; the layouts are not written.
- */
-async function prefixPlan(exec: string[], driver: DriverChoice, builder: string, env: Record<string, string | undefined>): Promise<{ argv: string[]; bridges: BridgeLayout[] }> {
-  const { bridgeDir, planBridgedContexts, prefixedCommand } = await import('../builder/bridge.js');
-  const bridged = driver.driver !== 'docker' && driver.bridges.length ? planBridgedContexts(driver.bridges, bridgeDir(env, builder, '<pid>')) : undefined;
-  return { argv: prefixedCommand(exec, driver.request, builder, bridged), bridges: bridged?.layouts ?? [] };
 }
 
 function quote(arg: string): string {
