@@ -11,6 +11,7 @@ import { detectBuildx, type BuildxFacts } from '../docker/buildx.js';
 import { endpointKey, ensureTlsContext, inspectDaemon, tlsContextName, tlsFromEnvironment, type DaemonFacts } from '../docker/daemon.js';
 import type { DockerRunner } from '../docker/runner.js';
 import { createDockerRunner } from '../docker/runner.js';
+import { withEngineApi } from '../docker/engine/index.js';
 import type { Lockfile } from '../resolve/lockfile.js';
 import type { Resolution } from '../resolve/probe.js';
 import { sha256 } from '../state.js';
@@ -27,7 +28,8 @@ export interface Facts {
 }
 
 export function makeRunner(ctx: CommandContext): DockerRunner {
-  return createDockerRunner({ env: ctx.io.env, onCommand: (c) => ctx.log.debug(`$ ${ctx.secrets.redact(c)}`) });
+  const onCommand = (c: string): void => ctx.log.debug(`$ ${ctx.secrets.redact(c)}`);
+  return withEngineApi(createDockerRunner({ env: ctx.io.env, onCommand }), onCommand);
 }
 
 export async function gatherFacts(ctx: CommandContext, runner: DockerRunner, opts: { createContext: boolean }): Promise<Facts> {
