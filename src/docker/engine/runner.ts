@@ -72,10 +72,11 @@ function match(args: string[]): Handler | undefined {
       return { exitCode: missing.length ? 1 : 0, stdout: `${JSON.stringify(found, null, 4)}\n`, stderr };
     };
   }
-  if (a === 'container' && b === 'inspect' && c === '--format' && d === '{{.Image}}' && rest.length === 1) {
+  if (a === 'container' && b === 'inspect' && c === '--format' && (d === '{{.Image}}' || d === '{{.State.Status}} {{.Image}}') && rest.length === 1) {
     return async (client, _args, opts) => {
-      const container = await client.json<{ Image: string }>({ path: `/containers/${path(rest[0]!)}/json`, ...common(opts) });
-      return container ? ok(`${container.Image}\n`) : failed(`Error response from daemon: No such container: ${rest[0]}`);
+      const container = await client.json<{ Image: string; State?: { Status?: string } }>({ path: `/containers/${path(rest[0]!)}/json`, ...common(opts) });
+      if (!container) return failed(`Error response from daemon: No such container: ${rest[0]}`);
+      return ok(d === '{{.Image}}' ? `${container.Image}\n` : `${container.State?.Status ?? ''} ${container.Image}\n`);
     };
   }
   if (a === 'tag' && b && c && args.length === 3) {
