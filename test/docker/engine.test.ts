@@ -120,6 +120,6 @@ t.test('TCP with mutual TLS: from DOCKER_TLS_VERIFY/DOCKER_CERT_PATH and from a 
   const ctxEnv = { PATH: process.env.PATH, HOME: dir, DOCKER_CONFIG: join(dir, 'cfg'), DOCKER_CONTEXT: 'dind' };
   const endpoint = await resolveEngineEndpoint(ctxEnv);
   t.match(endpoint, { kind: 'tcp', host: '127.0.0.1', tls: { skipVerify: false } });
-  const info = await createEngineClient(endpoint!).json<{ Version: string }>({ path: '/version' });
+  const info = await (await createEngineClient(endpoint!)).json<{ Version: string }>({ path: '/version' });
   t.equal(`${info?.Version}`, version.stdout.split(' ')[0], 'the context\'s TLS files reach the same daemon');
 });

@@ -3,7 +3,6 @@
 // Loading it costs nothing beyond Node's own http modules — a docker library would cost several
 // times `node -e 0` at start-up (measured in the issue: dockerode pulls in 56 packages).
 import { Agent, request as httpRequest, type IncomingMessage } from 'node:http';
-import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import type { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { EngineEndpoint } from './endpoint.js';
@@ -48,12 +47,15 @@ export function engineMessage(res: EngineResponse): string {
   return res.body.toString('utf8').trim() || `HTTP ${res.status}`;
 }
 
-export function createEngineClient(endpoint: EngineEndpoint): EngineClient {
+/** node:https (and TLS) load only for a TLS endpoint: a unix socket needs neither. */
+export async function createEngineClient(endpoint: EngineEndpoint): Promise<EngineClient> {
+  const tls = endpoint.kind === 'tcp' ? endpoint.tls : undefined;
+  const https = tls ? await import('node:https') : undefined;
   // Keep-alive: the facts of one run go over one or two connections (a TLS handshake each
   // otherwise). Idle sockets are unref'd by the agent, so they never hold the process open.
   const agent =
-    endpoint.kind === 'tcp' && endpoint.tls
-      ? new HttpsAgent({ keepAlive: true, ca: endpoint.tls.ca, cert: endpoint.tls.cert, key: endpoint.tls.key, rejectUnauthorized: !endpoint.tls.skipVerify })
+    https && tls
+      ? new https.Agent({ keepAlive: true, ca: tls.ca, cert: tls.cert, key: tls.key, rejectUnauthorized: !tls.skipVerify })
       : new Agent({ keepAlive: true });
   const send = (req: EngineRequest, onResponse: (res: IncomingMessage) => Promise<EngineResponse>): Promise<EngineResponse> =>
     new Promise<EngineResponse>((resolve, reject) => {
@@ -62,7 +64,7 @@ export function createEngineClient(endpoint: EngineEndpoint): EngineClient {
         endpoint.kind === 'unix'
           ? { socketPath: endpoint.socketPath, host: 'docker' }
           : { host: endpoint.host, port: endpoint.port };
-      const doRequest = endpoint.kind === 'tcp' && endpoint.tls ? httpsRequest : httpRequest;
+      const doRequest = https ? https.request : httpRequest;
       const headers: Record<string, string> = {};
       if (req.body) headers['Content-Type'] = req.contentType ?? 'application/octet-stream';
       let answered = false;
