@@ -1,7 +1,6 @@
-// The one place that spawns docker. Every call is an argv array through child_process (no shell). The
+// The one place that spawns docker. Every call is an argv array through execa (no shell). The
 // runner never throws on a non-zero exit: callers decide what a failure means, usually through
 // `check`, which turns it into a one-line DockerError carrying the command's last stderr line.
-import { spawn } from 'node:child_process';
 import { DockerError } from '../errors.js';
 import type { Secrets } from '../io.js';
 
@@ -53,78 +52,32 @@ export function createDockerRunner(options: DockerRunnerOptions): DockerRunner {
     globalArgs,
     env: options.env,
     async run(args, opts = {}) {
+      // execa is the design's process layer (product.md: every external command is an argv
+      // array through execa). It loads on the first spawn only: the no-op re-run and the daemon
+      // facts go through the Engine API (src/docker/engine/) and never pay for it.
+      const { execa } = await import('execa');
       const argv = [...globalArgs, ...args];
       const command = [binary, ...argv].join(' ');
       options.onCommand?.(command);
-      const r = await spawnCollect(binary, argv, { ...opts, env: { ...options.env, ...opts.env } });
-      if (r.exitCode === undefined) {
-        const reason = r.canceled ? 'was interrupted' : r.timedOut ? `timed out after ${opts.timeoutMs} ms` : r.spawnError ? `could not start (${r.spawnError})` : `was killed by ${r.signal}`;
-        return { exitCode: -1, stdout: r.stdout, stderr: `${r.stderr}\n${command} ${reason}`, command };
+      const child = execa(binary, argv, {
+        env: { ...options.env, ...opts.env },
+        extendEnv: false,
+        reject: false,
+        stripFinalNewline: false,
+        ...(opts.input !== undefined ? { input: opts.input } : { stdin: 'ignore' as const }),
+        ...(opts.timeoutMs ? { timeout: opts.timeoutMs } : {}),
+        ...(opts.signal ? { cancelSignal: opts.signal } : {}),
+      });
+      if (opts.onStderrLine && child.stderr) forEachLine(child.stderr, opts.onStderrLine);
+      if (opts.onStdoutLine && child.stdout) forEachLine(child.stdout, opts.onStdoutLine);
+      const r = await child;
+      if (r.failed && r.exitCode === undefined) {
+        const reason = r.isCanceled ? 'was interrupted' : r.timedOut ? `timed out after ${opts.timeoutMs} ms` : r.signal ? `was killed by ${r.signal}` : `could not start (${r.code ?? r.shortMessage})`;
+        return { exitCode: -1, stdout: String(r.stdout ?? ''), stderr: `${String(r.stderr ?? '')}\n${command} ${reason}`, command };
       }
-      return { exitCode: r.exitCode, stdout: r.stdout, stderr: r.stderr, command };
+      return { exitCode: r.exitCode ?? -1, stdout: String(r.stdout ?? ''), stderr: String(r.stderr ?? ''), command };
     },
   };
-}
-
-interface Collected {
-  exitCode: number | undefined;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-  timedOut: boolean;
-  canceled: boolean;
-  spawnError: string | undefined;
-}
-
-/**
- * node:child_process directly (no shell): loading execa cost more start-up time than every other
- * module of a docker call together. SIGTERM on timeout or abort, SIGKILL 5 s later if need be.
- */
-function spawnCollect(file: string, argv: string[], opts: Omit<RunOptions, 'env'> & { env: Record<string, string | undefined> }): Promise<Collected> {
-  return new Promise((resolve) => {
-    const out: Collected = { exitCode: undefined, signal: null, stdout: '', stderr: '', timedOut: false, canceled: false, spawnError: undefined };
-    if (opts.signal?.aborted) {
-      out.canceled = true;
-      resolve(out);
-      return;
-    }
-    const child = spawn(file, argv, { env: opts.env as NodeJS.ProcessEnv, stdio: [opts.input !== undefined ? 'pipe' : 'ignore', 'pipe', 'pipe'] });
-    let killTimer: NodeJS.Timeout | undefined;
-    const stop = (): void => {
-      child.kill('SIGTERM');
-      killTimer ??= setTimeout(() => child.kill('SIGKILL'), 5000);
-    };
-    const timer = opts.timeoutMs
-      ? setTimeout(() => {
-          out.timedOut = true;
-          stop();
-        }, opts.timeoutMs)
-      : undefined;
-    const onAbort = (): void => {
-      out.canceled = true;
-      stop();
-    };
-    opts.signal?.addEventListener('abort', onAbort, { once: true });
-    child.stdout!.setEncoding('utf8').on('data', (c: string) => (out.stdout += c));
-    child.stderr!.setEncoding('utf8').on('data', (c: string) => (out.stderr += c));
-    if (opts.onStderrLine) forEachLine(child.stderr!, opts.onStderrLine);
-    if (opts.onStdoutLine) forEachLine(child.stdout!, opts.onStdoutLine);
-    if (opts.input !== undefined) {
-      child.stdin!.on('error', () => undefined); // a child that exits without reading its input
-      child.stdin!.end(opts.input);
-    }
-    child.once('error', (e: NodeJS.ErrnoException) => {
-      out.spawnError = e.code ?? e.message;
-    });
-    child.once('close', (code, signal) => {
-      if (timer) clearTimeout(timer);
-      if (killTimer) clearTimeout(killTimer);
-      opts.signal?.removeEventListener('abort', onAbort);
-      out.exitCode = out.timedOut || out.canceled || out.spawnError || code === null ? undefined : code;
-      out.signal = signal;
-      resolve(out);
-    });
-  });
 }
 
 function forEachLine(stream: NodeJS.ReadableStream, onLine: (line: string) => void): void {
