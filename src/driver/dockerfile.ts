@@ -220,6 +220,10 @@ export function analyzeDockerfile(text: string, opts: AnalyzeOptions): Dockerfil
     try {
       ref = normalizeImageName(name);
     } catch (e) {
+      if (use.kind === 'syntax' && use.line === 0) {
+        // From the BUILDKIT_SYNTAX build arg: there is no Dockerfile line to name.
+        throw new UsageError(`--build-arg BUILDKIT_SYNTAX: invalid frontend image "${name}": ${(e as Error).message}`, { hint: 'give an image reference such as docker/dockerfile:1' });
+      }
       return fail(`failed to parse stage name "${name}": ${(e as Error).message}`, use.line);
     }
     let entry = images.get(ref);
