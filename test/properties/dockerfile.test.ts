@@ -27,6 +27,7 @@ function analyzeEndsWell(text: string, buildArgs: Record<string, string> = {}, t
   for (const image of needs.images) {
     for (const use of image.uses) {
       line = use.line;
+      if (use.kind === 'syntax' && line === 0 && buildArgs.BUILDKIT_SYNTAX?.trim()) continue; // from the build arg
       if (line < 1 || line > lines) throw new Error(`use on line ${line} of a ${lines}-line file`);
     }
   }
