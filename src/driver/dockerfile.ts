@@ -156,7 +156,7 @@ function stageLabel(stage: Stage): string {
 /** Reads the Dockerfile and returns every image the build will need. Throws a UsageError naming `file:line`. */
 export function analyzeDockerfile(text: string, opts: AnalyzeOptions): DockerfileNeeds {
   const fail = (message: string, line: number): never => {
-    throw new UsageError(`${opts.file}:${line}: ${printable(message)}`, { hint: 'fix the Dockerfile (BuildKit would reject it the same way)' });
+    throw new UsageError(`${opts.file}:${line}: ${message}`, { hint: 'fix the Dockerfile (BuildKit would reject it the same way)' });
   };
   let parsed: Lines;
   let stages: Stage[];
@@ -222,7 +222,7 @@ export function analyzeDockerfile(text: string, opts: AnalyzeOptions): Dockerfil
     } catch (e) {
       if (use.kind === 'syntax' && use.line === 0) {
         // From the BUILDKIT_SYNTAX build arg: there is no Dockerfile line to name.
-        throw new UsageError(printable(`--build-arg BUILDKIT_SYNTAX: invalid frontend image "${name}": ${(e as Error).message}`), { hint: 'give an image reference such as docker/dockerfile:1' });
+        throw new UsageError(`--build-arg BUILDKIT_SYNTAX: invalid frontend image "${name}": ${(e as Error).message}`, { hint: 'give an image reference such as docker/dockerfile:1' });
       }
       return fail(`failed to parse stage name "${name}": ${(e as Error).message}`, use.line);
     }
@@ -358,11 +358,6 @@ export function analyzeDockerfile(text: string, opts: AnalyzeOptions): Dockerfil
   };
   if (syntax) needs.syntax = syntax;
   return needs;
-}
-
-/** Control characters (a build arg may hold a newline) escaped, so an error stays one line. */
-function printable(text: string): string {
-  return text.replace(/[\u0000-\u001f\u007f]/g, (c) => JSON.stringify(c).slice(1, -1));
 }
 
 function firstLine(image: NeededImage): number {
