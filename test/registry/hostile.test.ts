@@ -13,8 +13,8 @@ import t, { type Test } from 'tap';
 import { Secrets } from '../../src/io.js';
 import { createRegistryClient } from '../../src/registry/client.js';
 import { createCredentialStore } from '../../src/registry/credentials.js';
-import { RegistryRequestError } from '../../src/registry/types.js';
 import { startHttpStub } from '../helpers/net.js';
+import { failure } from '../helpers/registry-failure.js';
 
 const OCI_INDEX = 'application/vnd.oci.image.index.v1+json';
 const MANIFEST = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: OCI_INDEX, manifests: [] }));
@@ -31,16 +31,6 @@ function clientFor(t: Test, host: string, opts: { auth?: boolean; timeoutMs?: nu
   const client = createRegistryClient({ host }, { credentials: createCredentialStore({ env, secrets }), secrets, env, timeoutMs: opts.timeoutMs ?? 5000 });
   t.teardown(() => client.close());
   return client;
-}
-
-async function failure(promise: Promise<unknown>): Promise<RegistryRequestError> {
-  try {
-    await promise;
-  } catch (error) {
-    if (error instanceof RegistryRequestError) return error;
-    throw error;
-  }
-  throw new Error('expected a RegistryRequestError, got success');
 }
 
 /** A TCP server on 127.0.0.1 that answers every connection with `raw` bytes, for framing lies node:http will not write. */
