@@ -295,13 +295,12 @@ class Client implements RegistryClientHandle {
     const origin = new URL(this.baseUrl).origin;
     const seen = new Set<string>();
     let url = start;
-    let verb = method;
     for (let hop = 0; ; hop++) {
       const sent = url.origin === origin ? headers : withoutAuthorization(headers);
       let res: HttpResponse;
       try {
         res = await this.transport().request({
-          method: verb,
+          method,
           url,
           headers: sent,
           timeoutMs: this.opts.timeoutMs,
@@ -323,7 +322,6 @@ class Client implements RegistryClientHandle {
       if (next.protocol !== 'http:' && next.protocol !== 'https:') this.fail('protocol', `redirect to a ${next.protocol} URL`, res.status);
       if (seen.has(next.href)) this.fail('protocol', `redirect loop at ${next.host}${next.pathname}`, res.status);
       if (hop + 1 >= MAX_REDIRECTS) this.fail('protocol', `more than ${MAX_REDIRECTS} redirects`, res.status);
-      if (res.status === 303) verb = verb === 'HEAD' ? 'HEAD' : 'GET';
       url = next;
     }
   }
