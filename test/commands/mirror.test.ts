@@ -169,6 +169,27 @@ if (requireBinaries(t, ['docker-registry', 'openssl', 'busybox', 'skopeo'])) {
     t.ok(down.requests().length > 1, 'it was retried before giving up');
   });
 
+  t.test('a source serving a blob that does not match its digest: exit 3, nothing tagged in the target', async (t) => {
+    const layer = alpine.blobs.find((b) => b.size > 1024)!;
+    const liar = await startHttpStub(t, (req, res, body) => {
+      if (req.method === 'GET' && req.url?.endsWith(`/blobs/${layer.digest}`)) {
+        const bad = Buffer.from(layer.data);
+        bad[bad.length - 1] ^= 0xff;
+        res.writeHead(200, { 'Content-Type': 'application/octet-stream', 'Content-Length': String(bad.length) });
+        res.end(bad);
+        return;
+      }
+      forward(upstream, req, res, body);
+    });
+    const target = await startRegistry(t);
+    const p = project(t, { mirrors: [{ host: target.host, for: liar.host }], mirror: { engine: false } }, { [liar.host]: HUB_USER });
+    const r = await mirror(p, `${liar.host}/library/alpine:3.20`);
+    t.equal(r.code, 3, r.stderr);
+    t.match(r.stderr, `blob ${layer.digest} arrived with digest sha256:`);
+    await target.settle();
+    t.same(target.requestLog().filter((l) => /^PUT \/v2\/.*\/manifests\//.test(l)), [], 'no manifest, no tag was written');
+  });
+
   t.test('bad input: an image with no target is exit 2 naming it; bad mirror config keys name their path', async (t) => {
     const target = await startRegistry(t);
     const p = project(t, { ...baseConfig(target.host), mirror: { engine: false } });
