@@ -36,38 +36,43 @@ export async function run(ctx: CommandContext): Promise<number> {
   state.jobs = await planJobs(deps, config, { to: ctx.args.to, images: ctx.args.images });
   if (state.jobs.length === 0) ctx.log.info('nothing to mirror: mirror.engine is false and no images are listed');
 
+  const copy = async (job: MirrorJob, i: number, onProgress?: (r: CopyResult) => void): Promise<CopyResult> => {
+    try {
+      return (state.results[i] = await state.runner!.run(job, onProgress));
+    } catch (error) {
+      state.failures[i] = error;
+      throw error;
+    }
+  };
   const copyTask = (job: MirrorJob, i: number): ListrTask<MirrorState> => ({
     title: `${job.source} -> ${targetText(job)}`,
-    task: async (s, task) => {
-      try {
-        const result = await s.runner!.run(job, (r) => {
-          const b = r.blobs;
-          task.output = `${b.copied + b.mounted + b.skipped} blobs (${b.copied} copied, ${b.mounted} mounted, ${b.skipped} there), ${size(r.bytes)}`;
-        });
-        s.results[i] = result;
-        task.title = `${job.source} -> ${targetText(job)}: ${summary(result)}`;
-      } catch (error) {
-        s.failures[i] = error;
-        throw error;
-      }
+    task: async (_s, task) => {
+      const result = await copy(job, i, (r) => {
+        const b = r.blobs;
+        task.output = `${b.copied + b.mounted + b.skipped} blobs (${b.copied} copied, ${b.mounted} mounted, ${b.skipped} there), ${size(r.bytes)}`;
+      });
+      task.title = `${job.source} -> ${targetText(job)}: ${summary(result)}`;
     },
   });
 
   try {
-    await runTasks<MirrorState>(
-      [
-        {
-          title: dryRun ? `Check ${state.jobs.length} image(s) (dry run: HEAD requests only)` : `Copy ${state.jobs.length} image(s)`,
-          task: async (s, task) => {
-            s.runner = await jobRunner(deps, s.jobs, { dryRun });
-            return task.newListr(s.jobs.map(copyTask), { concurrent: 4, exitOnError: false });
+    state.runner = await jobRunner(deps, state.jobs, { dryRun });
+    if (ctx.log.level === 'quiet') {
+      // Nothing to draw: the task list (and loading listr2) would only cost start-up time.
+      await Promise.allSettled(state.jobs.map((job, i) => copy(job, i)));
+    } else {
+      await runTasks<MirrorState>(
+        [
+          {
+            title: dryRun ? `Check ${state.jobs.length} image(s) (dry run: HEAD requests only)` : `Copy ${state.jobs.length} image(s)`,
+            task: (s, task) => task.newListr(s.jobs.map(copyTask), { concurrent: 4, exitOnError: false }),
           },
-        },
-      ],
-      state,
-      ctx.io,
-      ctx.log.level,
-    );
+        ],
+        state,
+        ctx.io,
+        ctx.log.level,
+      );
+    }
   } catch (error) {
     if (!state.failures.some(Boolean)) throw error;
   } finally {

@@ -44,6 +44,8 @@ export interface CopyResult {
 /** Shared by every image of a run: blob work in flight, and which target repositories hold which blobs. */
 export class BlobBook {
   readonly inflight = new Map<string, Promise<'copied' | 'mounted' | 'skipped'>>();
+  /** Uploads in flight by (target host, digest): a second repository waits, then mounts. */
+  readonly uploading = new Map<string, Promise<unknown>>();
   private readonly holders = new Map<string, string>();
 
   holder(targetHost: string, digest: string, except: string): string | undefined {
@@ -141,10 +143,15 @@ export async function copyImage(job: MirrorJob, deps: CopyDeps): Promise<CopyRes
       deps.book.record(targetHost, d.digest, toRepo);
       return 'skipped';
     }
+    // The same blob on its way into another repository of this registry (a base layer shared by
+    // several images): wait for it and mount it, rather than sending the bytes twice.
+    const uploadKey = `${targetHost} ${d.digest}`;
+    const elsewhere = deps.book.uploading.get(uploadKey);
+    if (elsewhere) await elsewhere.catch(() => undefined);
     // A mount attempt costs nothing extra: when the blob is not there, the answer (202) is the
     // upload session the copy needs anyway.
     const from = deps.book.holder(targetHost, d.digest, toRepo) ?? deps.mountFrom.find((r) => r !== toRepo);
-    const outcome = await op('target', `blob ${d.digest}`, async () => {
+    const transfer = op('target', `blob ${d.digest}`, async () => {
       const upload = await target.startUpload(toRepo, from ? { digest: d.digest, from } : undefined, signal);
       if (upload.mounted) return 'mounted' as const;
       const blob = await source.openBlob(fromRepo, d.digest, signal).catch((error: unknown) => {
@@ -165,6 +172,14 @@ export async function copyImage(job: MirrorJob, deps: CopyDeps): Promise<CopyRes
       result.bytes += d.size;
       return 'copied' as const;
     });
+    if (!elsewhere) {
+      deps.book.uploading.set(uploadKey, transfer);
+      void transfer.then(
+        () => deps.book.uploading.delete(uploadKey),
+        () => deps.book.uploading.delete(uploadKey),
+      );
+    }
+    const outcome = await transfer;
     deps.book.record(targetHost, d.digest, toRepo);
     return outcome;
   };

@@ -174,7 +174,7 @@ if (requireBinaries(t, ['docker-registry', 'openssl', 'busybox', 'skopeo'])) {
     const liar = await startHttpStub(t, (req, res, body) => {
       if (req.method === 'GET' && req.url?.endsWith(`/blobs/${layer.digest}`)) {
         const bad = Buffer.from(layer.data);
-        bad[bad.length - 1] ^= 0xff;
+        bad.writeUInt8(bad.readUInt8(bad.length - 1) ^ 0xff, bad.length - 1);
         res.writeHead(200, { 'Content-Type': 'application/octet-stream', 'Content-Length': String(bad.length) });
         res.end(bad);
         return;
