@@ -101,6 +101,17 @@ function registryErrorCode(body: Buffer): string | undefined {
   }
 }
 
+/** `{"errors":[{"code":"DENIED","message":"quota exceeded"}]}` → `DENIED: quota exceeded`. */
+function registryErrorText(body: Buffer): string | undefined {
+  try {
+    const first = (JSON.parse(body.toString('utf8')) as { errors?: { code?: unknown; message?: unknown }[] }).errors?.[0];
+    if (typeof first?.code !== 'string') return undefined;
+    return typeof first.message === 'string' && first.message ? `${first.code}: ${first.message}` : first.code;
+  } catch {
+    return undefined;
+  }
+}
+
 function sha256(body: Buffer): string {
   return `sha256:${createHash('sha256').update(body).digest('hex')}`;
 }
@@ -457,7 +468,7 @@ class Client implements RegistryClientHandle {
       if (authorization) headers.Authorization = authorization.header;
       const res = await this.send(method, url, headers, o);
       if (res.status !== 401 && res.status !== 403) return { res, authenticated: authorization?.withCredentials ?? false };
-      if (res.status === 403 || round > 0) this.authFailure(res.status, authorization);
+      if (res.status === 403 || round > 0) this.authFailure(res.status, authorization, registryErrorText(res.body));
       if (authorization?.cacheKey) this.tokens.delete(authorization.cacheKey);
       const next = await this.authorize(parseWwwAuthenticate(res.headers['www-authenticate']), o, res.status);
       if (authorization && next.header === authorization.header) this.authFailure(res.status, authorization);
@@ -465,7 +476,12 @@ class Client implements RegistryClientHandle {
     }
   }
 
-  private authFailure(status: number, authorization: Authorization | undefined): never {
+  private authFailure(status: number, authorization: Authorization | undefined, reason?: string): never {
+    // A 403 with credentials is often not about them: a push quota, an immutable tag, a
+    // read-only robot account; the registry's own words say which.
+    if (authorization?.withCredentials && status === 403 && reason) {
+      this.fail('auth', `denied (403 ${oneLine(reason, 160)}) — check the rights of the credentials for ${this.host}`, status);
+    }
     if (authorization?.withCredentials) {
       this.fail('auth', `authentication failed (${status}) — check the credentials for ${this.host} in docker config.json / DOCKER_AUTH_CONFIG`, status);
     }

@@ -121,6 +121,23 @@ if (requireBinaries(t, ['docker-registry', 'openssl', 'busybox', 'skopeo'])) {
     noSecrets(t, r1, r2, refused);
   });
 
+  t.test('a target that denies the push (quota) is exit 1 naming the registry and its reason', async (t) => {
+    const real = await startRegistry(t, { basicAuth: { [TARGET_USER.username]: TARGET_USER.password } });
+    const quota = await startHttpStub(t, (req, res, body) => {
+      if (req.method === 'POST' && req.headers.authorization) {
+        res.writeHead(403, { 'Content-Type': 'application/json' });
+        res.end('{"errors":[{"code":"DENIED","message":"storage quota exceeded for project team"}]}');
+        return;
+      }
+      forward(real, req, res, body);
+    });
+    const p = project(t, { ...baseConfig('unused.example'), mirror: { engine: false } }, { [quota.host]: TARGET_USER });
+    const r = await mirror(p, '--to', quota.host, `${hub}/library/alpine:3.20`);
+    t.equal(r.code, 1, r.stderr);
+    t.match(r.stderr, `buildx-bootstrap: push of ${quota.host}/library/alpine:3.20 failed: ${quota.host}: denied (403 DENIED: storage quota exceeded for project team)`);
+    noSecrets(t, r);
+  });
+
   t.test('an image sharing layers with one already in the target mounts them instead of uploading', async (t) => {
     const target = await startRegistry(t);
     const p = project(t, { ...baseConfig(target.host), mirror: { engine: false } });
