@@ -6,14 +6,13 @@ import t, { type Test } from 'tap';
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { request as httpRequest } from 'node:http';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { requireBinaries } from '../helpers/integration.js';
 import { runCli, type CliResult } from '../helpers/cli.js';
-import { startRegistry, type RunningRegistry } from '../helpers/registry.js';
+import { startRegistry } from '../helpers/registry.js';
 import { startTokenServer } from '../helpers/token-server.js';
-import { startHttpStub } from '../helpers/net.js';
+import { forwardTo, startHttpStub } from '../helpers/net.js';
 import { buildEngineImage, pushImage, type EngineImage } from '../helpers/engine-image.js';
 
 const execFileP = promisify(execFile);
@@ -129,7 +128,7 @@ if (requireBinaries(t, ['docker-registry', 'openssl', 'busybox', 'skopeo'])) {
         res.end('{"errors":[{"code":"DENIED","message":"storage quota exceeded for project team"}]}');
         return;
       }
-      forward(real, req, res, body);
+      forwardTo(real, req, res, body);
     });
     const p = project(t, { ...baseConfig('unused.example'), mirror: { engine: false } }, { [quota.host]: TARGET_USER });
     const r = await mirror(p, '--to', quota.host, `${hub}/library/alpine:3.20`);
@@ -167,7 +166,7 @@ if (requireBinaries(t, ['docker-registry', 'openssl', 'busybox', 'skopeo'])) {
         res.end('{"errors":[{"code":"TOOMANYREQUESTS","message":"slow down"}]}');
         return;
       }
-      forward(upstream, req, res, body);
+      forwardTo(upstream, req, res, body);
     });
     const down = await startHttpStub(t, (_req, res) => {
       res.writeHead(503, { 'Content-Type': 'application/json' });
@@ -196,7 +195,7 @@ if (requireBinaries(t, ['docker-registry', 'openssl', 'busybox', 'skopeo'])) {
         res.end(bad);
         return;
       }
-      forward(upstream, req, res, body);
+      forwardTo(upstream, req, res, body);
     });
     const target = await startRegistry(t);
     const p = project(t, { mirrors: [{ host: target.host, for: liar.host }], mirror: { engine: false } }, { [liar.host]: HUB_USER });
@@ -233,18 +232,4 @@ if (requireBinaries(t, ['docker-registry', 'openssl', 'busybox', 'skopeo'])) {
     t.same(upstream.requestLog().slice(before).filter((l) => !/^(HEAD|GET \/v2\/ )/.test(l) && !/^GET \/v2\/ /.test(l)).filter((l) => !l.startsWith('HEAD')), [], 'only HEADs upstream');
     t.same(target.requestLog().filter((l) => !l.startsWith('HEAD')), [], 'only HEADs on the target');
   });
-}
-
-/** Forwards one buffered request to a real registry (for stubs that fault some requests). */
-function forward(to: RunningRegistry, req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse, body: Buffer): void {
-  const out = httpRequest(`${to.url}${req.url ?? '/'}`, { method: req.method, headers: { ...req.headers, host: to.host } }, (upstreamRes) => {
-    const headers = { ...upstreamRes.headers };
-    res.writeHead(upstreamRes.statusCode ?? 502, headers);
-    upstreamRes.pipe(res);
-  });
-  out.on('error', () => {
-    res.writeHead(502);
-    res.end();
-  });
-  out.end(body);
 }

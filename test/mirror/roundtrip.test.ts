@@ -5,13 +5,12 @@
 import t, { type Test } from 'tap';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { requireBinaries } from '../helpers/integration.js';
 import { startDockerd } from '../helpers/dockerd.js';
 import { startRegistry, type RunningRegistry } from '../helpers/registry.js';
-import { startHttpStub, harnessRequest } from '../helpers/net.js';
+import { forwardTo, startHttpStub, harnessRequest } from '../helpers/net.js';
 import { buildEngineImage, pushImage } from '../helpers/engine-image.js';
 import { installFakeBuildx } from '../helpers/buildx.js';
 import { runCli } from '../helpers/cli.js';
@@ -87,7 +86,7 @@ t.test('a run killed mid-copy leaves no tag pointing at a partial image; the nex
       held++;
       return; // never answered
     }
-    forward(upstream, req, res, body);
+    forwardTo(upstream, req, res, body);
   });
   const dir = tempDir(t);
   writeFileSync(join(dir, '.buildx-bootstraprc.json'), JSON.stringify({ mirrors: [{ host: target.host, for: source.host }], mirror: { engine: false, images: [`${source.host}/team/big:1`] } }));
@@ -109,16 +108,3 @@ t.test('a run killed mid-copy leaves no tag pointing at a partial image; the nex
   const [result] = JSON.parse(again.stdout) as { blobs: { skipped: number; copied: number } }[];
   t.ok(result!.blobs.skipped > 0, `blobs copied before the kill are not copied again (${JSON.stringify(result!.blobs)})`);
 });
-
-/** Forwards one buffered request to a real registry. */
-function forward(to: RunningRegistry, req: IncomingMessage, res: ServerResponse, body: Buffer): void {
-  const out = httpRequest(`${to.url}${req.url ?? '/'}`, { method: req.method, headers: { ...req.headers, host: to.host } }, (answer) => {
-    res.writeHead(answer.statusCode ?? 502, answer.headers);
-    answer.pipe(res);
-  });
-  out.on('error', () => {
-    res.writeHead(502);
-    res.end();
-  });
-  out.end(body);
-}
