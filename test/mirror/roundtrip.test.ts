@@ -3,7 +3,6 @@
 // (emulated buildx plugin, real dockerd), and a run killed mid-copy leaves no tag behind while
 // the next run finishes the job.
 import t, { type Test } from 'tap';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,6 +13,7 @@ import { forwardTo, startHttpStub, harnessRequest } from '../helpers/net.js';
 import { buildEngineImage, pushImage } from '../helpers/engine-image.js';
 import { installFakeBuildx } from '../helpers/buildx.js';
 import { runCli } from '../helpers/cli.js';
+import { runBin, until } from '../helpers/bin.js';
 
 function tempDir(t: Test): string {
   const dir = mkdtempSync(join(tmpdir(), 'bxb-mirror-'));
@@ -91,14 +91,11 @@ t.test('a run killed mid-copy leaves no tag pointing at a partial image; the nex
   const dir = tempDir(t);
   writeFileSync(join(dir, '.buildx-bootstraprc.json'), JSON.stringify({ mirrors: [{ host: target.host, for: source.host }], mirror: { engine: false, images: [`${source.host}/team/big:1`] } }));
   const env = { PATH: process.env.PATH, HOME: dir, DOCKER_CONFIG: join(dir, '.docker') };
-  const child = spawn(process.execPath, [join(process.cwd(), 'bin', 'buildx-bootstrap.js'), 'mirror'], { cwd: dir, env, stdio: 'ignore' });
-  const exited = new Promise<NodeJS.Signals | null>((resolve) => child.on('close', (_code, signal) => resolve(signal)));
-  const until = Date.now() + 60_000;
+  const run = runBin(['mirror'], { cwd: dir, env });
   const uploaded = (): number => target.requestLog().filter((l) => /^PUT \/v2\/team\/big\/blobs\/uploads\/.* 201$/.test(l)).length;
-  while ((held === 0 || uploaded() === 0) && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
-  t.ok(held > 0 && uploaded() > 0, 'killed with some blobs copied and a layer still streaming');
-  child.kill('SIGKILL');
-  t.equal(await exited, 'SIGKILL');
+  await until('some blobs copied and a layer still streaming', () => held > 0 && uploaded() > 0);
+  run.child.kill('SIGKILL');
+  t.equal((await run.done).signal, 'SIGKILL');
   t.equal(await tagDigest(target, 'team/big', '1'), undefined, 'no tag in the target');
 
   hold = false;
