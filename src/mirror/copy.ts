@@ -108,13 +108,17 @@ export async function copyImage(job: MirrorJob, deps: CopyDeps): Promise<CopyRes
     }
   };
 
-  // HEAD first, on both sides: when the target holds the source's digest, nothing else is asked.
+  // HEAD first, on both sides at once: when the target holds the source's digest, nothing else
+  // is asked.
+  const targetRef = job.tag ?? job.digest;
+  const inTarget = targetRef ? targetHas(targetRef) : undefined;
+  inTarget?.catch(() => undefined); // awaited below, after the source has answered
   const head = await op('source', job.source, () => source.headManifest(fromRepo, job.reference, signal));
   if (job.digest && head.digest !== job.digest) {
     throw new CopyError('source', job.from.endpoint.host, `${job.from.label}:${job.reference} is ${head.digest} at the source, not ${job.digest}`);
   }
   result.digest = head.digest;
-  const existing = await targetHas(job.tag ?? head.digest);
+  const existing = await (inTarget ?? targetHas(head.digest));
   if (existing === head.digest || deps.dryRun) {
     result.upToDate = existing === head.digest;
     result.ms = Date.now() - started;
