@@ -6,7 +6,6 @@ import { BxbError, ExitCode, NoRegistryError } from '../errors.js';
 import type { Logger, Secrets } from '../io.js';
 import type { RegistryClientHandle } from '../registry/client.js';
 import type { RegistryEndpoint, RegistryPushClient } from '../registry/types.js';
-import { applicableLock, preloadRegistryClient, resolveFromConfig } from '../resolve/index.js';
 import { engineCandidates, engineImage, mirrorCandidate } from '../resolve/candidates.js';
 import { BlobBook, copyImage, CopyError, type CopyResult } from './copy.js';
 import { DEFAULT_RETRY, Limiter, type RetryPolicy } from './retry.js';
@@ -41,6 +40,8 @@ export async function planJobs(deps: MirrorDeps, config: Config, req: MirrorRequ
     if (!target) throw noTarget(`${image.registry}/${image.repository}`, image.registry);
     // The resolver as it is, with every candidate but the target itself.
     const sources = { ...config, mirrors: config.mirrors.filter((m) => mirrorCandidate(m, image).label !== target.label) };
+    // The resolver loads only when the engine image is copied (start-up is module loading).
+    const { applicableLock, resolveFromConfig } = await import('../resolve/index.js');
     const lock = await applicableLock(config, deps.log);
     const resolution = await resolveFromConfig(deps, sources, lock ? { tag: lock.tag, digest: lock.digest } : undefined);
     const from = engineCandidates(sources).find((c) => c.label === resolution.source);
@@ -53,7 +54,7 @@ export async function planJobs(deps: MirrorDeps, config: Config, req: MirrorRequ
 
 /** Registry clients by endpoint, one credential store (and token cache) for all. */
 export async function clientPool(deps: MirrorDeps): Promise<{ clientFor(endpoint: RegistryEndpoint): RegistryPushClient; close(): void; warnings(): string[] }> {
-  const [{ createRegistryClient }, { createCredentialStore }] = await preloadRegistryClient();
+  const [{ createRegistryClient }, { createCredentialStore }] = await Promise.all([import('../registry/client.js'), import('../registry/credentials.js')]);
   const credentials = createCredentialStore({ env: deps.env, secrets: deps.secrets });
   const clients = new Map<string, RegistryClientHandle>();
   return {
