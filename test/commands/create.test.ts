@@ -340,7 +340,7 @@ t.test('prefix mode runs the command with BUILDX_BUILDER, passes output and exit
   t.equal(calls[0]!.env.BUILDX_BUILDER, 'prefixed');
 });
 
-t.test('a build that needs a local-only image: docker driver, or a bridged container builder', async (t) => {
+t.test('a build that needs a local-only image: docker driver, or a bridged container builder (emulated buildx)', async (t) => {
   if (!requireBinaries(t, [...BINARIES, 'skopeo'])) return;
   const w = await world(t);
   const fake = installFakeBuildx(t);
@@ -381,6 +381,7 @@ t.test('a build that needs a local-only image: docker driver, or a bridged conta
   t.match(context, /^bxb-test\/tools:1=oci-layout:\/\/\S+:\S+$/, `the build gets the local image as a named OCI layout context (${args.join(' ')})`);
   t.same(args.filter((_, i) => i !== at && i !== at + 1), ['build', '--builder', 'bridged', '-t', 'app', '.'], 'user arguments unchanged and in order');
   const layoutDir = context?.replace(/^.*oci-layout:\/\//, '').replace(/:[^:]+$/, '') ?? '';
+  t.same(second?.ociLayouts?.map(({ name, dir, valid, error }) => ({ name, dir, valid, error })), [{ name: 'bxb-test/tools:1', dir: layoutDir, valid: true, error: undefined }], 'while the build ran, the context was a valid OCI layout holding its tag (emulated buildx)');
   t.notOk(existsSync(layoutDir), 'the temporary layout was removed after the command');
   t.equal(w.upstream.requestLog().filter((l) => l.includes('tools')).length + w.mirror.requestLog().filter((l) => l.includes('tools')).length, 0, 'no registry was asked for the local image');
 });
