@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { requireBinaries } from '../helpers/integration.js';
 import { startDockerd, type Dockerd } from '../helpers/dockerd.js';
 import { startRegistry, type RunningRegistry } from '../helpers/registry.js';
-import { pushEngineTags } from '../helpers/engine-image.js';
+import { pushEngineTags, type EngineImage } from '../helpers/engine-image.js';
 import { installFakeBuildx as installFake, type FakeBuildx, type FakeBuildxVersion } from '../helpers/buildx.js';
 import { runCli, type CliResult } from '../helpers/cli.js';
 
@@ -19,14 +19,16 @@ interface World {
   dockerd: Dockerd;
   upstream: RunningRegistry;
   mirror: RunningRegistry;
+  /** What the harness pushed to the mirror, per tag (the same images as on the upstream). */
+  pushed: Record<string, EngineImage>;
 }
 
 async function world(t: Test): Promise<World> {
   const [dockerd, upstream, mirror] = await Promise.all([startDockerd(t), startRegistry(t), startRegistry(t)]);
   const tags = { 'v0.18.2': {}, 'v0.19.1': {}, 'buildx-stable-1': 'v0.18.2' };
   await pushEngineTags(upstream, { tags });
-  await pushEngineTags(mirror, { tags });
-  return { dockerd, upstream, mirror };
+  const pushed = await pushEngineTags(mirror, { tags });
+  return { dockerd, upstream, mirror, pushed };
 }
 
 // One temp dir per call (t.testdir is one path per test, and a second call would wipe the first).
@@ -65,22 +67,25 @@ function ok(t: Test, r: CliResult, what: string): void {
   t.equal(r.code, 0, `${what} exits 0${r.code ? `: ${r.stderr.trim().split('\n').pop()}` : ''}`);
 }
 
-t.test('mirror-only network: the builder comes up from the mirror, the upstream sees nothing', async (t) => {
+t.test('mirror-only network: the builder comes up from the mirror, the upstream sees nothing (emulated buildx)', async (t) => {
   if (!requireBinaries(t, BINARIES)) return;
   const w = await world(t);
   const fake = installFakeBuildx(t);
   const dir = project(t, w, { mirrors: [{ host: w.mirror.host, for: w.upstream.host }], upstream: false, builder: { name: 'ci', driverOpts: { network: 'host' } } });
-  await w.upstream.stop();
-  const before = w.mirror.requests();
+  // The upstream keeps running and serving the same tags: a request to it would succeed and be counted.
+  await Promise.all([w.upstream.settle(), w.mirror.settle()]);
+  const [upstreamBefore, mirrorBefore] = [w.upstream.requests(), w.mirror.requests()];
   const r = await runCli([], { cwd: dir, env: cliEnv(w, fake) });
   ok(t, r, 'create');
   t.equal(r.stdout, 'ci\n', 'stdout is the builder name alone');
   t.match(r.stderr, /Pulling from moby\/buildkit[\s\S]*Digest: sha256:[0-9a-f]{64}/, 'the pull shows its progress on stderr');
-  t.equal(w.upstream.requests(), 0, 'the upstream registry saw no request');
-  t.ok(w.mirror.requests() > before, 'the mirror served the engine image');
+  await Promise.all([w.upstream.settle(), w.mirror.settle()]);
+  t.same(w.upstream.requestLog().slice(upstreamBefore), [], 'the running upstream registry saw no request');
+  t.ok(w.mirror.requests() > mirrorBefore, 'the mirror served the engine image');
   const create = createCalls(fake.calls());
   t.equal(create.length, 1, 'one buildx create');
-  t.ok(create[0]!.includes(`image=${w.mirror.host}/moby/buildkit:v0.18.2@${(await w.dockerd.docker(['image', 'inspect', '--format', '{{index .RepoDigests 0}}', `${w.mirror.host}/moby/buildkit@${create[0]!.find((a) => a.startsWith('image='))!.split('@')[1]}`])).stdout.trim().split('@')[1]}`), 'the create call pins the mirror image by digest');
+  const pushedDigest = w.pushed['v0.18.2']!.digest;
+  t.ok(create[0]!.includes(`image=${w.mirror.host}/moby/buildkit:v0.18.2@${pushedDigest}`), `the create call pins the mirror image by the digest the harness pushed (the index, ${pushedDigest}): ${create[0]!.join(' ')}`);
   const names = await containers(w.dockerd);
   t.equal(names.length, 1);
   t.match(names[0], /^buildx_buildkit_ci0 /);
