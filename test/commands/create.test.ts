@@ -187,8 +187,12 @@ t.test('errors a user meets are one line with a hint and the documented exit cod
   const toml = await runCli([], { cwd: badToml, env: cliEnv(w, fake) });
   t.equal(toml.code, 2);
   t.match(toml.stderr, /base\.toml.*line 2/);
+  const hugeInt = project(t, w, { buildkitd: { config: 'base.toml' } }, { 'base.toml': '[worker.oci]\ngckeepstorage = 90000000000000000000\n' });
+  const huge = await runCli([], { cwd: hugeInt, env: cliEnv(w, fake) });
+  t.equal(huge.code, 2, 'an integer beyond int64 in the base buildkitd.toml is a configuration error');
+  t.match(huge.stderr, /base\.toml: worker\.oci\.gckeepstorage: 90000000000000000000 is outside the signed 64-bit integers/);
   t.same(await containers(w.dockerd), [], 'nothing was created');
-  for (const r of [missing, tooOld, unreachable, toml]) t.equal(r.stderr.trim().split('\n').filter((l) => l.startsWith('buildx-bootstrap:')).length, 1);
+  for (const r of [missing, tooOld, unreachable, toml, huge]) t.equal(r.stderr.trim().split('\n').filter((l) => l.startsWith('buildx-bootstrap:')).length, 1);
 });
 
 // ---- process-level runs: the bundled CLI (dist/, built by npm test) as users run it ----------
