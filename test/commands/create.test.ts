@@ -1,71 +1,16 @@
 // The create flow end to end against a real dockerd (started here), real docker-registry instances
 // on loopback, and the emulated buildx plugin, asserting what a user would see: the builder's name,
 // which registry served the engine image, what container runs, and what the plugin was asked.
-import t, { type Test } from 'tap';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import t from 'tap';
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { requireBinaries } from '../helpers/integration.js';
-import { startDockerd, type Dockerd } from '../helpers/dockerd.js';
-import { startRegistry, type RunningRegistry } from '../helpers/registry.js';
-import { pushEngineTags, type EngineImage } from '../helpers/engine-image.js';
-import { installFakeBuildx as installFake, type FakeBuildx, type FakeBuildxVersion } from '../helpers/buildx.js';
-import { runCli, type CliResult } from '../helpers/cli.js';
-
-const BINARIES = ['dockerd', 'docker', 'docker-registry', 'busybox'];
-
-interface World {
-  dockerd: Dockerd;
-  upstream: RunningRegistry;
-  mirror: RunningRegistry;
-  /** What the harness pushed to the mirror, per tag (the same images as on the upstream). */
-  pushed: Record<string, EngineImage>;
-}
-
-async function world(t: Test): Promise<World> {
-  const [dockerd, upstream, mirror] = await Promise.all([startDockerd(t), startRegistry(t), startRegistry(t)]);
-  const tags = { 'v0.18.2': {}, 'v0.19.1': {}, 'buildx-stable-1': 'v0.18.2' };
-  await pushEngineTags(upstream, { tags });
-  const pushed = await pushEngineTags(mirror, { tags });
-  return { dockerd, upstream, mirror, pushed };
-}
-
-// One temp dir per call (t.testdir is one path per test, and a second call would wipe the first).
-function tempDir(t: Test): string {
-  const dir = mkdtempSync(join(tmpdir(), 'bxb-create-'));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
-
-function installFakeBuildx(t: Test, opts: { version?: FakeBuildxVersion } = {}): FakeBuildx {
-  return installFake(t as never, { ...opts, dockerConfig: join(tempDir(t), 'docker-config') });
-}
-
-function project(t: Test, w: World, config: Record<string, unknown>, files: Record<string, string> = {}): string {
-  const dir = tempDir(t);
-  writeFileSync(join(dir, '.buildx-bootstraprc.json'), JSON.stringify({ buildkit: { image: `${w.upstream.host}/moby/buildkit`, version: 'v0.18.2' }, ...config }));
-  for (const [name, text] of Object.entries(files)) writeFileSync(join(dir, name), text);
-  return dir;
-}
-
-function cliEnv(w: World, fake: FakeBuildx | string, extra: Record<string, string> = {}): Record<string, string | undefined> {
-  const env = typeof fake === 'string' ? { DOCKER_CONFIG: fake } : fake.env;
-  return { PATH: process.env.PATH, HOME: env.DOCKER_CONFIG, ...env, ...w.dockerd.env, ...extra };
-}
-
-async function containers(d: Dockerd): Promise<string[]> {
-  const r = await d.docker(['ps', '-a', '--format', '{{.Names}} {{.ID}}']);
-  return r.stdout.split('\n').filter((l) => l.startsWith('buildx_buildkit_'));
-}
-
-function createCalls(calls: { args: string[] }[]): string[][] {
-  return calls.map((c) => c.args).filter((a) => a[0] === 'create');
-}
-
-function ok(t: Test, r: CliResult, what: string): void {
-  t.equal(r.code, 0, `${what} exits 0${r.code ? `: ${r.stderr.trim().split('\n').pop()}` : ''}`);
-}
+import { startDockerd } from '../helpers/dockerd.js';
+import { pushEngineTags } from '../helpers/engine-image.js';
+import { type FakeBuildxVersion } from '../helpers/buildx.js';
+import { runCli } from '../helpers/cli.js';
+import { BINARIES, cliEnv, containers, createCalls, installFakeBuildx, instances, ok, project, runBin, tempDir, until, world } from '../helpers/create-world.js';
 
 t.test('mirror-only network: the builder comes up from the mirror, the upstream sees nothing (emulated buildx)', async (t) => {
   if (!requireBinaries(t, BINARIES)) return;
@@ -194,45 +139,6 @@ t.test('errors a user meets are one line with a hint and the documented exit cod
   t.same(await containers(w.dockerd), [], 'nothing was created');
   for (const r of [missing, tooOld, unreachable, toml, huge]) t.equal(r.stderr.trim().split('\n').filter((l) => l.startsWith('buildx-bootstrap:')).length, 1);
 });
-
-// ---- process-level runs: the bundled CLI (dist/, built by npm test) as users run it ----------
-
-const BIN = join(process.cwd(), 'bin', 'buildx-bootstrap.js');
-
-interface BinRun {
-  child: ChildProcess;
-  stderr(): string;
-  done: Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }>;
-}
-
-function runBin(args: string[], opts: { cwd: string; env: Record<string, string | undefined> }): BinRun {
-  const child = spawn(process.execPath, [BIN, ...args], { cwd: opts.cwd, env: opts.env as NodeJS.ProcessEnv, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout!.on('data', (c: Buffer) => (stdout += c.toString()));
-  child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
-  const done = new Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }>((resolve) => {
-    const timer = setTimeout(() => child.kill('SIGKILL'), 150_000);
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code, signal, stdout, stderr });
-    });
-  });
-  return { child, stderr: () => stderr, done };
-}
-
-async function until(what: string, check: () => boolean, timeoutMs = 60_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-function instances(fake: FakeBuildx): string[] {
-  const dir = join(fake.dockerConfig, 'buildx', 'instances');
-  return existsSync(dir) ? readdirSync(dir) : [];
-}
 
 t.test('eight parallel runs against one daemon end with one builder and one container', async (t) => {
   if (!requireBinaries(t, BINARIES)) return;

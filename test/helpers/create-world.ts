@@ -1,0 +1,109 @@
+// The world the create tests run in: a private dockerd, an upstream and a mirror registry holding
+// BuildKit-like engine tags, the emulated buildx plugin, and the CLI run in-process (runCli) or as
+// the bundled process users run (runBin).
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Test } from 'tap';
+import { startDockerd, type Dockerd } from './dockerd.js';
+import { startRegistry, type RunningRegistry } from './registry.js';
+import { pushEngineTags, type EngineImage } from './engine-image.js';
+import { installFakeBuildx as installFake, type FakeBuildx, type FakeBuildxVersion } from './buildx.js';
+import type { CliResult } from './cli.js';
+
+export const BINARIES = ['dockerd', 'docker', 'docker-registry', 'busybox'];
+
+export interface World {
+  dockerd: Dockerd;
+  upstream: RunningRegistry;
+  mirror: RunningRegistry;
+  /** What the harness pushed to the mirror, per tag (the same images as on the upstream). */
+  pushed: Record<string, EngineImage>;
+}
+
+export async function world(t: Test): Promise<World> {
+  const [dockerd, upstream, mirror] = await Promise.all([startDockerd(t), startRegistry(t), startRegistry(t)]);
+  const tags = { 'v0.18.2': {}, 'v0.19.1': {}, 'buildx-stable-1': 'v0.18.2' };
+  await pushEngineTags(upstream, { tags });
+  const pushed = await pushEngineTags(mirror, { tags });
+  return { dockerd, upstream, mirror, pushed };
+}
+
+// One temp dir per call (t.testdir is one path per test, and a second call would wipe the first).
+export function tempDir(t: Test): string {
+  const dir = mkdtempSync(join(tmpdir(), 'bxb-create-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+export function installFakeBuildx(t: Test, opts: { version?: FakeBuildxVersion } = {}): FakeBuildx {
+  return installFake(t as never, { ...opts, dockerConfig: join(tempDir(t), 'docker-config') });
+}
+
+export function project(t: Test, w: World, config: Record<string, unknown>, files: Record<string, string> = {}): string {
+  const dir = tempDir(t);
+  writeFileSync(join(dir, '.buildx-bootstraprc.json'), JSON.stringify({ buildkit: { image: `${w.upstream.host}/moby/buildkit`, version: 'v0.18.2' }, ...config }));
+  for (const [name, text] of Object.entries(files)) writeFileSync(join(dir, name), text);
+  return dir;
+}
+
+export function cliEnv(w: World, fake: FakeBuildx | string, extra: Record<string, string> = {}): Record<string, string | undefined> {
+  const env = typeof fake === 'string' ? { DOCKER_CONFIG: fake } : fake.env;
+  return { PATH: process.env.PATH, HOME: env.DOCKER_CONFIG, ...env, ...w.dockerd.env, ...extra };
+}
+
+export async function containers(d: Dockerd): Promise<string[]> {
+  const r = await d.docker(['ps', '-a', '--format', '{{.Names}} {{.ID}}']);
+  return r.stdout.split('\n').filter((l) => l.startsWith('buildx_buildkit_'));
+}
+
+export function createCalls(calls: { args: string[] }[]): string[][] {
+  return calls.map((c) => c.args).filter((a) => a[0] === 'create');
+}
+
+export function ok(t: Test, r: CliResult, what: string): void {
+  t.equal(r.code, 0, `${what} exits 0${r.code ? `: ${r.stderr.trim().split('\n').pop()}` : ''}`);
+}
+
+// ---- process-level runs: the bundled CLI (dist/, built by npm test) as users run it ----------
+
+export const BIN = join(process.cwd(), 'bin', 'buildx-bootstrap.js');
+
+export interface BinRun {
+  child: ChildProcess;
+  stderr(): string;
+  done: Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }>;
+}
+
+/** `stdin`: written to the process's stdin, then closed (default: no stdin). */
+export function runBin(args: string[], opts: { cwd: string; env: Record<string, string | undefined>; stdin?: string }): BinRun {
+  const child = spawn(process.execPath, [BIN, ...args], { cwd: opts.cwd, env: opts.env as NodeJS.ProcessEnv, stdio: [opts.stdin === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
+  if (opts.stdin !== undefined) child.stdin!.end(opts.stdin);
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (c: Buffer) => (stdout += c.toString()));
+  child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
+  const done = new Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }>((resolve) => {
+    const timer = setTimeout(() => child.kill('SIGKILL'), 150_000);
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stdout, stderr });
+    });
+  });
+  return { child, stderr: () => stderr, done };
+}
+
+export async function until(what: string, check: () => boolean, timeoutMs = 60_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+export function instances(fake: FakeBuildx): string[] {
+  const dir = join(fake.dockerConfig, 'buildx', 'instances');
+  return existsSync(dir) ? readdirSync(dir) : [];
+}
+
