@@ -1,7 +1,6 @@
 // The world the create tests run in: a private dockerd, an upstream and a mirror registry holding
 // BuildKit-like engine tags, the emulated buildx plugin, and the CLI run in-process (runCli) or as
 // the bundled process users run (runBin).
-import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -68,39 +67,7 @@ export function ok(t: Test, r: CliResult, what: string): void {
 
 // ---- process-level runs: the bundled CLI (dist/, built by npm test) as users run it ----------
 
-export const BIN = join(process.cwd(), 'bin', 'buildx-bootstrap.js');
-
-export interface BinRun {
-  child: ChildProcess;
-  stderr(): string;
-  done: Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }>;
-}
-
-/** `stdin`: written to the process's stdin, then closed (default: no stdin). */
-export function runBin(args: string[], opts: { cwd: string; env: Record<string, string | undefined>; stdin?: string }): BinRun {
-  const child = spawn(process.execPath, [BIN, ...args], { cwd: opts.cwd, env: opts.env as NodeJS.ProcessEnv, stdio: [opts.stdin === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
-  if (opts.stdin !== undefined) child.stdin!.end(opts.stdin);
-  let stdout = '';
-  let stderr = '';
-  child.stdout!.on('data', (c: Buffer) => (stdout += c.toString()));
-  child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
-  const done = new Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }>((resolve) => {
-    const timer = setTimeout(() => child.kill('SIGKILL'), 150_000);
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code, signal, stdout, stderr });
-    });
-  });
-  return { child, stderr: () => stderr, done };
-}
-
-export async function until(what: string, check: () => boolean, timeoutMs = 60_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+export { runBin, until } from './bin.js';
 
 export function instances(fake: FakeBuildx): string[] {
   const dir = join(fake.dockerConfig, 'buildx', 'instances');
