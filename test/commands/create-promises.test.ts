@@ -1,9 +1,8 @@
 // README promises about create, rm and prefix mode, end to end on a real dockerd and loopback
-// registries with the emulated buildx plugin: what --debug prints, what a failed or interrupted
-// bootstrap leaves, rm --keep-state, the bridge flags of a plain create, secrets in files, and
+// registries with the emulated buildx plugin: what --debug prints, what a failed bootstrap leaves
+// (an interrupted one: create.test.ts), rm --keep-state, the bridge flags of a plain create, secrets in files, and
 // extra builder nodes.
-import t, { type Test } from 'tap';
-import { spawnSync } from 'node:child_process';
+import t from 'tap';
 import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { requireBinaries } from '../helpers/integration.js';
@@ -12,7 +11,7 @@ import { startRegistry } from '../helpers/registry.js';
 import { pushEngineTags } from '../helpers/engine-image.js';
 import { installFakeBuildx as installFake } from '../helpers/buildx.js';
 import { runCli } from '../helpers/cli.js';
-import { BINARIES, cliEnv, containers, createCalls, installFakeBuildx, instances, ok, project, runBin, tempDir, until, world } from '../helpers/create-world.js';
+import { BINARIES, cliEnv, containers, createCalls, installFakeBuildx, instances, localOnlyImage, ok, project, tempDir, world } from '../helpers/create-world.js';
 
 async function volumes(d: Dockerd): Promise<string[]> {
   return (await d.docker(['volume', 'ls', '-q'])).stdout.split('\n').filter((v) => v.startsWith('buildx_buildkit_'));
@@ -24,15 +23,6 @@ function filesUnder(dir: string): string[] {
   return readdirSync(dir, { recursive: true, encoding: 'utf8' })
     .map((f) => join(dir, f))
     .filter((f) => statSync(f).isFile());
-}
-
-/** An image only this daemon has (imported from the machine's busybox, never pushed). */
-async function localOnlyImage(t: Test, d: Dockerd, ref: string): Promise<void> {
-  const root = tempDir(t);
-  const made = spawnSync('sh', ['-c', `mkdir -p ${root}/rootfs/bin && cp "$(command -v busybox)" ${root}/rootfs/bin/ && tar -C ${root}/rootfs -cf ${root}/rootfs.tar .`]);
-  t.equal(made.status, 0, String(made.stderr));
-  const imported = await d.docker(['import', join(root, 'rootfs.tar'), ref]);
-  t.equal(imported.code, 0, imported.stderr);
 }
 
 t.test('--debug shows every docker command; a failed bootstrap names the command, shows its transcript with --debug, and leaves nothing (emulated buildx)', async (t) => {
@@ -67,46 +57,6 @@ t.test('--debug shows every docker command; a failed bootstrap names the command
   t.same(instances(fake), [], 'still no builder');
   t.same(await containers(w.dockerd), []);
   t.same(await volumes(w.dockerd), []);
-});
-
-t.test('SIGTERM during bootstrap: exit 143, no builder, container or volume left (emulated buildx)', async (t) => {
-  if (!requireBinaries(t, BINARIES)) return;
-  const w = await world(t);
-  const fake = installFakeBuildx(t);
-  const dir = project(t, w, { builder: { name: 'terminated' } });
-  const run = runBin([], { cwd: dir, env: { ...cliEnv(w, fake), BXB_FAKE_BUILDX_READY_DELAY_MS: '8000' } });
-  await until('the bootstrap to start', () => /bootstrapping builder terminated/.test(run.stderr()));
-  for (let i = 0; i < 300 && (await containers(w.dockerd)).length === 0; i++) await new Promise((r) => setTimeout(r, 100));
-  t.equal((await containers(w.dockerd)).length, 1, 'the builder container was being started');
-  run.child.kill('SIGTERM');
-  const result = await run.done;
-  t.equal(result.code, 143, 'exit 143');
-  t.match(result.stderr, /interrupted by SIGTERM/);
-  t.equal(result.stdout, '');
-  t.same(instances(fake), []);
-  t.same(await containers(w.dockerd), []);
-  t.same(await volumes(w.dockerd), []);
-});
-
-t.test('prefix mode passes stdin to the command and forwards SIGINT (emulated buildx)', async (t) => {
-  if (!requireBinaries(t, BINARIES)) return;
-  const w = await world(t);
-  const fake = installFakeBuildx(t);
-  const dir = project(t, w, { builder: { name: 'stdin' } });
-  const env = cliEnv(w, fake);
-  const piped = await runBin(['--', 'sh', '-c', 'read a; read b; echo "got=$a,$b"'], { cwd: dir, env, stdin: 'first line\nsecond\n' }).done;
-  t.equal(piped.code, 0, piped.stderr);
-  t.equal(piped.stdout, 'got=first line,second\n', 'the command read our stdin');
-
-  const script = 'trap "echo got-INT; exit 33" INT; echo ready; while :; do sleep 0.1; done';
-  const run = runBin(['--', 'sh', '-c', script], { cwd: dir, env });
-  let out = '';
-  run.child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
-  await until('the command to start', () => out.includes('ready'));
-  run.child.kill('SIGINT');
-  const result = await run.done;
-  t.match(result.stdout, /got-INT/, 'the command received SIGINT');
-  t.equal(result.code, 33, "exit code is the command's");
 });
 
 t.test('rm --keep-state keeps the state volume; rm removes it (emulated buildx)', async (t) => {
@@ -164,20 +114,6 @@ t.test('plain create with a local-only image prints the bridge flags; --json has
   t.same(d.buildContexts, []);
   t.ok(d.reasons.length > 0, 'reasons are listed');
   t.match(d.warnings, [/registry-mirror|daemon\.json/], 'the mirror warning is in warnings');
-});
-
-t.test('a bridged image lacking a platform the build asks for is an error before the build (emulated buildx)', async (t) => {
-  if (!requireBinaries(t, BINARIES)) return;
-  const w = await world(t);
-  const fake = installFakeBuildx(t);
-  await localOnlyImage(t, w.dockerd, 'bxb-test/tools:1');
-  const dir = project(t, w, { builder: { name: 'multi' } }, { Dockerfile: 'FROM scratch\nCOPY --from=bxb-test/tools:1 /bin/busybox /busybox\n' });
-  const host = `linux/${process.arch === 'x64' ? 'amd64' : process.arch}`;
-  const other = host === 'linux/arm64' ? 'linux/amd64' : 'linux/arm64';
-  const r = await runCli(['--', 'docker', 'buildx', 'build', '--platform', `${host},${other}`, '-t', 'app', '.'], { cwd: dir, env: cliEnv(w, fake) });
-  t.equal(r.code, 2, 'exit 2');
-  t.match(r.stderr, new RegExp(`^buildx-bootstrap: local image (docker\\.io/)?bxb-test/tools:1 is ${host} only, but the build needs it for ${other} — `, 'm'));
-  t.same(fake.calls().filter((c) => c.args[0] === 'build'), [], 'the build never ran');
 });
 
 t.test('secrets never reach a generated file, the lockfile or the output; BUILDX_BOOTSTRAP_STATE_DIR places the generated files (emulated buildx)', async (t) => {

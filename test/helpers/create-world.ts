@@ -1,6 +1,7 @@
 // The world the create tests run in: a private dockerd, an upstream and a mirror registry holding
 // BuildKit-like engine tags, the emulated buildx plugin, and the CLI run in-process (runCli) or as
 // the bundled process users run (runBin).
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -68,6 +69,15 @@ export function ok(t: Test, r: CliResult, what: string): void {
 // ---- process-level runs: the bundled CLI (dist/, built by npm test) as users run it ----------
 
 export { runBin, until } from './bin.js';
+
+/** An image only this daemon has (imported from the machine's busybox, never pushed). */
+export async function localOnlyImage(t: Test, d: Dockerd, ref: string): Promise<void> {
+  const root = tempDir(t);
+  const made = spawnSync('sh', ['-c', `mkdir -p ${root}/rootfs/bin && cp "$(command -v busybox)" ${root}/rootfs/bin/ && tar -C ${root}/rootfs -cf ${root}/rootfs.tar .`]);
+  t.equal(made.status, 0, String(made.stderr));
+  const imported = await d.docker(['import', join(root, 'rootfs.tar'), ref]);
+  t.equal(imported.code, 0, imported.stderr);
+}
 
 export function instances(fake: FakeBuildx): string[] {
   const dir = join(fake.dockerConfig, 'buildx', 'instances');
