@@ -74,42 +74,29 @@ t.test('a build that needs a local-only image: docker driver, or a bridged conta
   t.equal(w.upstream.requestLog().filter((l) => l.includes('tools')).length + w.mirror.requestLog().filter((l) => l.includes('tools')).length, 0, 'no registry was asked for the local image');
 });
 
-t.test('prefix mode forwards SIGTERM to the command and exits with its code (emulated buildx)', async (t) => {
+t.test('prefix mode passes stdin to the command, forwards SIGTERM and SIGINT, and exits with its code (emulated buildx)', async (t) => {
   if (!requireBinaries(t, BINARIES)) return;
   const w = await world(t);
   const fake = installFakeBuildx(t);
   const dir = project(t, w, { builder: { name: 'signals' } });
-  const script = 'trap "echo got-TERM; exit 42" TERM; echo ready; while :; do sleep 0.1; done';
-  const run = runBin(['--', 'sh', '-c', script], { cwd: dir, env: cliEnv(w, fake) });
-  let out = '';
-  run.child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
-  await until('the command to start', () => out.includes('ready'));
-  run.child.kill('SIGTERM');
-  const result = await run.done;
-  t.match(result.stdout, /got-TERM/, 'the command received SIGTERM');
-  t.equal(result.code, 42, "buildx-bootstrap exits with the command's own code");
-  t.same(instances(fake), ['signals'], 'the builder made before the command stays');
-});
-
-t.test('prefix mode passes stdin to the command and forwards SIGINT (emulated buildx)', async (t) => {
-  if (!requireBinaries(t, BINARIES)) return;
-  const w = await world(t);
-  const fake = installFakeBuildx(t);
-  const dir = project(t, w, { builder: { name: 'stdin' } });
   const env = cliEnv(w, fake);
   const piped = await runBin(['--', 'sh', '-c', 'read a; read b; echo "got=$a,$b"'], { cwd: dir, env, stdin: 'first line\nsecond\n' }).done;
   t.equal(piped.code, 0, piped.stderr);
   t.equal(piped.stdout, 'got=first line,second\n', 'the command read our stdin');
 
-  const script = 'trap "echo got-INT; exit 33" INT; echo ready; while :; do sleep 0.1; done';
-  const run = runBin(['--', 'sh', '-c', script], { cwd: dir, env });
-  let out = '';
-  run.child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
-  await until('the command to start', () => out.includes('ready'));
-  run.child.kill('SIGINT');
-  const result = await run.done;
-  t.match(result.stdout, /got-INT/, 'the command received SIGINT');
-  t.equal(result.code, 33, "exit code is the command's");
+  for (const [signal, code] of [['SIGTERM', 42], ['SIGINT', 33]] as const) {
+    const trap = signal.slice(3);
+    const script = `trap "echo got-${trap}; exit ${code}" ${trap}; echo ready; while :; do sleep 0.1; done`;
+    const run = runBin(['--', 'sh', '-c', script], { cwd: dir, env });
+    let out = '';
+    run.child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
+    await until('the command to start', () => out.includes('ready'));
+    run.child.kill(signal);
+    const result = await run.done;
+    t.match(result.stdout, `got-${trap}`, `the command received ${signal}`);
+    t.equal(result.code, code, `${signal}: buildx-bootstrap exits with the command's own code`);
+  }
+  t.same(instances(fake), ['signals'], 'the builder made before the command stays');
 });
 
 t.test('a bridged image lacking a platform the build asks for is an error before the build (emulated buildx)', async (t) => {
