@@ -13,10 +13,10 @@
 import { createHash } from 'node:crypto';
 import type { Secrets } from '../io.js';
 import { VERSION } from '../version.js';
-import { basicAuthorization, fetchToken, TokenCache, tokenCacheKey, TokenError } from './auth.js';
+import { basicAuthorization, fetchToken, TOKEN_MAX_BYTES, TokenCache, tokenCacheKey, TokenError } from './auth.js';
 import type { Credential, CredentialStore } from './credentials.js';
 import { bareMediaType, parseLinkNext, parseRateLimit, parseWwwAuthenticate, type Challenge } from './headers.js';
-import { createTransport, TransportError, UNTRUSTED_CERT_CODES, type HttpResponse, type Transport } from './http.js';
+import { BODY_OVERRUN, BODY_TOO_LARGE, createTransport, TransportError, UNTRUSTED_CERT_CODES, type HttpResponse, type Transport } from './http.js';
 import { isLoopbackHost, isValidDigest } from './reference.js';
 import { resolveTls } from './tls.js';
 import {
@@ -53,7 +53,15 @@ export interface RegistryClientHandle extends RegistryClient {
 
 const ACCEPT = MANIFEST_MEDIA_TYPES.join(', ');
 const MAX_TAG_PAGES = 10_000;
+// Answers are held in memory, so each kind has a cap well above anything real (a BuildKit index is
+// a few KiB; Docker Hub's biggest tag lists are a few MiB) and a lying mirror is cut off there.
 const MANIFEST_MAX_BYTES = 4 * 1024 * 1024;
+const TAG_PAGE_MAX_BYTES = 16 * 1024 * 1024;
+const PING_MAX_BYTES = 64 * 1024;
+/** Go's net/http follows 10 redirects; registries use one (blob/manifest storage on another host). */
+const MAX_REDIRECTS = 10;
+const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
+const DIGEST_ALGORITHMS: Record<string, string> = { sha256: 'sha256', sha384: 'sha384', sha512: 'sha512' };
 
 export function endpointScheme(endpoint: RegistryEndpoint): 'http' | 'https' {
   if (endpoint.http) return 'http';
@@ -98,6 +106,12 @@ function sha256(body: Buffer): string {
   return `sha256:${createHash('sha256').update(body).digest('hex')}`;
 }
 
+/** The body's digest in `digest`'s algorithm; undefined for an algorithm we cannot compute. */
+function digestLike(digest: string, body: Buffer): string | undefined {
+  const algorithm = DIGEST_ALGORITHMS[digest.slice(0, digest.indexOf(':'))];
+  return algorithm ? `${algorithm}:${createHash(algorithm).update(body).digest('hex')}` : undefined;
+}
+
 function header(res: HttpResponse, name: string): string | undefined {
   const value = res.headers[name];
   return Array.isArray(value) ? value[0] : value;
@@ -133,7 +147,7 @@ class Client implements RegistryClientHandle {
   // ---- the contract ----
 
   async ping(signal?: AbortSignal): Promise<{ authenticated: boolean; rateLimit?: RateLimit }> {
-    const { res, authenticated } = await this.exchange('GET', '/v2/', { signal, maxBodyBytes: 64 * 1024 });
+    const { res, authenticated } = await this.exchange('GET', '/v2/', { signal, maxBodyBytes: PING_MAX_BYTES });
     if (res.status === 404) this.fail('protocol', 'not a registry v2 API (GET /v2/ answered 404)', 404);
     this.expectOk(res, 'GET /v2/');
     const rateLimit = parseRateLimit(res.headers);
@@ -174,11 +188,12 @@ class Client implements RegistryClientHandle {
     this.expectOk(res, refText(repository, reference));
     const computed = sha256(res.body);
     const served = header(res, 'docker-content-digest');
-    if (served && served.startsWith('sha256:') && served !== computed) {
+    // The digest is what gets pinned: one the body does not hash to (or that we cannot check) is refused.
+    if (served && isValidDigest(served) && digestLike(served, res.body) !== served) {
       this.fail('protocol', `${refText(repository, reference)}: served digest ${served} does not match the manifest body (${computed})`, res.status);
     }
-    const expected = reference.includes(':') && isValidDigest(reference) ? reference : undefined;
-    if (expected?.startsWith('sha256:') && expected !== computed) {
+    const expected = isValidDigest(reference) ? reference : undefined;
+    if (expected && digestLike(expected, res.body) !== expected) {
       this.fail('protocol', `${repository}@${expected}: the registry served a manifest with digest ${computed}`, res.status);
     }
     let mediaType = bareMediaType(header(res, 'content-type'));
@@ -203,7 +218,7 @@ class Client implements RegistryClientHandle {
     const tags = new Set<string>();
     for (let page = 0; page < MAX_TAG_PAGES; page++) {
       seen.add(url.href);
-      const { res } = await this.exchange('GET', url, { scope: pullScope(repository), signal });
+      const { res } = await this.exchange('GET', url, { scope: pullScope(repository), signal, maxBodyBytes: TAG_PAGE_MAX_BYTES });
       this.expectOk(res, `${repository} tag list`);
       for (const tag of this.parseTagPage(res, repository)) tags.add(tag);
       const next = parseLinkNext(res.headers.link, url);
@@ -270,26 +285,55 @@ class Client implements RegistryClientHandle {
     return this.transportValue;
   }
 
-  /** One HTTP exchange; network failures become RegistryRequestError. */
-  private async send(method: 'GET' | 'HEAD', url: URL, headers: Record<string, string>, o: ExchangeOptions): Promise<HttpResponse> {
-    try {
-      return await this.transport().request({
-        method,
-        url,
-        headers,
-        timeoutMs: this.opts.timeoutMs,
-        signal: o.signal,
-        ...(o.maxBodyBytes ? { maxBodyBytes: o.maxBodyBytes } : {}),
-      });
-    } catch (error) {
-      throw this.networkError(error, undefined);
+  /**
+   * One HTTP exchange, following redirects (registries send blobs and sometimes manifests to
+   * storage on another host) up to MAX_REDIRECTS. The Authorization header goes only to the
+   * registry's own origin, never to a host a redirect names: it was issued for this registry.
+   * Network failures become RegistryRequestError.
+   */
+  private async send(method: 'GET' | 'HEAD', start: URL, headers: Record<string, string>, o: ExchangeOptions): Promise<{ res: HttpResponse; url: URL }> {
+    const origin = new URL(this.baseUrl).origin;
+    const seen = new Set<string>();
+    let url = start;
+    for (let hop = 0; ; hop++) {
+      const sent = url.origin === origin ? headers : withoutAuthorization(headers);
+      let res: HttpResponse;
+      try {
+        res = await this.transport().request({
+          method,
+          url,
+          headers: sent,
+          timeoutMs: this.opts.timeoutMs,
+          signal: o.signal,
+          ...(o.maxBodyBytes ? { maxBodyBytes: o.maxBodyBytes } : {}),
+        });
+      } catch (error) {
+        throw this.networkError(error, url.origin === origin ? undefined : url.host, o.maxBodyBytes, 'redirect target');
+      }
+      const location = header(res, 'location');
+      if (!REDIRECT_STATUSES.has(res.status) || !location) return { res, url };
+      seen.add(url.href);
+      let next: URL;
+      try {
+        next = new URL(location, url);
+      } catch {
+        this.fail('protocol', `redirect to an invalid location (${oneLine(location, 80)})`, res.status);
+      }
+      if (next.protocol !== 'http:' && next.protocol !== 'https:') this.fail('protocol', `redirect to a ${next.protocol} URL`, res.status);
+      if (seen.has(next.href)) this.fail('protocol', `redirect loop at ${next.host}${next.pathname}`, res.status);
+      if (hop + 1 >= MAX_REDIRECTS) this.fail('protocol', `more than ${MAX_REDIRECTS} redirects`, res.status);
+      url = next;
     }
   }
 
-  private networkError(error: unknown, via: string | undefined): RegistryRequestError {
+  private networkError(error: unknown, via: string | undefined, maxBodyBytes?: number, viaWhat = 'token server'): RegistryRequestError {
     if (error instanceof RegistryRequestError) return error;
-    const where = via ? `token server ${via}: ` : '';
+    const where = via ? `${viaWhat} ${via}: ` : '';
     if (error instanceof TransportError) {
+      if (error.code === BODY_TOO_LARGE) {
+        return this.error('protocol', `${where}answer larger than ${maxBodyBytes ?? 'the'} bytes allowed for it — refused (a broken mirror or proxy?)`);
+      }
+      if (error.code === BODY_OVERRUN) return this.error('protocol', `${where}answer longer than its Content-Length — refused (a broken mirror or proxy?)`);
       if (error.kind === 'aborted') {
         // The resolver aborts losers and timed-out probes with a RegistryRequestError reason.
         if (error.reason instanceof RegistryRequestError) return error.reason;
@@ -345,8 +389,11 @@ class Client implements RegistryClientHandle {
       const headers: Record<string, string> = { 'User-Agent': this.userAgent };
       if (o.accept) headers.Accept = o.accept;
       if (authorization) headers.Authorization = authorization.header;
-      const res = await this.send(method, url, headers, o);
+      const { res, url: answered } = await this.send(method, url, headers, o);
       if (res.status !== 401 && res.status !== 403) return { res, authenticated: authorization?.withCredentials ?? false };
+      if (answered.origin !== url.origin) {
+        this.fail('auth', `redirected to ${answered.host}, which asks for authentication (${res.status}); credentials for ${this.host} are not sent to another host`, res.status);
+      }
       if (res.status === 403 || round > 0) this.authFailure(res.status, authorization);
       if (authorization?.cacheKey) this.tokens.delete(authorization.cacheKey);
       const next = await this.authorize(parseWwwAuthenticate(res.headers['www-authenticate']), o, res.status);
@@ -416,6 +463,9 @@ class Client implements RegistryClientHandle {
     } catch {
       // fetchToken reports the bad realm
     }
+    if (credential && /^http:/i.test(realm) && !isLoopbackHost(realmHost) && !(realmHost === this.host && this.baseUrl.startsWith('http:'))) {
+      this.fail('auth', `token realm ${realmHost} is plain HTTP; credentials for ${this.host} are not sent over it — the registry's WWW-Authenticate must name an https:// realm`);
+    }
     try {
       const issued = await fetchToken(this.transport(), { realm, service, scope, credential, timeoutMs: this.opts.timeoutMs, signal, userAgent: this.userAgent });
       this.opts.secrets.add(issued.token);
@@ -429,9 +479,14 @@ class Client implements RegistryClientHandle {
         }
         this.fail(error.kind, `token server ${realmHost}: ${error.message}`, error.status);
       }
-      throw this.networkError(error, realmHost);
+      throw this.networkError(error, realmHost, TOKEN_MAX_BYTES);
     }
   }
+}
+
+function withoutAuthorization(headers: Record<string, string>): Record<string, string> {
+  const { Authorization: _dropped, ...rest } = headers;
+  return rest;
 }
 
 function pullScope(repository: string): string {

@@ -2,7 +2,7 @@
 // costs ~2× a bare node start-up on these machines, see issue 2), with a deadline covering
 // connect + complete response, an AbortSignal, TLS settings per registry and HTTP(S)_PROXY /
 // NO_PROXY. Failures become TransportError with a RegistryFailureKind; the client words them.
-import { Agent as HttpAgent, request as httpRequest, type IncomingHttpHeaders, type RequestOptions } from 'node:http';
+import { Agent as HttpAgent, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage, type RequestOptions } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { isLoopbackHost } from './reference.js';
 import type { RegistryFailureKind } from './types.js';
@@ -61,6 +61,10 @@ export interface TransportOptions {
 }
 
 const DEFAULT_MAX_BODY = 32 * 1024 * 1024;
+/** TransportError code of an answer over its cap (declared or counted). */
+export const BODY_TOO_LARGE = 'EBODYTOOLARGE';
+/** TransportError code of bytes past the declared end of an answer (not a TLS port: the headers parsed). */
+export const BODY_OVERRUN = 'EBODYOVERRUN';
 
 const TLS_CODES = new Set([
   'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
@@ -198,14 +202,25 @@ export function createTransport(opts: TransportOptions): Transport {
       // TLS options go on the request too: https-proxy-agent takes the target's TLS settings from
       // the request options (its constructor options are for the connection to the proxy).
       const tlsForTarget = req.url.protocol === 'https:' ? tlsOptions : {};
+      let response: IncomingMessage | undefined;
       const clientRequest = send(req.url, { method: req.method, headers, agent, ...tlsForTarget }, (res) => {
+        response = res;
         const chunks: Buffer[] = [];
         let size = 0;
+        const tooLarge = (): void => {
+          fail(new TransportError('protocol', `response larger than ${maxBody} bytes`, BODY_TOO_LARGE));
+          res.destroy();
+        };
+        // A declared length over the cap is refused before a byte is read; a lying one is cut off
+        // when the count passes the cap, so memory never grows past it either way.
+        if (Number(res.headers['content-length'] ?? 0) > maxBody) {
+          tooLarge();
+          return;
+        }
         res.on('data', (chunk: Buffer) => {
           size += chunk.length;
           if (size > maxBody) {
-            fail(new TransportError('protocol', `response larger than ${maxBody} bytes`));
-            res.destroy();
+            tooLarge();
             return;
           }
           chunks.push(chunk);
@@ -219,7 +234,11 @@ export function createTransport(opts: TransportOptions): Transport {
       });
       clientRequest.on('error', (error) => {
         const { kind, code } = classifyNetworkError(error);
-        fail(new TransportError(kind, error.message, code));
+        // llhttp reports bytes after a complete body (res.complete) before the body's 'end': refused.
+        // Not for a 4xx: Go's TLS server answers plain HTTP with a bodied `400` (even to HEAD),
+        // and that one is worded as a TLS port by the client.
+        if (response?.complete && (response.statusCode ?? 0) < 400 && code?.startsWith('HPE_')) fail(new TransportError('protocol', `bytes past the declared end of the answer (${code})`, BODY_OVERRUN));
+        else fail(new TransportError(kind, error.message, code));
       });
       signal?.addEventListener('abort', onAbort, { once: true });
       // The signal may have fired while the agent (a proxy module) was loading.
