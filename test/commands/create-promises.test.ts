@@ -37,7 +37,7 @@ t.test('--debug shows every docker command; a failed bootstrap names the command
   t.equal(plain.stdout, '', 'no builder name');
   const errors = plain.stderr.split('\n').filter((l) => l.startsWith('buildx-bootstrap:'));
   t.equal(errors.length, 1, 'one error line');
-  t.match(errors[0], /^buildx-bootstrap: bootstrapping builder broken failed: ERROR: failed to bootstrap .*injected by BXB_FAKE_BUILDX_BOOT_FAIL\) — the builder was removed; --debug shows the buildx output/);
+  t.match(errors[0], /^buildx-bootstrap: docker buildx create failed: ERROR: failed to bootstrap .*injected by BXB_FAKE_BUILDX_BOOT_FAIL\) — .*--debug shows the buildx output/);
   t.notMatch(plain.stderr, /^(?:\[[\d:]{8}\] )?debug: /m, 'no debug lines without --debug');
   t.notMatch(plain.stderr, /^\(exit 1\)$/m, 'no transcript without --debug');
   t.same(instances(fake), [], 'no builder in the buildx store');
@@ -48,10 +48,11 @@ t.test('--debug shows every docker command; a failed bootstrap names the command
   t.equal(debug.code, 1);
   t.match(debug.stderr, /^(?:\[[\d:]{8}\] )?debug: \$ docker buildx version$/m, 'the buildx version call is shown');
   t.match(debug.stderr, /^(?:\[[\d:]{8}\] )?debug: \$ docker buildx create --name broken --driver docker-container --driver-opt image=\S+\/moby\/buildkit:v0\.18\.2@sha256:[0-9a-f]{64} /m, 'the exact create argv is shown');
-  t.match(debug.stderr, /^(?:\[[\d:]{8}\] )?debug: \$ docker buildx inspect --bootstrap broken$/m, 'the bootstrap call is shown');
+  t.match(debug.stderr, /^(?:\[[\d:]{8}\] )?debug: \$ docker buildx create --name broken .* --bootstrap /m, 'the bootstrapping create is shown');
+  t.match(debug.stderr, /^(?:\[[\d:]{8}\] )?debug: \$ docker buildx rm broken$/m, 'and the clean-up after it');
   t.match(
     debug.stderr,
-    /^buildx-bootstrap: bootstrapping builder broken failed: .*\n\$ docker buildx inspect --bootstrap broken\n\(exit 1\)\n[\s\S]*ERROR: failed to bootstrap/m,
+    /^buildx-bootstrap: docker buildx create failed: .*\n\$ docker buildx create --name broken [^\n]* --bootstrap [^\n]*\n\(exit 1\)\n[\s\S]*ERROR: failed to bootstrap/m,
     "the error is followed by the failing command's transcript",
   );
   t.same(instances(fake), [], 'still no builder');
