@@ -21,17 +21,10 @@ import { BxbError, DockerError, UsageError } from '../errors.js';
 import { isValidTag } from '../registry/reference.js';
 import { normalizePlatform } from '../driver/platform.js';
 import { saveImage } from './images.js';
+import { MEDIA_TYPE, REF_NAME_ANNOTATION, type Descriptor } from './oci-image.js';
 import type { DockerRunner } from './runner.js';
 
-export const MEDIA_TYPE = {
-  index: 'application/vnd.oci.image.index.v1+json',
-  manifest: 'application/vnd.oci.image.manifest.v1+json',
-  config: 'application/vnd.oci.image.config.v1+json',
-  layer: 'application/vnd.oci.image.layer.v1.tar',
-  layerGzip: 'application/vnd.oci.image.layer.v1.tar+gzip',
-  layerZstd: 'application/vnd.oci.image.layer.v1.tar+zstd',
-} as const;
-export const REF_NAME_ANNOTATION = 'org.opencontainers.image.ref.name';
+export { MEDIA_TYPE, REF_NAME_ANNOTATION } from './oci-image.js';
 
 // ---- tar reading ------------------------------------------------------------------------------
 
@@ -203,14 +196,6 @@ export async function readTar(source: AsyncIterable<Buffer>, onEntry: (entry: Ta
 }
 
 // ---- conversion ---------------------------------------------------------------------------------
-
-interface Descriptor {
-  mediaType: string;
-  digest: string;
-  size: number;
-  platform?: { os: string; architecture: string; variant?: string };
-  annotations?: Record<string, string>;
-}
 
 interface Staged {
   /** Small files kept in memory. */

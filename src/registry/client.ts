@@ -16,13 +16,16 @@ import { VERSION } from '../version.js';
 import { basicAuthorization, fetchToken, TOKEN_MAX_BYTES, TokenCache, tokenCacheKey, TokenError } from './auth.js';
 import type { Credential, CredentialStore } from './credentials.js';
 import { bareMediaType, parseLinkNext, parseRateLimit, parseWwwAuthenticate, type Challenge } from './headers.js';
-import { BODY_OVERRUN, BODY_TOO_LARGE, createTransport, TransportError, UNTRUSTED_CERT_CODES, type HttpResponse, type Transport } from './http.js';
+import { BODY_OVERRUN, BODY_TOO_LARGE, createTransport, TransportError, UNTRUSTED_CERT_CODES, type HttpResponse, type StreamResponse, type Transport } from './http.js';
 import { isLoopbackHost, isValidDigest } from './reference.js';
 import { resolveTls } from './tls.js';
 import {
   MANIFEST_MEDIA_TYPES,
   RegistryRequestError,
+  type BlobInfo,
   type ManifestInfo,
+  type RegistryPushClient,
+  type UploadStart,
   type RateLimit,
   type RegistryClient,
   type RegistryEndpoint,
@@ -44,7 +47,7 @@ export interface RegistryClientOptions {
   transport?: Transport;
 }
 
-export interface RegistryClientHandle extends RegistryClient {
+export interface RegistryClientHandle extends RegistryClient, RegistryPushClient {
   /** `http://host` or `https://host`. */
   readonly baseUrl: string;
   /** Closes idle keep-alive connections (they are unref'd, so this is only tidiness). */
@@ -84,7 +87,11 @@ interface ExchangeOptions {
   scope?: string;
   signal?: AbortSignal | undefined;
   maxBodyBytes?: number;
+  body?: Buffer;
+  headers?: Record<string, string>;
 }
+
+type Method = 'GET' | 'HEAD' | 'POST' | 'PUT';
 
 function oneLine(text: string, max = 200): string {
   const flat = text.replace(/\s+/g, ' ').trim();
@@ -97,6 +104,17 @@ function registryErrorCode(body: Buffer): string | undefined {
     const parsed = JSON.parse(body.toString('utf8')) as { errors?: { code?: unknown }[] };
     const code = parsed.errors?.[0]?.code;
     return typeof code === 'string' ? code : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** `{"errors":[{"code":"DENIED","message":"quota exceeded"}]}` → `DENIED: quota exceeded`. */
+function registryErrorText(body: Buffer): string | undefined {
+  try {
+    const first = (JSON.parse(body.toString('utf8')) as { errors?: { code?: unknown; message?: unknown }[] }).errors?.[0];
+    if (typeof first?.code !== 'string') return undefined;
+    return typeof first.message === 'string' && first.message ? `${first.code}: ${first.message}` : first.code;
   } catch {
     return undefined;
   }
@@ -231,6 +249,98 @@ class Client implements RegistryClientHandle {
     this.fail('protocol', `${repository} tag list: more than ${MAX_TAG_PAGES} pages`);
   }
 
+  // ---- pushing (mirror) ----
+
+  async headBlob(repository: string, digest: string, signal?: AbortSignal): Promise<BlobInfo> {
+    const { res } = await this.exchange('HEAD', `/v2/${repository}/blobs/${digest}`, { scope: pushScope(repository), signal });
+    if (res.status === 404) return { exists: false };
+    this.expectOk(res, `blob ${repository}@${digest}`);
+    const size = header(res, 'content-length');
+    return size === undefined ? { exists: true } : { exists: true, size: Number(size) };
+  }
+
+  async openBlob(repository: string, digest: string, signal?: AbortSignal): Promise<{ size: number | undefined; body: StreamResponse['body'] }> {
+    let url = new URL(`/v2/${repository}/blobs/${digest}`, this.baseUrl);
+    const o: ExchangeOptions = { scope: pullScope(repository), signal };
+    let authorization = await this.preemptiveAuthorization(o);
+    for (let hop = 0; hop < 5; hop++) {
+      const sameOrigin = url.origin === new URL(this.baseUrl).origin;
+      const headers: Record<string, string> = { 'User-Agent': this.userAgent };
+      if (authorization && sameOrigin) headers.Authorization = authorization.header;
+      const res = await this.openStream({ method: 'GET', url, headers, signal });
+      if ((res.status === 401 || res.status === 403) && sameOrigin && hop === 0) {
+        res.body.resume();
+        if (res.status === 403) this.authFailure(res.status, authorization);
+        authorization = await this.authorize(parseWwwAuthenticate(res.headers['www-authenticate']), o, res.status);
+        continue;
+      }
+      const location = header(res as unknown as HttpResponse, 'location');
+      if (res.status >= 300 && res.status < 400 && location) {
+        // Registries on object storage (S3, Docker Hub's CDN) send blob reads elsewhere; our
+        // credentials never follow to another origin.
+        res.body.resume();
+        url = new URL(location, url);
+        continue;
+      }
+      if (res.status !== 200) {
+        const body = await drain(res.body);
+        this.expectOk({ status: res.status, headers: res.headers, body }, `blob ${repository}@${digest}`);
+      }
+      const length = header(res as unknown as HttpResponse, 'content-length');
+      return { size: length === undefined ? undefined : Number(length), body: res.body };
+    }
+    this.fail('protocol', `blob ${repository}@${digest}: too many redirects`);
+  }
+
+  async startUpload(repository: string, mount?: { digest: string; from: string }, signal?: AbortSignal): Promise<UploadStart> {
+    const query = mount ? `?mount=${encodeURIComponent(mount.digest)}&from=${encodeURIComponent(mount.from)}` : '';
+    const scope = mount && mount.from !== repository ? `${pushScope(repository)} ${pullScope(mount.from)}` : pushScope(repository);
+    const { res } = await this.exchange('POST', `/v2/${repository}/blobs/uploads/${query}`, { scope, signal, headers: { 'Content-Length': '0' } });
+    if (res.status === 201 && mount) return { mounted: true };
+    this.expectOk(res, `upload to ${repository}`);
+    const location = header(res, 'location');
+    if (res.status !== 202 || !location) this.fail('protocol', `upload to ${repository}: answer ${res.status} without a Location`, res.status);
+    const url = new URL(location, this.baseUrl);
+    if (url.origin !== new URL(this.baseUrl).origin) this.fail('protocol', `upload to ${repository}: Location points to another host (${url.host})`);
+    return { mounted: false, location: url };
+  }
+
+  async finishUpload(location: URL, digest: string, size: number, body: NodeJS.ReadableStream, signal?: AbortSignal): Promise<void> {
+    const url = new URL(location);
+    url.searchParams.set('digest', digest);
+    const scope = pushScope(/^\/v2\/(.+)\/blobs\/uploads\//.exec(url.pathname)?.[1] ?? '');
+    // The upload was started with this scope a moment ago, so the authorization is known: a
+    // streamed body cannot be sent twice to answer a challenge.
+    const authorization = await this.preemptiveAuthorization({ scope, signal });
+    const headers: Record<string, string> = { 'User-Agent': this.userAgent, 'Content-Type': 'application/octet-stream', 'Content-Length': String(size) };
+    if (authorization) headers.Authorization = authorization.header;
+    const res = await this.openStream({ method: 'PUT', url, headers, upload: body as import('node:stream').Readable, signal });
+    const answer = await drain(res.body);
+    if (res.status === 401 || res.status === 403) this.authFailure(res.status, authorization);
+    this.expectOk({ status: res.status, headers: res.headers, body: answer }, `upload of ${digest}`);
+  }
+
+  async putManifest(repository: string, reference: string, mediaType: string, body: Buffer, signal?: AbortSignal): Promise<string> {
+    const { res } = await this.exchange('PUT', this.manifestPath(repository, reference), {
+      scope: pushScope(repository),
+      signal,
+      body,
+      headers: { 'Content-Type': mediaType },
+    });
+    this.expectOk(res, `manifest ${refText(repository, reference)}`);
+    return header(res, 'docker-content-digest') ?? sha256(body);
+  }
+
+  private async openStream(req: { method: 'GET' | 'PUT'; url: URL; headers: Record<string, string>; upload?: import('node:stream').Readable; signal?: AbortSignal | undefined }): Promise<StreamResponse> {
+    const transport = this.transport();
+    if (!transport.open) this.fail('protocol', 'this transport cannot stream blobs');
+    try {
+      return await transport.open({ ...req, idleTimeoutMs: this.opts.timeoutMs });
+    } catch (error) {
+      throw this.networkError(error, undefined);
+    }
+  }
+
   // ---- plumbing ----
 
   private manifestPath(repository: string, reference: string): string {
@@ -260,6 +370,16 @@ class Client implements RegistryClientHandle {
   private expectOk(res: HttpResponse, what: string): void {
     const status = res.status;
     if (status >= 200 && status < 300) return;
+    try {
+      this.failOn(res, what);
+    } catch (error) {
+      if (error instanceof RegistryRequestError) error.retryAfterMs = retryAfterMs(header(res, 'retry-after'));
+      throw error;
+    }
+  }
+
+  private failOn(res: HttpResponse, what: string): never {
+    const status = res.status;
     const code = registryErrorCode(res.body);
     const codeText = code ? ` ${code}` : '';
     if (status === 404) this.fail('not-found', `${what} not found (404${codeText})`, status);
@@ -289,9 +409,9 @@ class Client implements RegistryClientHandle {
    * One HTTP exchange, following redirects (registries send blobs and sometimes manifests to
    * storage on another host) up to MAX_REDIRECTS. The Authorization header goes only to the
    * registry's own origin, never to a host a redirect names: it was issued for this registry.
-   * Network failures become RegistryRequestError.
+   * Uploads (PUT/POST/PATCH) do not follow redirects. Network failures become RegistryRequestError.
    */
-  private async send(method: 'GET' | 'HEAD', start: URL, headers: Record<string, string>, o: ExchangeOptions): Promise<{ res: HttpResponse; url: URL }> {
+  private async send(method: Method, start: URL, headers: Record<string, string>, o: ExchangeOptions): Promise<{ res: HttpResponse; url: URL }> {
     const origin = new URL(this.baseUrl).origin;
     const seen = new Set<string>();
     let url = start;
@@ -303,6 +423,7 @@ class Client implements RegistryClientHandle {
           method,
           url,
           headers: sent,
+          ...(o.body ? { body: o.body } : {}),
           timeoutMs: this.opts.timeoutMs,
           signal: o.signal,
           ...(o.maxBodyBytes ? { maxBodyBytes: o.maxBodyBytes } : {}),
@@ -311,7 +432,8 @@ class Client implements RegistryClientHandle {
         throw this.networkError(error, url.origin === origin ? undefined : url.host, o.maxBodyBytes, 'redirect target');
       }
       const location = header(res, 'location');
-      if (!REDIRECT_STATUSES.has(res.status) || !location) return { res, url };
+      // Only reads follow redirects: an upload's body is not sent twice.
+      if (!REDIRECT_STATUSES.has(res.status) || !location || (method !== 'GET' && method !== 'HEAD')) return { res, url };
       seen.add(url.href);
       let next: URL;
       try {
@@ -382,11 +504,11 @@ class Client implements RegistryClientHandle {
    * A request with authentication: the scheme learnt from an earlier challenge is used up front
    * (saving the 401 round trip); a 401 is answered once with fresh authorization.
    */
-  private async exchange(method: 'GET' | 'HEAD', target: string | URL, o: ExchangeOptions): Promise<{ res: HttpResponse; authenticated: boolean }> {
+  private async exchange(method: Method, target: string | URL, o: ExchangeOptions): Promise<{ res: HttpResponse; authenticated: boolean }> {
     const url = typeof target === 'string' ? new URL(target, this.baseUrl) : target;
     let authorization = await this.preemptiveAuthorization(o);
     for (let round = 0; ; round++) {
-      const headers: Record<string, string> = { 'User-Agent': this.userAgent };
+      const headers: Record<string, string> = { 'User-Agent': this.userAgent, ...o.headers };
       if (o.accept) headers.Accept = o.accept;
       if (authorization) headers.Authorization = authorization.header;
       const { res, url: answered } = await this.send(method, url, headers, o);
@@ -394,7 +516,7 @@ class Client implements RegistryClientHandle {
       if (answered.origin !== url.origin) {
         this.fail('auth', `redirected to ${answered.host}, which asks for authentication (${res.status}); credentials for ${this.host} are not sent to another host`, res.status);
       }
-      if (res.status === 403 || round > 0) this.authFailure(res.status, authorization);
+      if (res.status === 403 || round > 0) this.authFailure(res.status, authorization, registryErrorText(res.body));
       if (authorization?.cacheKey) this.tokens.delete(authorization.cacheKey);
       const next = await this.authorize(parseWwwAuthenticate(res.headers['www-authenticate']), o, res.status);
       if (authorization && next.header === authorization.header) this.authFailure(res.status, authorization);
@@ -402,7 +524,12 @@ class Client implements RegistryClientHandle {
     }
   }
 
-  private authFailure(status: number, authorization: Authorization | undefined): never {
+  private authFailure(status: number, authorization: Authorization | undefined, reason?: string): never {
+    // A 403 with credentials is often not about them: a push quota, an immutable tag, a
+    // read-only robot account; the registry's own words say which.
+    if (authorization?.withCredentials && status === 403 && reason) {
+      this.fail('auth', `denied (403 ${oneLine(reason, 160)}) — check the rights of the credentials for ${this.host}`, status);
+    }
     if (authorization?.withCredentials) {
       this.fail('auth', `authentication failed (${status}) — check the credentials for ${this.host} in docker config.json / DOCKER_AUTH_CONFIG`, status);
     }
@@ -491,6 +618,28 @@ function withoutAuthorization(headers: Record<string, string>): Record<string, s
 
 function pullScope(repository: string): string {
   return `repository:${repository}:pull`;
+}
+
+function pushScope(repository: string): string {
+  return `repository:${repository}:pull,push`;
+}
+
+/** `Retry-After`: seconds or an HTTP date. */
+function retryAfterMs(value: string | undefined): number | undefined {
+  if (!value) return undefined;
+  if (/^\d+$/.test(value.trim())) return Number(value.trim()) * 1000;
+  const at = Date.parse(value);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - Date.now());
+}
+
+async function drain(body: AsyncIterable<Buffer>, max = 64 * 1024): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of body) {
+    if (size < max) chunks.push(chunk);
+    size += chunk.length;
+  }
+  return Buffer.concat(chunks).subarray(0, max);
 }
 
 function refText(repository: string, reference: string): string {

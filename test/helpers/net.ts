@@ -208,3 +208,20 @@ function boundPort(server: { address(): ReturnType<Server['address']> }): number
   if (!address || typeof address === 'string') throw new Error('could not read the bound port');
   return address.port;
 }
+
+/**
+ * Forwards one buffered request (from a startHttpStub handler) to a real registry and streams its
+ * answer back: stubs that fault only some requests (429 once, a corrupt blob, a stalled layer,
+ * a denied push) pass the rest through.
+ */
+export function forwardTo(to: { url: string; host: string }, req: IncomingMessage, res: ServerResponse, body: Buffer): void {
+  const out = httpRequest(`${to.url}${req.url ?? '/'}`, { method: req.method, headers: { ...req.headers, host: to.host } }, (answer) => {
+    res.writeHead(answer.statusCode ?? 502, answer.headers);
+    answer.pipe(res);
+  });
+  out.on('error', () => {
+    res.writeHead(502);
+    res.end();
+  });
+  out.end(body);
+}
