@@ -2,31 +2,33 @@
 // on loopback, and the emulated buildx plugin, asserting what a user would see: the builder's name,
 // which registry served the engine image, what container runs, and what the plugin was asked.
 import t from 'tap';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { requireBinaries } from '../helpers/integration.js';
 import { startDockerd } from '../helpers/dockerd.js';
-import type { FakeBuildx, FakeBuildxVersion } from '../helpers/buildx.js';
+import { type FakeBuildxVersion } from '../helpers/buildx.js';
 import { runCli } from '../helpers/cli.js';
-import { BINARIES, cliEnv, containers, createCalls, installFakeBuildx, loadLocalOnlyImage, ok, project, tempDir, world } from '../helpers/world.js';
+import { BINARIES, cliEnv, containers, createCalls, installFakeBuildx, instances, ok, project, runBin, tempDir, until, world } from '../helpers/world.js';
 
-t.test('mirror-only network: the builder comes up from the mirror, the upstream sees nothing', async (t) => {
+t.test('mirror-only network: the builder comes up from the mirror, the upstream sees nothing (emulated buildx)', async (t) => {
   if (!requireBinaries(t, BINARIES)) return;
   const w = await world(t);
   const fake = installFakeBuildx(t);
   const dir = project(t, w, { mirrors: [{ host: w.mirror.host, for: w.upstream.host }], upstream: false, builder: { name: 'ci', driverOpts: { network: 'host' } } });
-  await w.upstream.stop();
-  const before = w.mirror.requests();
+  // The upstream keeps running and serving the same tags: a request to it would succeed and be counted.
+  await Promise.all([w.upstream.settle(), w.mirror.settle()]);
+  const [upstreamBefore, mirrorBefore] = [w.upstream.requests(), w.mirror.requests()];
   const r = await runCli([], { cwd: dir, env: cliEnv(w, fake) });
   ok(t, r, 'create');
   t.equal(r.stdout, 'ci\n', 'stdout is the builder name alone');
   t.match(r.stderr, /Pulling from moby\/buildkit[\s\S]*Digest: sha256:[0-9a-f]{64}/, 'the pull shows its progress on stderr');
-  t.equal(w.upstream.requests(), 0, 'the upstream registry saw no request');
-  t.ok(w.mirror.requests() > before, 'the mirror served the engine image');
+  await Promise.all([w.upstream.settle(), w.mirror.settle()]);
+  t.same(w.upstream.requestLog().slice(upstreamBefore), [], 'the running upstream registry saw no request');
+  t.ok(w.mirror.requests() > mirrorBefore, 'the mirror served the engine image');
   const create = createCalls(fake.calls());
   t.equal(create.length, 1, 'one buildx create');
-  t.ok(create[0]!.includes(`image=${w.mirror.host}/moby/buildkit:v0.18.2@${(await w.dockerd.docker(['image', 'inspect', '--format', '{{index .RepoDigests 0}}', `${w.mirror.host}/moby/buildkit@${create[0]!.find((a) => a.startsWith('image='))!.split('@')[1]}`])).stdout.trim().split('@')[1]}`), 'the create call pins the mirror image by digest');
+  const pushedDigest = w.pushed['v0.18.2']!.digest;
+  t.ok(create[0]!.includes(`image=${w.mirror.host}/moby/buildkit:v0.18.2@${pushedDigest}`), `the create call pins the mirror image by the digest the harness pushed (the index, ${pushedDigest}): ${create[0]!.join(' ')}`);
   const names = await containers(w.dockerd);
   t.equal(names.length, 1);
   t.match(names[0], /^buildx_buildkit_ci0 /);
@@ -128,48 +130,13 @@ t.test('errors a user meets are one line with a hint and the documented exit cod
   const toml = await runCli([], { cwd: badToml, env: cliEnv(w, fake) });
   t.equal(toml.code, 2);
   t.match(toml.stderr, /base\.toml.*line 2/);
+  const hugeInt = project(t, w, { buildkitd: { config: 'base.toml' } }, { 'base.toml': '[worker.oci]\ngckeepstorage = 90000000000000000000\n' });
+  const huge = await runCli([], { cwd: hugeInt, env: cliEnv(w, fake) });
+  t.equal(huge.code, 2, 'an integer beyond int64 in the base buildkitd.toml is a configuration error');
+  t.match(huge.stderr, /base\.toml: worker\.oci\.gckeepstorage: 90000000000000000000 is outside the signed 64-bit integers/);
   t.same(await containers(w.dockerd), [], 'nothing was created');
-  for (const r of [missing, tooOld, unreachable, toml]) t.equal(r.stderr.trim().split('\n').filter((l) => l.startsWith('buildx-bootstrap:')).length, 1);
+  for (const r of [missing, tooOld, unreachable, toml, huge]) t.equal(r.stderr.trim().split('\n').filter((l) => l.startsWith('buildx-bootstrap:')).length, 1);
 });
-
-// ---- process-level runs: the bundled CLI (dist/, built by npm test) as users run it ----------
-
-const BIN = join(process.cwd(), 'bin', 'buildx-bootstrap.js');
-
-interface BinRun {
-  child: ChildProcess;
-  stderr(): string;
-  done: Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }>;
-}
-
-function runBin(args: string[], opts: { cwd: string; env: Record<string, string | undefined> }): BinRun {
-  const child = spawn(process.execPath, [BIN, ...args], { cwd: opts.cwd, env: opts.env as NodeJS.ProcessEnv, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout!.on('data', (c: Buffer) => (stdout += c.toString()));
-  child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
-  const done = new Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }>((resolve) => {
-    const timer = setTimeout(() => child.kill('SIGKILL'), 150_000);
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code, signal, stdout, stderr });
-    });
-  });
-  return { child, stderr: () => stderr, done };
-}
-
-async function until(what: string, check: () => boolean, timeoutMs = 60_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-function instances(fake: FakeBuildx): string[] {
-  const dir = join(fake.dockerConfig, 'buildx', 'instances');
-  return existsSync(dir) ? readdirSync(dir) : [];
-}
 
 t.test('eight parallel runs against one daemon end with one builder and one container', async (t) => {
   if (!requireBinaries(t, BINARIES)) return;
@@ -187,26 +154,29 @@ t.test('eight parallel runs against one daemon end with one builder and one cont
   t.equal(createCalls(fake.calls()).length, 1, 'buildx create ran once');
 });
 
-t.test('SIGINT during bootstrap leaves no builder and no container, exit 130', async (t) => {
+t.test('SIGINT or SIGTERM during bootstrap leaves no builder, container or volume, exit 130 / 143 (emulated buildx)', async (t) => {
   if (!requireBinaries(t, BINARIES)) return;
   const w = await world(t);
-  const fake = installFakeBuildx(t);
-  const dir = project(t, w, { builder: { name: 'interrupted' } });
-  const run = runBin([], { cwd: dir, env: { ...cliEnv(w, fake), BXB_FAKE_BUILDX_READY_DELAY_MS: '8000' } });
-  await until('the bootstrap to start', () => /bootstrapping builder interrupted/.test(run.stderr()));
-  // Interrupt once the container exists (the emulated buildkitd is still "starting"), so the
-  // cleanup has a real container and volume to remove.
-  for (let i = 0; i < 300 && (await containers(w.dockerd)).length === 0; i++) await new Promise((r) => setTimeout(r, 100));
-  t.equal((await containers(w.dockerd)).length, 1, 'the builder container was being started');
-  run.child.kill('SIGINT');
-  const result = await run.done;
-  t.equal(result.code, 130, 'exit 130');
-  t.match(result.stderr, /interrupted by SIGINT/);
-  t.equal(result.stdout, '', 'no builder name printed');
-  t.same(instances(fake), [], 'no builder in the store');
-  t.same(await containers(w.dockerd), [], 'no buildx_buildkit_* container');
-  const volumes = await w.dockerd.docker(['volume', 'ls', '-q']);
-  t.notMatch(volumes.stdout, /buildx_buildkit_/, 'no state volume');
+  for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
+    const fake = installFakeBuildx(t);
+    const name = `interrupted-${signal.toLowerCase()}`;
+    const dir = project(t, w, { builder: { name } });
+    const run = runBin([], { cwd: dir, env: { ...cliEnv(w, fake), BXB_FAKE_BUILDX_READY_DELAY_MS: '8000' } });
+    await until('the bootstrap to start', () => run.stderr().includes(`bootstrapping builder ${name}`));
+    // Interrupt once the container exists (the emulated buildkitd is still "starting"), so the
+    // cleanup has a real container and volume to remove.
+    for (let i = 0; i < 300 && (await containers(w.dockerd)).length === 0; i++) await new Promise((r) => setTimeout(r, 100));
+    t.equal((await containers(w.dockerd)).length, 1, `${signal}: the builder container was being started`);
+    run.child.kill(signal);
+    const result = await run.done;
+    t.equal(result.code, code, `${signal}: exit ${code}`);
+    t.match(result.stderr, `interrupted by ${signal}`);
+    t.equal(result.stdout, '', `${signal}: no builder name printed`);
+    t.same(instances(fake), [], `${signal}: no builder in the store`);
+    t.same(await containers(w.dockerd), [], `${signal}: no buildx_buildkit_* container`);
+    const volumes = await w.dockerd.docker(['volume', 'ls', '-q']);
+    t.notMatch(volumes.stdout, /buildx_buildkit_/, `${signal}: no state volume`);
+  }
 });
 
 t.test('a fresh daemon comes up from the cache directory without asking any registry', async (t) => {
@@ -265,71 +235,4 @@ t.test('GitLab DinD: TLS from the environment gets a docker context and the buil
   const again = await runCli([], { cwd: dir, env });
   ok(t, again, 'second run');
   t.equal(createCalls(fake.calls()).length, 1, 'reused');
-});
-
-t.test('prefix mode runs the command with BUILDX_BUILDER, passes output and exit code through', async (t) => {
-  if (!requireBinaries(t, BINARIES)) return;
-  const w = await world(t);
-  const fake = installFakeBuildx(t);
-  const dir = project(t, w, { builder: { name: 'prefixed' } });
-  const env = cliEnv(w, fake);
-  const r = await runCli(['--', 'sh', '-c', 'echo "builder=$BUILDX_BUILDER"; echo oops >&2; exit 7'], { cwd: dir, env });
-  t.equal(r.code, 7, "the command's exit code");
-  t.match(r.stdout, /^builder=prefixed$/m);
-  t.match(r.stderr, /^oops$/m);
-  writeFileSync(join(dir, 'Dockerfile'), 'FROM scratch\nCOPY . /\n');
-  const build = await runCli(['--', 'docker', 'buildx', 'build', '--build-arg', 'A=1', '-t', 'app:dev', '.'], { cwd: dir, env });
-  ok(t, build, 'prefixed build');
-  const calls = fake.calls().filter((c) => c.args[0] === 'build');
-  t.equal(calls.length, 1);
-  t.same(calls[0]!.args, ['build', '--builder', 'prefixed', '--build-arg', 'A=1', '-t', 'app:dev', '.'], 'user arguments unchanged and in order');
-  t.equal(calls[0]!.env.BUILDX_BUILDER, 'prefixed');
-});
-
-t.test('a build that needs a local-only image: docker driver, or a bridged container builder', async (t) => {
-  if (!requireBinaries(t, [...BINARIES, 'skopeo'])) return;
-  const w = await world(t);
-  const fake = installFakeBuildx(t);
-  await loadLocalOnlyImage(t, w, 'bxb-test/tools:1');
-  const dockerfile = 'FROM scratch\nCOPY --from=bxb-test/tools:1 /bin/busybox /busybox\n';
-
-  // No pinned version, no container-only need: the docker driver sees the local image itself.
-  const plain = tempDir(t);
-  writeFileSync(join(plain, 'Dockerfile'), dockerfile);
-  const viaDocker = await runCli(['--', 'docker', 'buildx', 'build', '-t', 'app', '.'], { cwd: plain, env: cliEnv(w, fake) });
-  ok(t, viaDocker, 'build with the docker driver');
-  const first = fake.calls().filter((c) => c.args[0] === 'build').pop();
-  t.same(first?.args, ['build', '--builder', 'default', '-t', 'app', '.'], 'the docker driver builder, nothing bridged');
-  t.equal(createCalls(fake.calls()).length, 0, 'no builder was created');
-
-  // A pinned BuildKit needs a container builder: the local image is bridged as an OCI layout.
-  const pinned = project(t, w, { builder: { name: 'bridged' } }, { Dockerfile: dockerfile });
-  const viaContainer = await runCli(['--', 'docker', 'buildx', 'build', '-t', 'app', '.'], { cwd: pinned, env: cliEnv(w, fake) });
-  ok(t, viaContainer, 'build with a bridged container builder');
-  const second = fake.calls().filter((c) => c.args[0] === 'build').pop();
-  const args = second?.args ?? [];
-  const at = args.indexOf('--build-context');
-  const context = at > 0 ? args[at + 1] : undefined;
-  t.match(context, /^bxb-test\/tools:1=oci-layout:\/\/\S+:\S+$/, `the build gets the local image as a named OCI layout context (${args.join(' ')})`);
-  t.same(args.filter((_, i) => i !== at && i !== at + 1), ['build', '--builder', 'bridged', '-t', 'app', '.'], 'user arguments unchanged and in order');
-  const layoutDir = context?.replace(/^.*oci-layout:\/\//, '').replace(/:[^:]+$/, '') ?? '';
-  t.notOk(existsSync(layoutDir), 'the temporary layout was removed after the command');
-  t.equal(w.upstream.requestLog().filter((l) => l.includes('tools')).length + w.mirror.requestLog().filter((l) => l.includes('tools')).length, 0, 'no registry was asked for the local image');
-});
-
-t.test('prefix mode forwards SIGTERM to the command and exits with its code', async (t) => {
-  if (!requireBinaries(t, BINARIES)) return;
-  const w = await world(t);
-  const fake = installFakeBuildx(t);
-  const dir = project(t, w, { builder: { name: 'signals' } });
-  const script = 'trap "echo got-TERM; exit 42" TERM; echo ready; while :; do sleep 0.1; done';
-  const run = runBin(['--', 'sh', '-c', script], { cwd: dir, env: cliEnv(w, fake) });
-  let out = '';
-  run.child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
-  await until('the command to start', () => out.includes('ready'));
-  run.child.kill('SIGTERM');
-  const result = await run.done;
-  t.match(result.stdout, /got-TERM/, 'the command received SIGTERM');
-  t.equal(result.code, 42, "buildx-bootstrap exits with the command's own code");
-  t.same(instances(fake), ['signals'], 'the builder made before the command stays');
 });

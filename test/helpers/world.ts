@@ -3,12 +3,12 @@
 // a local-only image that arrived by `docker load` (as from an earlier CI step).
 import type { Test } from 'tap';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startDockerd, type Dockerd } from './dockerd.js';
 import { startRegistry, type RunningRegistry } from './registry.js';
-import { pushEngineTags } from './engine-image.js';
+import { pushEngineTags, type EngineImage } from './engine-image.js';
 import { installFakeBuildx as installFake, type FakeBuildx, type FakeBuildxVersion } from './buildx.js';
 import type { CliResult } from './cli.js';
 
@@ -18,14 +18,16 @@ export interface World {
   dockerd: Dockerd;
   upstream: RunningRegistry;
   mirror: RunningRegistry;
+  /** What the harness pushed to the mirror, per tag (the same images as on the upstream). */
+  pushed: Record<string, EngineImage>;
 }
 
 export async function world(t: Test): Promise<World> {
   const [dockerd, upstream, mirror] = await Promise.all([startDockerd(t), startRegistry(t), startRegistry(t)]);
   const tags = { 'v0.18.2': {}, 'v0.19.1': {}, 'buildx-stable-1': 'v0.18.2' };
   await pushEngineTags(upstream, { tags });
-  await pushEngineTags(mirror, { tags });
-  return { dockerd, upstream, mirror };
+  const pushed = await pushEngineTags(mirror, { tags });
+  return { dockerd, upstream, mirror, pushed };
 }
 
 // One temp dir per call (t.testdir is one path per test, and a second call would wipe the first).
@@ -82,4 +84,12 @@ export async function loadLocalOnlyImage(t: Test, w: World, ref: string): Promis
   t.equal((await w.dockerd.docker(['rmi', ref])).code, 0);
   const loaded = await w.dockerd.docker(['load', '-i', saved]);
   t.equal(loaded.code, 0, loaded.stderr);
+}
+
+export { runBin, until } from './bin.js';
+
+/** Builders in the emulated plugin's store (`$DOCKER_CONFIG/buildx/instances`). */
+export function instances(fake: FakeBuildx): string[] {
+  const dir = join(fake.dockerConfig, 'buildx', 'instances');
+  return existsSync(dir) ? readdirSync(dir) : [];
 }
