@@ -20,6 +20,8 @@ async function volumes(w: RealWorld): Promise<string[]> {
   return r.stdout.split('\n').filter(Boolean);
 }
 
+// Real engines are slow to start on two cores: a file-level bound above tap's default per file.
+t.setTimeout(600_000);
 const engines = requireEngines(t);
 for (const pair of engines ? pairs(engines) : []) {
   t.test(`buildx ${pair.buildx.version} + BuildKit ${pair.kit.version}: mirror-only create, re-run, drift, rm`, async (t) => {

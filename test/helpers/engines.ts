@@ -105,16 +105,37 @@ const SHIM = resolve(dirname(fileURLToPath(import.meta.url)), 'runc-shim.sh');
 /** The runtime name the test dockerd registers for the shim. */
 export const SHIM_RUNTIME = 'bxb-runc';
 
+export interface EngineDockerd extends Dockerd {
+  /**
+   * From now on every container start on this daemon waits `seconds` in the runtime before
+   * runc creates it (0 turns it off): a slow BuildKit bootstrap, on the real engines.
+   */
+  slowStart(seconds: number): void;
+}
+
 /**
  * A private dockerd (test/helpers/dockerd.ts) whose default runtime is runc-shim.sh, so the
- * privileged BuildKit container real buildx creates can start on these machines.
+ * privileged BuildKit container real buildx creates can start on these machines. Each daemon gets
+ * its own wrapper of the shim, which carries the file its slowStart knob writes.
  */
-export function startEngineDockerd(t: TeardownHost, opts: DockerdOptions = {}): Promise<Dockerd> {
-  return startDockerd(t, {
+export async function startEngineDockerd(t: TeardownHost, opts: DockerdOptions = {}): Promise<EngineDockerd> {
+  const dir = mkdtempSync(join(tmpdir(), 'bxb-runtime-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const slowFile = join(dir, 'slow-start');
+  const wrapper = join(dir, 'runtime');
+  writeFileSync(wrapper, `#!/bin/sh\nBXB_SHIM_SLOW_FILE='${slowFile}' exec '${SHIM}' "$@"\n`, { mode: 0o755 });
+  const dockerd = await startDockerd(t, {
     ...opts,
     readyTimeoutMs: opts.readyTimeoutMs ?? 60_000,
-    extraArgs: ['--add-runtime', `${SHIM_RUNTIME}=${SHIM}`, '--default-runtime', SHIM_RUNTIME, ...(opts.extraArgs ?? [])],
+    extraArgs: ['--add-runtime', `${SHIM_RUNTIME}=${wrapper}`, '--default-runtime', SHIM_RUNTIME, ...(opts.extraArgs ?? [])],
   });
+  return {
+    ...dockerd,
+    slowStart(seconds) {
+      if (seconds > 0) writeFileSync(slowFile, `${seconds}\n`);
+      else rmSync(slowFile, { force: true });
+    },
+  };
 }
 
 // ---- the real engine image ----

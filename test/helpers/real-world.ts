@@ -6,14 +6,14 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Test } from 'tap';
-import type { Dockerd, DockerdOptions } from './dockerd.js';
+import type { DockerdOptions } from './dockerd.js';
 import type { EngineImage } from './engine-image.js';
-import { installRealBuildx, pushRealEngineImage, startEngineDockerd, type InstalledBuildx, type RealBuildkit, type RealBuildx, type RealEngines } from './engines.js';
+import { installRealBuildx, pushRealEngineImage, startEngineDockerd, type EngineDockerd, type InstalledBuildx, type RealBuildkit, type RealBuildx, type RealEngines } from './engines.js';
 import { startRegistry, type RunningRegistry } from './registry.js';
 import type { CliResult } from './cli.js';
 
 export interface RealWorld {
-  dockerd: Dockerd;
+  dockerd: EngineDockerd;
   upstream: RunningRegistry;
   mirror: RunningRegistry;
   buildx: InstalledBuildx;

@@ -32,7 +32,11 @@ for arg in "$@"; do
 done
 
 case "$cmd" in
-  create|run) strip "${bundle:-.}/config.json" ;;
+  create|run)
+    strip "${bundle:-.}/config.json"
+    # engines.ts slowStart(): a deliberately slow container start, for interrupt tests.
+    if [ -n "${BXB_SHIM_SLOW_FILE:-}" ] && [ -f "$BXB_SHIM_SLOW_FILE" ]; then sleep "$(cat "$BXB_SHIM_SLOW_FILE")"; fi
+    ;;
   exec) [ -n "$process" ] && strip "$process" ;;
 esac
 exec runc "$@"
