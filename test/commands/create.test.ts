@@ -65,7 +65,7 @@ function ok(t: Test, r: CliResult, what: string): void {
   t.equal(r.code, 0, `${what} exits 0${r.code ? `: ${r.stderr.trim().split('\n').pop()}` : ''}`);
 }
 
-t.test('mirror-only network: the builder comes up from the mirror, the upstream sees nothing', async (t) => {
+t.test('mirror-only network: the builder comes up from the mirror, the upstream sees nothing (emulated buildx)', async (t) => {
   if (!requireBinaries(t, BINARIES)) return;
   const w = await world(t);
   const fake = installFakeBuildx(t);
@@ -90,7 +90,7 @@ t.test('mirror-only network: the builder comes up from the mirror, the upstream 
   t.match(inside.stdout, w.mirror.host, 'the config reached the builder container');
 });
 
-t.test('a second run is a no-op; a changed version recreates and says why', async (t) => {
+t.test('a second run is a no-op; a changed version recreates and says why (emulated buildx)', async (t) => {
   if (!requireBinaries(t, BINARIES)) return;
   const w = await world(t);
   const fake = installFakeBuildx(t);
@@ -125,7 +125,7 @@ t.test('a second run is a no-op; a changed version recreates and says why', asyn
   t.match(noMirror.stderr, /recreating builder ci: .*buildkitd\.toml changed/);
 });
 
-t.test('rm removes the builder, its container and its generated files', async (t) => {
+t.test('rm removes the builder, its container and its generated files (emulated buildx)', async (t) => {
   if (!requireBinaries(t, BINARIES)) return;
   const w = await world(t);
   const fake = installFakeBuildx(t);
@@ -160,7 +160,7 @@ t.test('every emulated buildx version', async (t) => {
   }
 });
 
-t.test('errors a user meets are one line with a hint and the documented exit code', async (t) => {
+t.test('errors a user meets are one line with a hint and the documented exit code (emulated buildx)', async (t) => {
   if (!requireBinaries(t, BINARIES)) return;
   const w = await world(t);
   const fake = installFakeBuildx(t);
@@ -225,7 +225,7 @@ function instances(fake: FakeBuildx): string[] {
   return existsSync(dir) ? readdirSync(dir) : [];
 }
 
-t.test('eight parallel runs against one daemon end with one builder and one container', async (t) => {
+t.test('eight parallel runs against one daemon end with one builder and one container (emulated buildx)', async (t) => {
   if (!requireBinaries(t, BINARIES)) return;
   const w = await world(t);
   const fake = installFakeBuildx(t);
@@ -241,7 +241,7 @@ t.test('eight parallel runs against one daemon end with one builder and one cont
   t.equal(createCalls(fake.calls()).length, 1, 'buildx create ran once');
 });
 
-t.test('SIGINT during bootstrap leaves no builder and no container, exit 130', async (t) => {
+t.test('SIGINT during bootstrap leaves no builder and no container, exit 130 (emulated buildx)', async (t) => {
   if (!requireBinaries(t, BINARIES)) return;
   const w = await world(t);
   const fake = installFakeBuildx(t);
@@ -263,7 +263,7 @@ t.test('SIGINT during bootstrap leaves no builder and no container, exit 130', a
   t.notMatch(volumes.stdout, /buildx_buildkit_/, 'no state volume');
 });
 
-t.test('a fresh daemon comes up from the cache directory without asking any registry', async (t) => {
+t.test('a fresh daemon comes up from the cache directory without asking any registry (emulated buildx)', async (t) => {
   if (!requireBinaries(t, BINARIES)) return;
   const w = await world(t);
   const fresh = await startDockerd(t);
@@ -302,7 +302,7 @@ t.test('a fresh daemon comes up from the cache directory without asking any regi
   t.ok(Object.values(pinned.platforms ?? {}).some((p) => p.config === image.stdout.trim()), 'it runs the locked image');
 });
 
-t.test('GitLab DinD: TLS from the environment gets a docker context and the builder runs there', async (t) => {
+t.test('GitLab DinD: TLS from the environment gets a docker context and the builder runs there (emulated buildx)', async (t) => {
   if (!requireBinaries(t, [...BINARIES, 'openssl'])) return;
   const w = await world(t);
   const dind = await startDockerd(t, { tls: true });
@@ -321,7 +321,7 @@ t.test('GitLab DinD: TLS from the environment gets a docker context and the buil
   t.equal(createCalls(fake.calls()).length, 1, 'reused');
 });
 
-t.test('prefix mode runs the command with BUILDX_BUILDER, passes output and exit code through', async (t) => {
+t.test('prefix mode runs the command with BUILDX_BUILDER, passes output and exit code through (emulated buildx)', async (t) => {
   if (!requireBinaries(t, BINARIES)) return;
   const w = await world(t);
   const fake = installFakeBuildx(t);
@@ -340,7 +340,7 @@ t.test('prefix mode runs the command with BUILDX_BUILDER, passes output and exit
   t.equal(calls[0]!.env.BUILDX_BUILDER, 'prefixed');
 });
 
-t.test('a build that needs a local-only image: docker driver, or a bridged container builder', async (t) => {
+t.test('a build that needs a local-only image: docker driver, or a bridged container builder (emulated buildx)', async (t) => {
   if (!requireBinaries(t, [...BINARIES, 'skopeo'])) return;
   const w = await world(t);
   const fake = installFakeBuildx(t);
@@ -385,7 +385,7 @@ t.test('a build that needs a local-only image: docker driver, or a bridged conta
   t.equal(w.upstream.requestLog().filter((l) => l.includes('tools')).length + w.mirror.requestLog().filter((l) => l.includes('tools')).length, 0, 'no registry was asked for the local image');
 });
 
-t.test('prefix mode forwards SIGTERM to the command and exits with its code', async (t) => {
+t.test('prefix mode forwards SIGTERM to the command and exits with its code (emulated buildx)', async (t) => {
   if (!requireBinaries(t, BINARIES)) return;
   const w = await world(t);
   const fake = installFakeBuildx(t);
@@ -402,7 +402,7 @@ t.test('prefix mode forwards SIGTERM to the command and exits with its code', as
   t.same(instances(fake), ['signals'], 'the builder made before the command stays');
 });
 
-t.test('plan shows the decision, the config and the exact argv, and changes nothing', async (t) => {
+t.test('plan shows the decision, the config and the exact argv, and changes nothing (emulated buildx)', async (t) => {
   if (!requireBinaries(t, BINARIES)) return;
   const w = await world(t);
   const fake = installFakeBuildx(t);
