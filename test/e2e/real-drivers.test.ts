@@ -49,6 +49,7 @@ function noLocalImageRequests(t: Test, w: RealWorld): void {
   t.same(asked, [], 'no registry was asked for the local image');
 }
 
+t.setTimeout(600_000);
 const engines = requireEngines(t);
 for (const pair of engines ? pairs(engines) : []) {
   t.test(`buildx ${pair.buildx.version} + BuildKit ${pair.kit.version}: local-only images, docker driver then a bridged container builder`, async (t) => {

@@ -12,7 +12,7 @@ import { runCli, type CliResult } from '../helpers/cli.js';
 import { freePort } from '../helpers/net.js';
 import { makeCa, makeClientCert, makeServerCert } from '../helpers/tls.js';
 
-t.setTimeout(175_000);
+t.setTimeout(600_000);
 
 function ok(t: Test, r: CliResult, what: string): void {
   t.equal(r.code, 0, `${what} exits 0${r.code ? `: ${lastLine(r)}\n${r.stderr.slice(-3000)}` : ''}`);
