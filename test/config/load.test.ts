@@ -171,3 +171,18 @@ t.test('a JSON config that does not parse names the file, line and column', asyn
   t.equal(r.code, 2);
   t.match(r.stderr, /\.buildx-bootstraprc\.json: cannot be parsed: .*\(4:3\)/);
 });
+
+// Found by test/properties/config.test.ts.
+t.test('hostile input: a __proto__ variable, a JSON error V8 words without a position, newlines in values', async (t) => {
+  const dir = t.testdir({ 'nul.json': '\0', 'token.json': '{\n  "buildkit": {},\n  "x",\n  "y": 1\n}\n' });
+  const proto = await loadConfig({ cwd: dir, env: env({ BUILDX_BOOTSTRAP___proto__: 'x' }) }).catch((e: unknown) => e);
+  t.type(proto, ConfigError, 'an unknown variable, not a TypeError');
+  t.match((proto as Error).message, 'environment: BUILDX_BOOTSTRAP___proto__: unknown variable');
+  const nul = await loadConfig({ cwd: dir, env: env(), configFile: join(dir, 'nul.json') }).catch((e: unknown) => e);
+  t.match((nul as Error).message, `${join(dir, 'nul.json')}: cannot be parsed: Unexpected token '\\u0000' (1:1)`);
+  const token = await loadConfig({ cwd: dir, env: env(), configFile: join(dir, 'token.json') }).catch((e: unknown) => e);
+  t.match((token as Error).message, /cannot be parsed: Unexpected token ',' \(3:\d+\)$/);
+  const newline = await loadConfig({ cwd: dir, env: env({ BUILDX_BOOTSTRAP_VERSION: 'a\nb' }) }).catch((e: unknown) => e);
+  t.equal((newline as Error).message.split('\n').length, 1, 'the message stays one line');
+  t.match((newline as Error).message, 'a\\nb');
+});
