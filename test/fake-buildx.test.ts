@@ -247,7 +247,7 @@ t.test('against a real dockerd', async (t) => {
     t.equal(i.code, 0, i.stderr);
     t.match(i.stdout, /^Status: {16}running$/m);
     t.match(i.stdout, /^BuildKit version: {6}v0\.13\.2$/m);
-    t.match(i.stdout, /^Platforms: {13}linux\/amd64, linux\/amd64\/v2, linux\/amd64\/v3, linux\/386$/m);
+    t.match(i.stdout, /^Platforms: {13}linux\/amd64(?:, linux\/amd64\/v[234])*, linux\/386$/m);
     const progress = i.stderr.split('\n').map((l) => l.replace(/ \d+\.\d+s /, ' Ns '));
     t.same(progress, [
       '#1 [internal] booting buildkit',
@@ -312,7 +312,7 @@ t.test('against a real dockerd', async (t) => {
     t.notMatch(i.stdout, /BuildKit daemon flags|File#/);
     t.notMatch(i.stdout, /^Flags:/m, 'v0.12 adds no network.host entitlement, so no flags line');
     const ls = await docker(fb, d, ['buildx', 'ls']);
-    t.match(ls.stdout, /^old +docker-container +\n {2}old0 +unix:\/\/\S+ +running v0\.13\.2 +linux\/amd64, linux\/amd64\/v2, linux\/amd64\/v3, linux\/386\n/m);
+    t.match(ls.stdout, /^old +docker-container +\n {2}old0 +unix:\/\/\S+ +running v0\.13\.2 +linux\/amd64(?:, linux\/amd64\/v[234])*, linux\/386\n/m);
     t.equal((await docker(fb, d, ['buildx', 'rm', 'old'])).code, 0);
     t.not((await d.docker(['container', 'inspect', 'buildx_buildkit_old0'])).code, 0);
   });

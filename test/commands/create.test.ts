@@ -38,7 +38,7 @@ t.test('mirror-only network: the builder comes up from the mirror, the upstream 
   t.match(inside.stdout, w.mirror.host, 'the config reached the builder container');
 });
 
-t.test('a second run is a no-op; a changed version recreates and says why', async (t) => {
+t.test('a second run is a no-op; a changed version recreates and says why (emulated buildx)', async (t) => {
   if (!requireBinaries(t, BINARIES)) return;
   const w = await world(t);
   const fake = installFakeBuildx(t);
@@ -73,7 +73,7 @@ t.test('a second run is a no-op; a changed version recreates and says why', asyn
   t.match(noMirror.stderr, /recreating builder ci: .*buildkitd\.toml changed/);
 });
 
-t.test('rm removes the builder, its container and its generated files', async (t) => {
+t.test('rm removes the builder, its container and its generated files (emulated buildx)', async (t) => {
   if (!requireBinaries(t, BINARIES)) return;
   const w = await world(t);
   const fake = installFakeBuildx(t);
@@ -108,7 +108,7 @@ t.test('every emulated buildx version', async (t) => {
   }
 });
 
-t.test('errors a user meets are one line with a hint and the documented exit code', async (t) => {
+t.test('errors a user meets are one line with a hint and the documented exit code (emulated buildx)', async (t) => {
   if (!requireBinaries(t, BINARIES)) return;
   const w = await world(t);
   const fake = installFakeBuildx(t);
@@ -138,7 +138,7 @@ t.test('errors a user meets are one line with a hint and the documented exit cod
   for (const r of [missing, tooOld, unreachable, toml, huge]) t.equal(r.stderr.trim().split('\n').filter((l) => l.startsWith('buildx-bootstrap:')).length, 1);
 });
 
-t.test('eight parallel runs against one daemon end with one builder and one container', async (t) => {
+t.test('eight parallel runs against one daemon end with one builder and one container (emulated buildx)', async (t) => {
   if (!requireBinaries(t, BINARIES)) return;
   const w = await world(t);
   const fake = installFakeBuildx(t);
@@ -179,7 +179,7 @@ t.test('SIGINT or SIGTERM during bootstrap leaves no builder, container or volum
   }
 });
 
-t.test('a fresh daemon comes up from the cache directory without asking any registry', async (t) => {
+t.test('a fresh daemon comes up from the cache directory without asking any registry (emulated buildx)', async (t) => {
   if (!requireBinaries(t, BINARIES)) return;
   const w = await world(t);
   const fresh = await startDockerd(t);
@@ -218,7 +218,7 @@ t.test('a fresh daemon comes up from the cache directory without asking any regi
   t.ok(Object.values(pinned.platforms ?? {}).some((p) => p.config === image.stdout.trim()), 'it runs the locked image');
 });
 
-t.test('GitLab DinD: TLS from the environment gets a docker context and the builder runs there', async (t) => {
+t.test('GitLab DinD: TLS from the environment gets a docker context and the builder runs there (emulated buildx)', async (t) => {
   if (!requireBinaries(t, [...BINARIES, 'openssl'])) return;
   const w = await world(t);
   const dind = await startDockerd(t, { tls: true });

@@ -179,7 +179,7 @@ function transcript(r: JobRun): string {
   return `\n--- gitlab-ci-local stdout ---\n${r.stdout}\n--- stderr ---\n${r.stderr}`;
 }
 
-t.test('GitLab CI jobs run by gitlab-ci-local (shell executor)', async (t) => {
+t.test('GitLab CI jobs run by gitlab-ci-local (shell executor, emulated buildx)', async (t) => {
   if (!requireBinaries(t, BINARIES)) return;
   if (!existsSync(join(REPO, 'dist', 'cli.js'))) {
     t.fail('dist/ is not built: run `npm run build` (npm test does) before this test');

@@ -477,7 +477,14 @@ async function inspect(cx, argv) {
       t += `GC Policy rule#${ri}:\n\tAll:\t${r.all}\n`;
       if (r.filter.length) t += `\tFilters:\t${r.filter.join(' ')}\n`;
       if (r.keepDuration) t += `\tKeep Duration:\t${r.keepDuration / 3.6e12}h0m0s\n`;
-      t += atLeast(cx.v, 0, 18) ? `\tMax Used Space:\t${bytesSize(r.bytes)}\n` : `\tKeep Bytes:\t${bytesSize(r.bytes)}\n`;
+      // Before buildx 0.18 only wire field 3 (keepBytes, now reservedSpace) is shown.
+      if (!atLeast(cx.v, 0, 18)) {
+        if (r.reserved) t += `\tKeep Bytes:\t${bytesSize(r.reserved)}\n`;
+      } else {
+        if (r.reserved) t += `\tReserved Space:\t${bytesSize(r.reserved)}\n`;
+        if (r.maxUsed) t += `\tMax Used Space:\t${bytesSize(r.maxUsed)}\n`;
+        if (r.minFree) t += `\tMin Free Space:\t${bytesSize(r.minFree)}\n`;
+      }
     });
     if (atLeast(cx.v, 0, 18)) {
       for (const [f, b64] of Object.entries(n.Files ?? {})) {
@@ -571,8 +578,8 @@ function lsJson(v, b, nodes, current) {
     if (n.gc.length) {
       o.GCPolicy = n.gc.map((r) =>
         atLeast(v, 0, 18)
-          ? { all: r.all, filter: r.filter, keepDuration: r.keepDuration, maxUsedSpace: r.bytes }
-          : { all: r.all, filter: r.filter, keepDuration: r.keepDuration, keepBytes: r.bytes },
+          ? { all: r.all, filter: r.filter.length ? r.filter : null, keepDuration: r.keepDuration, reservedSpace: r.reserved ?? 0, maxUsedSpace: r.maxUsed ?? 0, minFreeSpace: r.minFree ?? 0 }
+          : { all: r.all, filter: r.filter.length ? r.filter : null, keepDuration: r.keepDuration, keepBytes: r.reserved ?? 0 },
       );
     }
     if (Object.keys(n.labels).length) o.Labels = sortKeys(n.labels);

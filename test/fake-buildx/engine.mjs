@@ -4,7 +4,7 @@
 // start → `buildctl debug workers` with back-off), Rm. The container is NOT privileged: privileged
 // containers cannot start on the test machines (runc "unable to apply caps").
 import { spawn } from 'node:child_process';
-import { mkdtempSync, mkdirSync, writeFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { BuildxError, atLeast } from './util.mjs';
@@ -54,8 +54,27 @@ export function dockerError(r) {
 
 export const containerName = (node) => `buildx_buildkit_${node}`;
 
-// What the stand-in image cannot tell us through BuildKit's worker API: a typical amd64 worker.
-const WORKER_PLATFORMS = ['linux/amd64', 'linux/amd64/v2', 'linux/amd64/v3', 'linux/386'];
+// What the stand-in image cannot tell us through BuildKit's worker API: an amd64 worker with the
+// microarchitecture levels this CPU has (real BuildKit lists linux/amd64/v2..v4 by what the
+// machine can run; the conformance test caught a fixed list missing v4), plus linux/386.
+const LEVELS = [
+  ['v2', ['cx16', 'lahf_lm', 'popcnt', 'pni', 'sse4_1', 'sse4_2', 'ssse3']],
+  ['v3', ['avx', 'avx2', 'bmi1', 'bmi2', 'f16c', 'fma', 'abm', 'movbe', 'xsave']],
+  ['v4', ['avx512f', 'avx512bw', 'avx512cd', 'avx512dq', 'avx512vl']],
+];
+function workerPlatforms() {
+  let flags = new Set();
+  try {
+    flags = new Set((/^flags\s*:(.*)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? '').trim().split(/\s+/));
+  } catch {}
+  const out = ['linux/amd64'];
+  for (const [level, need] of LEVELS) {
+    if (!need.every((f) => flags.has(f))) break;
+    out.push(`linux/amd64/${level}`);
+  }
+  return [...out, 'linux/386'];
+}
+const WORKER_PLATFORMS = workerPlatforms();
 
 /** Loads a node's driver data as buildx LoadNodes(WithData) does. */
 export async function loadNode(cx, ng, node) {
@@ -99,8 +118,34 @@ export async function loadNode(cx, ng, node) {
     'org.mobyproject.buildkit.worker.selinux.enabled': 'false',
     'org.mobyproject.buildkit.worker.snapshotter': 'overlayfs',
   };
-  n.gc = [{ all: false, filter: ['type==source.local,type==exec.cachemount,type==source.git.checkout'], keepDuration: 172800000000000, bytes: 512000000 }];
+  n.gc = defaultGcPolicy(n.version);
   return n;
+}
+
+// BuildKit's DefaultGCPolicy (cmd/buildkitd/config/gcpolicy.go): four rules. The sizes come from
+// the disk in real BuildKit; here from a fixed 100 GB disk. Up to v0.16 a rule has one size
+// (keepBytes, wire field 3); v0.17 renamed it reservedSpace and added maxUsedSpace/minFreeSpace,
+// and the first rule's filters became three strings.
+const H = 3.6e12;
+function defaultGcPolicy(version) {
+  const m = /^v?(\d+)\.(\d+)/.exec(version);
+  const modern = m && (Number(m[1]) > 0 || Number(m[2]) >= 17);
+  if (!modern) {
+    const keep = 10e9;
+    return [
+      { all: false, filter: ['type==source.local,type==exec.cachemount,type==source.git.checkout'], keepDuration: 48 * H, reserved: 512e6 },
+      { all: false, filter: [], keepDuration: 1440 * H, reserved: keep },
+      { all: false, filter: [], keepDuration: 0, reserved: keep },
+      { all: true, filter: [], keepDuration: 0, reserved: keep },
+    ];
+  }
+  const cap = { reserved: 10e9, maxUsed: 80e9, minFree: 20e9 };
+  return [
+    { all: false, filter: ['type==source.local', 'type==exec.cachemount', 'type==source.git.checkout'], keepDuration: 48 * H, maxUsed: 512e6 },
+    { all: false, filter: [], keepDuration: 1440 * H, ...cap },
+    { all: false, filter: [], keepDuration: 0, ...cap },
+    { all: true, filter: [], keepDuration: 0, ...cap },
+  ];
 }
 
 /** BuildKit's plain progress printer, enough for one `[internal] booting buildkit` vertex. */

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-export type FakeBuildxVersion = '0.12.1' | '0.19.3' | '0.36.0';
+export type FakeBuildxVersion = '0.12.1' | '0.19.3' | '0.36.0' | '0.38.2';
 
 /** The plugin executable; its .mjs modules sit beside it (it must be symlinked, not copied). */
 export const FAKE_BUILDX_PLUGIN = resolve(dirname(fileURLToPath(import.meta.url)), '../fake-buildx/docker-buildx');

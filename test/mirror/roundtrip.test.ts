@@ -28,7 +28,7 @@ async function tagDigest(reg: RunningRegistry, repo: string, tag: string): Promi
   return r.status === 200 ? String(r.headers['docker-content-digest']) : undefined;
 }
 
-t.test('after mirror: docker pull + run from the target, resolve with upstream: false, a locked create with the upstream stopped', async (t) => {
+t.test('after mirror: docker pull + run from the target, resolve with upstream: false, a locked create with the upstream stopped (emulated buildx)', async (t) => {
   if (!requireBinaries(t, ['dockerd', 'docker', 'docker-registry', 'busybox'])) return;
   const [dockerd, upstream, target] = await Promise.all([startDockerd(t), startRegistry(t), startRegistry(t)]);
   const engine = buildEngineImage({ version: 'v0.18.2', platforms: ['linux/amd64', 'linux/arm64'], attestations: true });

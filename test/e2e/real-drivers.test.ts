@@ -1,0 +1,88 @@
+// Driver choice end to end with REAL builds (real buildx, real BuildKit, dockerd's embedded
+// BuildKit): an image that exists only in the daemon (arrived by `docker load`, in no registry)
+// is built FROM and COPY --from'd, first through the docker driver (no pin), then through a pinned
+// container builder that gets it as an OCI layout build context. A RUN step reads the local
+// image's file, and the result is exported to a local directory and read back.
+import t, { type Test } from 'tap';
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { requireEngines } from '../helpers/engines.js';
+import { pairs, realWorld, lastLine, tempDir, type RealWorld } from '../helpers/real-world.js';
+import { runCli, type CliResult } from '../helpers/cli.js';
+
+function ok(t: Test, r: CliResult, what: string): void {
+  t.equal(r.code, 0, `${what} exits 0${r.code ? `: ${lastLine(r)}\n${r.stderr.slice(-3000)}` : ''}`);
+}
+
+const LOCAL = 'bxb-test/tools:1';
+const MARKER = 'made by docker load, in no registry\n';
+
+/** A busybox image that only this daemon has: imported, saved, removed, then `docker load`ed. */
+async function loadLocalImage(t: Test, w: RealWorld): Promise<void> {
+  const root = tempDir(t);
+  const rootfs = join(root, 'rootfs');
+  const tar = join(root, 'rootfs.tar');
+  const made = spawnSync('sh', ['-c', `mkdir -p ${rootfs}/bin ${rootfs}/tmp && cp /bin/busybox ${rootfs}/bin/ && ln -s busybox ${rootfs}/bin/sh && ln -s busybox ${rootfs}/bin/cat && tar -C ${rootfs} -cf ${tar} .`]);
+  t.equal(made.status, 0, String(made.stderr));
+  writeFileSync(join(root, 'marker.txt'), MARKER);
+  t.equal(spawnSync('tar', ['-C', root, '-rf', tar, 'marker.txt']).status, 0);
+  const imported = await w.dockerd.docker(['import', tar, LOCAL]);
+  t.equal(imported.code, 0, imported.stderr);
+  const saved = join(root, 'tools-image.tar');
+  t.equal((await w.dockerd.docker(['save', '-o', saved, LOCAL])).code, 0);
+  t.equal((await w.dockerd.docker(['rmi', LOCAL])).code, 0);
+  const loaded = await w.dockerd.docker(['load', '-i', saved]);
+  t.equal(loaded.code, 0, loaded.stderr);
+}
+
+// FROM and COPY --from name the local image; the RUN step reads its file inside the build.
+const DOCKERFILE = `FROM ${LOCAL} AS base
+COPY --from=${LOCAL} /marker.txt /copied.txt
+RUN cat /marker.txt /copied.txt > /ran.txt
+FROM scratch
+COPY --from=base /ran.txt /ran.txt
+`;
+
+function noLocalImageRequests(t: Test, w: RealWorld): void {
+  const asked = [...w.upstream.requestLog(), ...w.mirror.requestLog()].filter((l) => l.includes('bxb-test') || l.includes('tools'));
+  t.same(asked, [], 'no registry was asked for the local image');
+}
+
+t.setTimeout(600_000);
+const engines = requireEngines(t);
+for (const pair of engines ? pairs(engines) : []) {
+  t.test(`buildx ${pair.buildx.version} + BuildKit ${pair.kit.version}: local-only images, docker driver then a bridged container builder`, async (t) => {
+    const w = await realWorld(t, pair);
+    await loadLocalImage(t, w);
+
+    // No pin: the docker driver (dockerd's embedded BuildKit) sees the loaded image itself.
+    const plain = w.project({ builder: { name: 'unused' } }, { Dockerfile: DOCKERFILE });
+    const viaDocker = await runCli(['--', 'docker', 'buildx', 'build', '--network', 'none', '--output', 'type=local,dest=out', '.'], { cwd: plain, env: w.env });
+    ok(t, viaDocker, 'build with the docker driver');
+    t.equal(readFileSync(join(plain, 'out', 'ran.txt'), 'utf8'), MARKER + MARKER, 'the RUN step read the local image (FROM and COPY --from)');
+    const ls = await w.docker(['buildx', 'ls']);
+    t.notMatch(ls.stdout, /^unused\s/m, 'no builder was created');
+    t.same((await w.dockerd.docker(['ps', '-aq'])).stdout.trim(), '', 'no BuildKit container');
+
+    // A pinned BuildKit needs a container builder: the image is bridged as an OCI layout.
+    const pinned = w.project(
+      {
+        buildkit: { image: `${w.upstream.host}/moby/buildkit`, version: pair.kit.version },
+        builder: { name: 'bridged', driverOpts: { network: 'host' } },
+      },
+      { Dockerfile: DOCKERFILE },
+    );
+    const viaContainer = await runCli(['--', 'docker', 'buildx', 'build', '--output', 'type=local,dest=out', '.'], { cwd: pinned, env: w.env });
+    ok(t, viaContainer, 'build with a bridged container builder');
+    t.equal(readFileSync(join(pinned, 'out', 'ran.txt'), 'utf8'), MARKER + MARKER, 'the RUN step read the bridged image in the BuildKit container');
+    const containers = (await w.dockerd.docker(['ps', '--format', '{{.Names}}'])).stdout.split('\n').filter(Boolean);
+    t.same(containers, ['buildx_buildkit_bridged0'], 'the build ran in the pinned container builder');
+    const version = await w.dockerd.docker(['exec', 'buildx_buildkit_bridged0', 'buildkitd', '--version']);
+    t.match(version.stdout, ` ${pair.kit.version} `, 'which runs the pinned BuildKit');
+    t.notOk(existsSync(join(pinned, '.buildx-bootstrap')), 'no layout left in the project');
+    await w.upstream.settle();
+    await w.mirror.settle();
+    noLocalImageRequests(t, w);
+  });
+}
