@@ -57,7 +57,7 @@ export const OPTIONS: OptionSpec[] = [
   { names: ['--rootless'], help: 'use the -rootless image flavour', apply: (a) => setPath(a.flags, ['buildkit', 'rootless'], true) },
   { names: ['--mirror'], value: 'HOST[/PATH]', help: 'registry mirror, repeatable, tried in order (replaces configured mirrors)', apply: cfg(['mirrors'], (v, prev) => [...((prev as unknown[]) ?? []), splitMirror(v)]) },
   { names: ['--no-upstream'], help: 'never contact the mirrored registry itself', apply: (a) => setPath(a.flags, ['upstream'], false) },
-  { names: ['--name'], value: 'NAME', help: 'builder name (default buildx-bootstrap)', apply: cfg(['builder', 'name']) },
+  { names: ['--name'], value: 'NAME', help: 'builder name (default buildx-bootstrap-<hash of what defines the builder>)', apply: cfg(['builder', 'name']) },
   { names: ['--driver'], value: 'DRIVER', help: 'auto | docker | docker-container | kubernetes | remote', apply: cfg(['builder', 'driver']) },
   { names: ['--platform'], value: 'PLATFORMS', help: 'fixed platforms for the builder node, repeatable or comma-separated', apply: cfg(['builder', 'platforms'], appendList) },
   {
@@ -78,6 +78,7 @@ export const OPTIONS: OptionSpec[] = [
   { names: ['--probe-timeout'], value: 'DURATION', help: 'give up on a registry after this long (default 2s)', apply: cfg(['timeouts', 'probe']) },
   { names: ['--hedge'], value: 'DURATION', help: 'start the next registry after this long (default 250ms)', apply: cfg(['timeouts', 'hedge']) },
   { names: ['--bootstrap-timeout'], value: 'DURATION', help: 'limit for bringing the builder up (default 120s)', apply: cfg(['timeouts', 'bootstrap']) },
+  { names: ['--drain-timeout'], value: 'DURATION', help: 'wait this long for running builds before recreating a drifted builder (default 10m)', apply: cfg(['timeouts', 'drain']) },
   { names: ['--check'], help: 'lock: fail (exit 4) when the lockfile is stale instead of writing it', apply: (a) => (a.check = true) },
   { names: ['-f', '--force'], help: 'init: overwrite existing files', apply: (a) => (a.force = true) },
   { names: ['--keep-state'], help: 'rm: keep the BuildKit state volume', apply: (a) => (a.keepState = true) },
