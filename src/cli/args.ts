@@ -23,6 +23,10 @@ export interface ParsedArgs {
   force: boolean;
   /** `rm --keep-state` */
   keepState: boolean;
+  /** `rm --stale` */
+  stale: boolean;
+  /** `rm --stale --older-than DURATION` (raw; validated by the command) */
+  olderThan: string | undefined;
   /** The command after `--` in prefix mode. */
   exec: string[] | undefined;
 }
@@ -80,8 +84,10 @@ export const OPTIONS: OptionSpec[] = [
   { names: ['--bootstrap-timeout'], value: 'DURATION', help: 'limit for bringing the builder up (default 120s)', apply: cfg(['timeouts', 'bootstrap']) },
   { names: ['--drain-timeout'], value: 'DURATION', help: 'wait this long for running builds before recreating a drifted builder (default 10m)', apply: cfg(['timeouts', 'drain']) },
   { names: ['--check'], help: 'lock: fail (exit 4) when the lockfile is stale instead of writing it', apply: (a) => (a.check = true) },
-  { names: ['-f', '--force'], help: 'init: overwrite existing files', apply: (a) => (a.force = true) },
+  { names: ['-f', '--force'], help: 'init: overwrite existing files; rm: remove even while builds run on it', apply: (a) => (a.force = true) },
   { names: ['--keep-state'], help: 'rm: keep the BuildKit state volume', apply: (a) => (a.keepState = true) },
+  { names: ['--stale'], help: 'rm: remove every idle builder buildx-bootstrap made that was not used for --older-than', apply: (a) => (a.stale = true) },
+  { names: ['--older-than'], value: 'DURATION', help: 'rm --stale: unused for at least this long (default 7d)', apply: (a, v) => (a.olderThan = v) },
 ];
 
 const BY_NAME = new Map(OPTIONS.flatMap((o) => o.names.map((n) => [n, o] as const)));
@@ -99,6 +105,8 @@ export function parseArgs(argv: string[]): ParsedArgs {
     check: false,
     force: false,
     keepState: false,
+    stale: false,
+    olderThan: undefined,
     exec: undefined,
   };
   let command: string | undefined;
@@ -138,6 +146,8 @@ export function parseArgs(argv: string[]): ParsedArgs {
   if (command) args.command = command as CommandName;
   if (args.exec && args.command !== 'create') throw new UsageError(`-- <command> cannot follow "${args.command}"`, { hint: 'prefix mode is: buildx-bootstrap [options] -- <command…>' });
   if (args.check && args.command !== 'lock') throw new UsageError('--check only applies to lock', { hint: 'run buildx-bootstrap lock --check' });
+  if (args.stale && args.command !== 'rm') throw new UsageError('--stale only applies to rm', { hint: 'run buildx-bootstrap rm --stale [--older-than 7d]' });
+  if (args.olderThan !== undefined && !args.stale) throw new UsageError('--older-than only applies to rm --stale', { hint: 'run buildx-bootstrap rm --stale --older-than 7d' });
   return args;
 }
 
@@ -157,7 +167,9 @@ export function helpText(version: string): string {
     '  buildx-bootstrap plan [--json]               show what create would do; changes nothing',
     '  buildx-bootstrap doctor [--json]             check docker, buildx, DinD context, registries, quota, mirrors,',
     '                                               lockfile; exits with the code of the first failing check',
-    '  buildx-bootstrap rm                          remove the builder and its generated config',
+    '  buildx-bootstrap rm [--force]                remove the builder and its generated config (not while',
+    '                                               a build runs on it, unless --force)',
+    '  buildx-bootstrap rm --stale [--older-than D] remove idle builders buildx-bootstrap made, unused for D (7d)',
     '  buildx-bootstrap init [--force]              write .buildx-bootstraprc.yaml and ci/buildx-bootstrap/ snippets',
     '',
     'Options:',
