@@ -32,3 +32,14 @@ export function requireBinaries(t: Test, names: string[]): boolean {
   else t.plan(0, reason);
   return false;
 }
+
+/**
+ * The one conditional skip: when `ok` is false the test is skipped with `reason` (or failed when
+ * BXB_REQUIRE_INTEGRATION=1, so CI never silently tests less). Returns `ok`.
+ */
+export function requireCondition(t: Test, ok: boolean, reason: string): boolean {
+  if (ok) return true;
+  if (process.env.BXB_REQUIRE_INTEGRATION === '1') t.fail(`integration test could not run: ${reason}`);
+  else t.plan(0, reason);
+  return false;
+}

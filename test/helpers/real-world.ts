@@ -1,0 +1,89 @@
+// A world for real-engine tests: a private dockerd that can run buildx's privileged BuildKit
+// container (engines.ts), an upstream registry standing in for Docker Hub and a mirror, the real
+// engine image pushed into both, the real buildx plugin installed, and a project directory.
+import { execFile } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Test } from 'tap';
+import type { DockerdOptions } from './dockerd.js';
+import type { EngineImage } from './engine-image.js';
+import { installRealBuildx, pushRealEngineImage, startEngineDockerd, type EngineDockerd, type InstalledBuildx, type RealBuildkit, type RealBuildx, type RealEngines } from './engines.js';
+import { startRegistry, type RunningRegistry } from './registry.js';
+import type { CliResult } from './cli.js';
+
+export interface RealWorld {
+  dockerd: EngineDockerd;
+  upstream: RunningRegistry;
+  mirror: RunningRegistry;
+  buildx: InstalledBuildx;
+  kit: RealBuildkit;
+  /** The engine image as pushed (its index digest is what a lock pins). */
+  image: EngineImage;
+  /** Environment for runCli / the docker CLI: PATH, HOME, DOCKER_CONFIG, DOCKER_HOST. */
+  env: Record<string, string | undefined>;
+  /** A fresh project dir with `.buildx-bootstraprc.json` holding `config`. */
+  project(config: Record<string, unknown>, files?: Record<string, string>): string;
+  /** Runs the docker CLI (with the real buildx plugin) against this world's daemon. */
+  docker(args: string[], opts?: { input?: string; timeoutMs?: number }): Promise<{ code: number; stdout: string; stderr: string }>;
+}
+
+/**
+ * BuildKit paired with each buildx: the oldest buildx drives the oldest BuildKit, the newest the
+ * newest, so every test that runs on both buildx versions covers both engines too.
+ */
+export function pairs(e: RealEngines): { buildx: RealBuildx; kit: RealBuildkit }[] {
+  return e.buildx.map((buildx, i) => ({ buildx, kit: e.buildkit[Math.min(i, e.buildkit.length - 1)]! }));
+}
+
+export function tempDir(t: Test, prefix = 'bxb-real-'): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+export async function realWorld(t: Test, pair: { buildx: RealBuildx; kit: RealBuildkit }, opts: { dockerd?: DockerdOptions } = {}): Promise<RealWorld> {
+  const [dockerd, upstream, mirror] = await Promise.all([startEngineDockerd(t, opts.dockerd ?? {}), startRegistry(t), startRegistry(t)]);
+  const image = await pushRealEngineImage(upstream, pair.kit);
+  await pushRealEngineImage(mirror, pair.kit);
+  const root = tempDir(t);
+  const buildx = installRealBuildx(t, pair.buildx, { dockerConfig: join(root, 'docker-config') });
+  const env = { PATH: process.env.PATH, HOME: root, ...buildx.env, ...dockerd.env };
+  let n = 0;
+  return {
+    dockerd,
+    upstream,
+    mirror,
+    buildx,
+    kit: pair.kit,
+    image,
+    env,
+    project(config, files = {}) {
+      const dir = join(root, `project-${n++}`);
+      mkdirSync(dir, { recursive: true });
+      writeFileSync(join(dir, '.buildx-bootstraprc.json'), JSON.stringify(config));
+      for (const [name, text] of Object.entries(files)) writeFileSync(join(dir, name), text);
+      return dir;
+    },
+    docker: (args, o) => dockerWith(env, args, o),
+  };
+}
+
+export function dockerWith(
+  env: Record<string, string | undefined>,
+  args: string[],
+  o: { input?: string; timeoutMs?: number } = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const p = execFile('docker', args, { env: env as NodeJS.ProcessEnv, timeout: o.timeoutMs ?? 180_000, maxBuffer: 64 << 20 }, (err, stdout, stderr) => {
+      const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
+      resolve({ code, stdout: String(stdout), stderr: String(stderr) });
+    });
+    if (o.input !== undefined) p.stdin?.end(o.input);
+    else p.stdin?.end();
+  });
+}
+
+export function lastLine(r: CliResult): string {
+  return r.stderr.trim().split('\n').pop() ?? '';
+}
