@@ -93,3 +93,24 @@ export async function removeStaleBuilders(input: {
   for (const k of result.kept) log.info(`kept builder ${k.name}: ${k.reason}`);
   return result;
 }
+
+export interface OurBuildersUsage {
+  names: string[];
+  /** State volumes of their nodes found on this daemon, and their total size (undefined when `docker system df` failed). */
+  volumes: number;
+  volumeBytes: number | undefined;
+}
+
+/** For `doctor`: how many builders this tool made, and how much space their state volumes take. */
+export async function ourBuildersUsage(runner: DockerRunner, env: Record<string, string | undefined>, signal?: AbortSignal): Promise<OurBuildersUsage> {
+  const ours = await listOurBuilders(env);
+  const { volumeUsage } = await import('../docker/volumes.js');
+  const usage = ours.length ? await volumeUsage(runner, signal) : new Map<string, number>();
+  let volumes = 0;
+  let bytes = 0;
+  for (const node of ours.flatMap((b) => b.nodes)) {
+    const size = usage?.get(`buildx_buildkit_${node.name}_state`);
+    if (size !== undefined) (volumes++, (bytes += size));
+  }
+  return { names: ours.map((b) => b.name), volumes, volumeBytes: usage ? bytes : undefined };
+}

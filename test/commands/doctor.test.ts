@@ -547,3 +547,14 @@ t.test('in-process against a real registry, dockerd and the emulated buildx', as
     t.equal(broken.code, 1);
   });
 });
+
+t.test('builders: how many buildx-bootstrap made and the space their state volumes take; never a failure', async (t) => {
+  const names = ['buildx-bootstrap-0a1b2c3d', 'buildx-bootstrap-9f8e7d6c', 'ci'];
+  t.match(one(facts({ builders: { ok: true, value: { names, volumes: 3, volumeBytes: 1_234_000_000 } } }), 'builders'), {
+    verdict: 'ok',
+    detail: '3 made by buildx-bootstrap (buildx-bootstrap-0a1b2c3d, buildx-bootstrap-9f8e7d6c, ci); 3 state volumes take 1.2 GB — rm --stale removes idle ones unused for 7d',
+  });
+  t.match(one(facts({ builders: { ok: true, value: { names: [], volumes: 0, volumeBytes: 0 } } }), 'builders'), { verdict: 'ok', detail: /no builder made by buildx-bootstrap/ });
+  t.match(one(facts({ builders: { ok: true, value: { names: ['ci'], volumes: 0, volumeBytes: undefined } } }), 'builders'), { verdict: 'ok', detail: /1 made by buildx-bootstrap \(ci\); state volume size unknown/ });
+  t.same(only(evaluateDoctor(facts()), 'builders'), [], 'not reported when not asked (docker unreachable)');
+});

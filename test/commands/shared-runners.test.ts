@@ -192,6 +192,9 @@ t.test('(emulated buildx) rm --stale removes an idle old builder, keeps a busy o
   for (const name of [oldIdle, oldBusy, 'theirs']) writeFileSync(join(w.fake.dockerConfig, 'buildx', 'activity', name), tenDaysAgo);
   await startBuild(w, oldBusy, 'stalebuild0000000000000000');
 
+  const doctor = await runCli(['doctor'], { cwd: project(t, w), env: w.env });
+  t.match(doctor.stdout, /^ok\s+builders\s+3 made by buildx-bootstrap \(buildx-bootstrap-[0-9a-f]{8}, .*\); 3 state volumes take \d+(\.\d)? (B|kB|MB)/m, 'doctor counts our builders (not theirs) and their state volumes');
+
   const r = await runCli(['rm', '--stale', '--json'], { cwd: tempDir(t), env: w.env });
   ok(t, r, 'rm --stale');
   const result = JSON.parse(r.stdout) as { removed: string[]; kept: { name: string; reason: string }[] };
