@@ -101,6 +101,9 @@ t.test('(emulated buildx) two configurations on one daemon get builders of their
   t.ok(await buildStillRunning(w, nameA, 'longbuilda0000000000000000'), "A's build is untouched");
   t.equal(await engineVersion(w, nameB), 'v0.19.1');
 
+  const plan = await runCli(['plan', '--json'], { cwd: a, env: w.env });
+  ok(t, plan, 'plan for config A');
+  t.equal(JSON.parse(plan.stdout).builder, nameA, 'plan shows the same derived name');
   const again = await runCli([], { cwd: a, env: w.env });
   ok(t, again, 'config A again');
   t.equal(again.stdout.trim(), nameA, 'the same configuration finds the same builder');
