@@ -378,13 +378,15 @@ t.test('in-process against a real registry, dockerd and the emulated buildx', as
       ['quota', 'skip'],
       ['mirrors', 'ok'],
       ['lockfile', 'ok'],
+      ['builders', 'ok'],
     ]);
+    t.equal(line(r, 'builders').detail, 'no builder made by buildx-bootstrap in this buildx store');
     t.match(line(r, 'docker').detail, new RegExp(`^20\\.10\\.\\S+ \\(linux/\\w+\\) at ${dockerd.host.replace(/[/.]/g, '\\$&')}$`));
     t.equal(line(r, 'buildx').detail, 'v0.36.0');
     t.match(line(r, 'registry').detail, new RegExp(`^${image}\\.?.* \\(upstream\\): v0\\.18\\.2 ${images['v0.18.2']!.digest.slice(0, 19)}… \\(anonymous, \\d+ ms\\)$`));
     t.equal(line(r, 'mirrors').detail, `dockerd and BuildKit both mirror Docker Hub through 127.0.0.1:${daemonMirrorPort}`);
     t.equal(line(r, 'lockfile').detail, `${join(p.cwd, 'buildx-bootstrap.lock.json')} pins v0.18.2 ${images['v0.18.2']!.digest.slice(0, 19)}…, still served by ${image}`);
-    t.match(r.stderr, /doctor: 6 ok, 0 warnings, 0 failures, 2 skipped/);
+    t.match(r.stderr, /doctor: 7 ok, 0 warnings, 0 failures, 2 skipped/);
   });
 
   t.test('--json: an array of {check, verdict, detail}', async (t) => {
