@@ -27,7 +27,9 @@ export class BxbError extends Error {
   readonly transcript: string | undefined;
 
   constructor(message: string, exitCode: number, details: ErrorDetails = {}) {
-    super(message, details.cause === undefined ? undefined : { cause: details.cause });
+    // One line whatever the user's input held: values quoted in messages (a build arg, an
+    // environment variable, a config key) may carry newlines or control characters.
+    super(escapeControl(message), details.cause === undefined ? undefined : { cause: details.cause });
     this.name = new.target.name;
     this.exitCode = exitCode;
     this.hint = details.hint;
@@ -98,6 +100,11 @@ export class InterruptedError extends BxbError {
     super(`interrupted by ${signal}`, signal === 'SIGINT' ? ExitCode.sigint : ExitCode.sigterm);
     this.signal = signal;
   }
+}
+
+/** Control characters as JSON escapes (`\n`, `\u0000`). */
+export function escapeControl(text: string): string {
+  return text.replace(/[\u0000-\u001f\u007f]/g, (c) => JSON.stringify(c).slice(1, -1));
 }
 
 export function isBxbError(error: unknown): error is BxbError {

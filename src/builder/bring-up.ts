@@ -8,10 +8,13 @@ import type { Logger } from '../io.js';
 import { builderDir, dockerConfigDir, writeFileAtomic } from '../state.js';
 import { buildInspectArgs, buildUseArgs } from '../docker/buildx-args.js';
 import { inspectBuilder, removeBuilder } from '../docker/buildx.js';
+import { readBuildxInstance } from '../docker/buildx-store.js';
 import { parseInspect, type BuilderInfo } from '../docker/parse.js';
 import { lastStderrLine, transcript, type DockerRunner } from '../docker/runner.js';
 import { decideConverge, type BuilderSpec, type ConvergeAction } from './converge.js';
 import { drainBuilder } from './activity.js';
+import { readBuilderWithoutBuildx } from './quick-state.js';
+import type { Lockfile } from '../resolve/lockfile.js';
 import { acquireBuilderLock } from './lock.js';
 
 export function configFilePath(env: Record<string, string | undefined>, name: string): string {
@@ -61,6 +64,10 @@ export interface BringUpInput {
   appendArgs: string[][];
   /** `drain`: how long a drifted builder with running builds is waited for (default 10m). */
   timeouts: { bootstrap: number; drain?: number };
+  /** The lockfile the image was pinned from: its image IDs let the bring-up be checked without buildx. */
+  pinLock?: Lockfile | undefined;
+  /** The docker context made for TLS-from-environment DinD (the same daemon). */
+  tlsContext?: string | undefined;
 }
 
 export interface BringUpResult {
@@ -82,7 +89,8 @@ export async function bringUpBuilder(input: BringUpInput): Promise<BringUpResult
   // A run waiting on the lock may be behind one that drains the builder first.
   const release = await acquireBuilderLock(env, input.endpointKey, spec.name, { log, timeoutMs: input.timeouts.bootstrap + drainMs + 60_000, signal: input.signal });
   try {
-    const existing = await inspectBuilder(runner, spec.name, { signal: input.signal });
+    // No record in buildx's store: no builder, and no need to start buildx to hear it say so.
+    const existing = (await readBuildxInstance(env, spec.name)) === undefined ? undefined : await inspectBuilder(runner, spec.name, { signal: input.signal });
     const recorded = await readRecord(env, spec.name);
     const decision = decideConverge(spec, existing, recorded);
     if (decision.action === 'reuse') {
@@ -118,10 +126,17 @@ export async function bringUpBuilder(input: BringUpInput): Promise<BringUpResult
 }
 
 async function create(input: BringUpInput): Promise<BuilderInfo> {
-  const { runner, env, spec } = input;
+  const { runner, env, spec, log } = input;
   const configFile = input.configText ? configFilePath(env, spec.name) : undefined;
   if (configFile) await writeFileAtomic(configFile, input.configText);
-  const created = await runner.run(input.createArgs, { timeoutMs: 120_000, ...(input.signal ? { signal: input.signal } : {}) });
+  // `create --bootstrap` (createArgs) boots the first node in the same plugin call.
+  const booting = input.createArgs.includes('--bootstrap');
+  if (booting) log.info(`bootstrapping builder ${spec.name}`);
+  const created = await runner.run(input.createArgs, {
+    timeoutMs: 120_000 + (booting ? input.timeouts.bootstrap : 0),
+    ...(input.signal ? { signal: input.signal } : {}),
+    ...(booting ? { onStderrLine: (line: string) => log.debug(line) } : {}),
+  });
   if (interrupted(input.signal)) throw interruptError(input.signal);
   if (created.exitCode !== 0) {
     throw new DockerError(`docker buildx create failed: ${lastStderrLine(created)}`, {
@@ -137,6 +152,10 @@ async function create(input: BringUpInput): Promise<BuilderInfo> {
         transcript: transcript(appended),
       });
     }
+  }
+  if (booting && !input.appendArgs.length) {
+    const seen = await bootedWithoutBuildx(input);
+    if (seen) return seen;
   }
   return bootstrap(input);
 }
@@ -166,6 +185,21 @@ async function bootstrap(input: BringUpInput): Promise<BuilderInfo> {
   }
   if (!info) throw new DockerError(`builder ${spec.name} vanished after bootstrap`, { hint: 'is another tool removing builders on this daemon?' });
   return info;
+}
+
+/**
+ * After `create --bootstrap`: when the container runs the pinned image ID, the store and the
+ * container tell what `buildx inspect` would (src/builder/quick-state.ts) — one daemon call
+ * instead of a second plugin start. The BuildKit version is then the pinned image's, proven by
+ * its ID rather than reported. Undefined: ask buildx.
+ */
+async function bootedWithoutBuildx(input: BringUpInput): Promise<BuilderInfo | undefined> {
+  const { spec } = input;
+  if (!input.expectedImageId || !input.pinLock) return undefined;
+  const quick = await readBuilderWithoutBuildx(input.runner, input.env, spec, input.pinLock, { tlsContext: input.tlsContext, signal: input.signal });
+  const node = quick?.info?.nodes[0];
+  if (!quick?.runsPinned || node?.status !== 'running') return undefined;
+  return quick.info;
 }
 
 async function verify(input: BringUpInput, info: BuilderInfo): Promise<void> {

@@ -9,6 +9,7 @@ import { endpointKey, tlsContextName, tlsFromEnvironment } from '../docker/daemo
 import type { DockerRunner } from '../docker/runner.js';
 import { isLockStale, readLockfile, type Lockfile } from '../resolve/lockfile.js';
 import { makeCurrent, readRecord } from './bring-up.js';
+import { readBuilderWithoutBuildx } from './quick-state.js';
 import { decideConverge } from './converge.js';
 import type { DriverChoice } from './driver.js';
 import { builderSpec, renderConfigFor, versionOfTag } from './pipeline.js';
@@ -31,11 +32,13 @@ export async function tryFastReuse(ctx: CommandContext, config: Config, driver: 
     tlsContext: tls ? tlsContextName(tls) : undefined,
     endpointKey: endpointKey(env),
   });
-  const info = await inspectBuilder(runner, spec.name, { signal: ctx.io.signal }).catch(() => undefined);
+  // Without buildx when the store and the container can tell (src/builder/quick-state.ts).
+  const quick = await readBuilderWithoutBuildx(runner, env, spec, lock, { tlsContext: tls ? tlsContextName(tls) : undefined, signal: ctx.io.signal });
+  const info = quick ? quick.info : await inspectBuilder(runner, spec.name, { signal: ctx.io.signal }).catch(() => undefined);
   const decision = decideConverge(spec, info, recorded);
   if (decision.action !== 'reuse' || decision.start) return undefined;
   const expected = versionOfTag(lock.tag);
-  if (expected && info?.nodes[0]?.buildkitVersion !== expected) return undefined;
+  if (quick ? !quick.runsPinned : expected && info?.nodes[0]?.buildkitVersion !== expected) return undefined;
   await makeCurrent({ runner, env, log: ctx.log, name: spec.name });
   ctx.log.info(`reusing builder ${spec.name}: it runs the locked ${lock.tag} (${lock.digest.slice(0, 19)}…) with the current config`);
   return { builder: spec.name, lock };

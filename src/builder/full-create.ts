@@ -8,7 +8,7 @@ import {
   appendArgsFor,
   builderSpec,
   createArgsFor,
-  gatherFacts,
+  startFacts,
   pinFromLock,
   renderConfigFor,
   resolvePin,
@@ -21,6 +21,7 @@ import { applicableLock } from '../resolve/index.js';
 import type { DriverChoice } from './driver.js';
 import { findLocalEngineImage, pullEngineImage, saveToCache, type LocalEngineImage } from '../docker/engine-image.js';
 import type { DockerRunner } from '../docker/runner.js';
+import type { BuildxFacts } from '../docker/buildx.js';
 import { buildUseArgs } from '../docker/buildx-args.js';
 import { check } from '../docker/runner.js';
 
@@ -40,19 +41,30 @@ export interface CreateState {
 export async function fullCreate(ctx: CommandContext, state: CreateState): Promise<void> {
   const { io, log } = ctx;
   const need = <K extends keyof CreateState>(key: K): NonNullable<CreateState[K]> => state[key]!;
+  let buildx: Promise<BuildxFacts> | undefined;
+  let partial: Omit<Facts, 'buildx'> | undefined;
+  const withBuildx = async (s: CreateState): Promise<Facts> => {
+    s.facts ??= { ...partial!, buildx: await buildx! };
+    return s.facts;
+  };
   await runTasks<CreateState>(
     [
       {
         title: 'Check docker and buildx',
-        task: async (s, task) => {
-          s.facts = await gatherFacts(ctx, need('runner'), { createContext: true });
-          task.title = `docker ${s.facts.daemon.serverVersion} (${s.facts.daemon.platform}), buildx ${s.facts.buildx.version}, driver ${need('driver').driver}`;
+        task: async (_s, task) => {
+          const early = startFacts(ctx, need('runner'), { createContext: true });
+          buildx = early.buildx;
+          const facts = await early.facts;
+          task.title = `docker ${facts.daemon.serverVersion} (${facts.daemon.platform}), driver ${need('driver').driver}`;
+          // The buildx version arrives while the engine image is made local; Facts is whole once it does.
+          partial = facts;
         },
       },
       {
         title: 'Use the docker driver',
         enabled: (s) => s.driver?.driver === 'docker',
         task: async (s) => {
+          await withBuildx(s);
           const name = s.driver!.contextBuilder;
           check(await need('runner').run(buildUseArgs(name), { timeoutMs: 30_000 }), `docker buildx use ${name}`, 'check the docker context');
           s.builder = name;
@@ -63,7 +75,7 @@ export async function fullCreate(ctx: CommandContext, state: CreateState): Promi
         enabled: (s) => s.driver?.driver !== 'docker' && s.driver?.driver !== 'remote',
         task: async (s, task) => {
           const { config } = need('loaded');
-          const platform = need('facts').daemon.platform;
+          const platform = partial!.daemon.platform;
           const runner = need('runner');
           const lock = await applicableLock(config, log);
           const local = { cacheDir: config.cache.dir, log, signal: io.signal, timeoutMs: config.timeouts.bootstrap };
@@ -75,6 +87,7 @@ export async function fullCreate(ctx: CommandContext, state: CreateState): Promi
             if (pullsLocally) s.local = await findLocalEngineImage(runner, s.pin, local);
           }
           if (!s.pin || (pullsLocally && !s.local)) {
+            await withBuildx(s); // a doomed run asks no registry and pulls nothing
             s.pin = await resolvePin(ctx, config, lock, platform);
             if (pullsLocally) s.local = (await findLocalEngineImage(runner, s.pin, local)) ?? (await pullEngineImage(runner, s.pin, local));
           }
@@ -94,7 +107,7 @@ export async function fullCreate(ctx: CommandContext, state: CreateState): Promi
         enabled: (s) => s.driver?.driver !== 'docker',
         task: async (s, task) => {
           const { config } = need('loaded');
-          const facts = need('facts');
+          const facts = await withBuildx(s);
           const driver = s.driver!.driver as 'docker-container' | 'kubernetes' | 'remote';
           const image = s.local?.ref ?? s.pin?.reference ?? '';
           const spec = builderSpec(config, driver, image, s.pin?.digest ?? '', s.toml?.sha ?? '', facts);
@@ -113,10 +126,13 @@ export async function fullCreate(ctx: CommandContext, state: CreateState): Promi
             createArgs,
             appendArgs: appendArgsFor(spec, facts.buildx.version, io.env),
             timeouts: config.timeouts,
+            pinLock: s.pin?.lock,
+            tlsContext: facts.tlsContext,
           });
           s.builder = spec.name;
           const node = s.result.info.nodes[0];
-          task.title = `Builder ${spec.name} ${s.result.decision.action === 'reuse' ? 'reused' : s.result.decision.action === 'create' ? 'created' : 'recreated'} (BuildKit ${node?.buildkitVersion ?? 'unknown'})`;
+          const version = node?.buildkitVersion ?? (s.pin ? `${s.pin.tag}, the pinned image ID` : 'unknown');
+          task.title = `Builder ${spec.name} ${s.result.decision.action === 'reuse' ? 'reused' : s.result.decision.action === 'create' ? 'created' : 'recreated'} (BuildKit ${version}, buildx ${facts.buildx.version})`;
         },
       },
     ],

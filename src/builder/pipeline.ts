@@ -11,6 +11,7 @@ import { detectBuildx, type BuildxFacts } from '../docker/buildx.js';
 import { endpointKey, ensureTlsContext, inspectDaemon, tlsContextName, tlsFromEnvironment, type DaemonFacts } from '../docker/daemon.js';
 import type { DockerRunner } from '../docker/runner.js';
 import { createDockerRunner } from '../docker/runner.js';
+import { withEngineApi } from '../docker/engine/index.js';
 import type { Lockfile } from '../resolve/lockfile.js';
 import type { Resolution } from '../resolve/probe.js';
 import { sha256 } from '../state.js';
@@ -28,16 +29,31 @@ export interface Facts {
 }
 
 export function makeRunner(ctx: CommandContext): DockerRunner {
-  return createDockerRunner({ env: ctx.io.env, onCommand: (c) => ctx.log.debug(`$ ${ctx.secrets.redact(c)}`) });
+  const onCommand = (c: string): void => ctx.log.debug(`$ ${ctx.secrets.redact(c)}`);
+  return withEngineApi(createDockerRunner({ env: ctx.io.env, onCommand }), onCommand);
 }
 
 export async function gatherFacts(ctx: CommandContext, runner: DockerRunner, opts: { createContext: boolean }): Promise<Facts> {
+  const early = startFacts(ctx, runner, opts);
+  const [facts, buildx] = await Promise.all([early.facts, early.buildx]);
+  return { ...facts, buildx };
+}
+
+/**
+ * The facts, each asked once and all at once; the buildx version (a plugin start, the slowest)
+ * comes as its own promise so the engine image can be made local while it is on its way.
+ */
+export function startFacts(ctx: CommandContext, runner: DockerRunner, opts: { createContext: boolean }): { facts: Promise<Omit<Facts, 'buildx'>>; buildx: Promise<BuildxFacts> } {
   const signal = ctx.io.signal;
-  const [daemon, buildx] = await Promise.all([inspectDaemon(runner, signal), detectBuildx(runner, signal)]);
-  const tls = await tlsFromEnvironment(ctx.io.env);
-  let tlsContext: string | undefined;
-  if (tls) tlsContext = opts.createContext ? await ensureTlsContext(runner, tls) : tlsContextName(tls);
-  return { daemon, buildx, tlsContext, endpointKey: endpointKey(ctx.io.env) };
+  const buildx = detectBuildx(runner, signal);
+  buildx.catch(() => undefined); // awaited later; not an unhandled rejection meanwhile
+  const facts = (async () => {
+    const [daemon, tls] = await Promise.all([inspectDaemon(runner, signal), tlsFromEnvironment(ctx.io.env)]);
+    let tlsContext: string | undefined;
+    if (tls) tlsContext = opts.createContext ? await ensureTlsContext(runner, tls) : tlsContextName(tls);
+    return { daemon, tlsContext, endpointKey: endpointKey(ctx.io.env) };
+  })();
+  return { facts, buildx };
 }
 
 /** The engine image pinned for this run, from the lockfile or from the registries. */
@@ -147,7 +163,8 @@ export function createArgsFor(spec: BuilderSpec, buildxVersion: string, env: Rec
     ...(spec.configSha ? { configFile: configFilePath(env, spec.name) } : {}),
     platforms: spec.platforms,
     use: true,
-    bootstrap: false,
+    // One plugin call creates and boots (buildx >= 0.10, MIN_BUILDX); no `inspect --bootstrap` after.
+    bootstrap: true,
     timeoutSeconds: Math.ceil(timeouts.bootstrap / 1000),
   });
 }

@@ -145,7 +145,14 @@ export function renderBuildkitdConfig(input: RenderBuildkitdInput): string {
   }
   if (!placed && Object.keys(registry).length) doc.registry = registry;
 
-  const body = stringify(doc).replace(/\n+$/, '');
+  let body: string;
+  try {
+    body = stringify(doc).replace(/\n+$/, '');
+  } catch (e) {
+    // smol-toml parses keys and strings it cannot write back (lone UTF-16 surrogates from \uD800).
+    const source = input.base?.file ?? CONFIG_SOURCE;
+    throw new ConfigError([{ path: '', message: `cannot be written back as TOML: ${(e as Error).message}`, source }], { hint: `fix ${source}: it holds text that is not valid Unicode`, cause: e });
+  }
   return `${header(input).join('\n')}\n${annotate(body, input.mirrors)}${body ? '\n' : ''}`;
 }
 

@@ -4,7 +4,7 @@ import { UsageError } from '../errors.js';
 import { setPath } from '../config/load.js';
 import { splitMirror } from '../config/schema.js';
 
-export const COMMANDS = ['create', 'resolve', 'lock', 'plan', 'doctor', 'rm', 'init'] as const;
+export const COMMANDS = ['create', 'resolve', 'lock', 'plan', 'doctor', 'rm', 'init', 'mirror'] as const;
 export type CommandName = (typeof COMMANDS)[number];
 
 export interface ParsedArgs {
@@ -29,6 +29,12 @@ export interface ParsedArgs {
   olderThan: string | undefined;
   /** The command after `--` in prefix mode. */
   exec: string[] | undefined;
+  /** `mirror IMAGE…` */
+  images: string[];
+  /** `mirror --to HOST[:PORT][/PATH]` */
+  to: string | undefined;
+  /** `mirror --dry-run` */
+  dryRun: boolean;
 }
 
 interface OptionSpec {
@@ -88,6 +94,8 @@ export const OPTIONS: OptionSpec[] = [
   { names: ['--keep-state'], help: 'rm: keep the BuildKit state volume', apply: (a) => (a.keepState = true) },
   { names: ['--stale'], help: 'rm: remove every idle builder buildx-bootstrap made that was not used for --older-than', apply: (a) => (a.stale = true) },
   { names: ['--older-than'], value: 'DURATION', help: 'rm --stale: unused for at least this long (default 7d)', apply: (a, v) => (a.olderThan = v) },
+  { names: ['--to'], value: 'HOST[/PATH]', help: 'mirror: copy into this registry (default: the mirror configured for each image)', apply: (a, v) => (a.to = v) },
+  { names: ['--dry-run'], help: 'mirror: only HEAD requests; say what would be copied', apply: (a) => (a.dryRun = true) },
 ];
 
 const BY_NAME = new Map(OPTIONS.flatMap((o) => o.names.map((n) => [n, o] as const)));
@@ -108,6 +116,9 @@ export function parseArgs(argv: string[]): ParsedArgs {
     stale: false,
     olderThan: undefined,
     exec: undefined,
+    images: [],
+    to: undefined,
+    dryRun: false,
   };
   let command: string | undefined;
   for (let i = 0; i < argv.length; i++) {
@@ -137,6 +148,10 @@ export function parseArgs(argv: string[]): ParsedArgs {
       spec.apply(args, value);
       continue;
     }
+    if (command === 'mirror') {
+      args.images.push(token);
+      continue;
+    }
     if (command !== undefined) throw new UsageError(`unexpected argument "${token}"`, { hint: 'to run a command after creating the builder, put it after --' });
     if (!(COMMANDS as readonly string[]).includes(token)) {
       throw new UsageError(`unknown command "${token}"`, { hint: `commands: ${COMMANDS.join(', ')}; to run a program after create, put it after --` });
@@ -145,6 +160,7 @@ export function parseArgs(argv: string[]): ParsedArgs {
   }
   if (command) args.command = command as CommandName;
   if (args.exec && args.command !== 'create') throw new UsageError(`-- <command> cannot follow "${args.command}"`, { hint: 'prefix mode is: buildx-bootstrap [options] -- <command…>' });
+  if ((args.to !== undefined || args.dryRun) && args.command !== 'mirror') throw new UsageError(`${args.to !== undefined ? '--to' : '--dry-run'} only applies to mirror`, { hint: 'run buildx-bootstrap mirror --to HOST[/PATH] [--dry-run] [IMAGE…]' });
   if (args.check && args.command !== 'lock') throw new UsageError('--check only applies to lock', { hint: 'run buildx-bootstrap lock --check' });
   if (args.stale && args.command !== 'rm') throw new UsageError('--stale only applies to rm', { hint: 'run buildx-bootstrap rm --stale [--older-than 7d]' });
   if (args.olderThan !== undefined && !args.stale) throw new UsageError('--older-than only applies to rm --stale', { hint: 'run buildx-bootstrap rm --stale --older-than 7d' });
@@ -171,6 +187,9 @@ export function helpText(version: string): string {
     '                                               a build runs on it, unless --force)',
     '  buildx-bootstrap rm --stale [--older-than D] remove idle builders buildx-bootstrap made, unused for D (7d)',
     '  buildx-bootstrap init [--force]              write .buildx-bootstraprc.yaml and ci/buildx-bootstrap/ snippets',
+    '  buildx-bootstrap mirror [--to HOST[/PATH]] [--dry-run] [--json] [IMAGE…]',
+    '                                               copy the engine image, mirror.images and IMAGEs, whole,',
+    '                                               into the internal registry (3: a source unreadable, 1: push refused)',
     '',
     'Options:',
     ...opts,

@@ -19,6 +19,7 @@ const COMMAND_TABLE: Record<CommandName, () => Promise<{ run: Command }>> = {
   doctor: () => import('../commands/doctor.js'),
   rm: () => import('../commands/rm.js'),
   init: () => import('../commands/init.js'),
+  mirror: () => import('../commands/mirror.js'),
 };
 
 export function renderError(error: BxbError, secrets: Secrets, debug: boolean): string {

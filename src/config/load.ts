@@ -4,6 +4,7 @@
 import { isAbsolute, dirname, join, resolve as resolvePath } from 'node:path';
 import { existsSync, readFileSync } from 'node:fs';
 import { ConfigError, type ConfigProblem } from '../errors.js';
+import { describeJsonError } from './json-error.js';
 import {
   defaultConfig,
   splitMirror,
@@ -74,7 +75,8 @@ export function environmentLayer(env: Record<string, string | undefined>, proble
     if (!name.startsWith(ENV_PREFIX) || value === undefined) continue;
     const key = name.slice(ENV_PREFIX.length);
     if (ENV_NON_CONFIG.has(key)) continue;
-    const spec = ENVIRONMENT[key];
+    // Own keys only: BUILDX_BOOTSTRAP___proto__ must not find Object.prototype.
+    const spec = Object.hasOwn(ENVIRONMENT, key) ? ENVIRONMENT[key] : undefined;
     if (!spec) {
       problems.push({ source: 'environment', path: name, message: `unknown variable (known: ${Object.keys(ENVIRONMENT).map((k) => ENV_PREFIX + k).join(', ')})` });
       continue;
@@ -159,16 +161,6 @@ function findConfigFile(cwd: string): Found | undefined {
   }
 }
 
-/** `position 12` in a JSON.parse message → `(line:column)`, as the YAML parser reports. */
-function jsonErrorWithLine(message: string, text: string): string {
-  const m = /position (\d+)/.exec(message);
-  if (!m) return message;
-  const before = text.slice(0, Number(m[1]));
-  const line = before.split('\n').length;
-  const column = Number(m[1]) - before.lastIndexOf('\n');
-  return `${message.replace(/ in JSON at position \d+.*$/, '')} (${line}:${column})`;
-}
-
 async function readConfigFile(opts: LoadOptions, problems: ConfigProblem[]): Promise<{ raw: unknown; file: string | undefined }> {
   const explicit = opts.configFile ?? opts.env.BUILDX_BOOTSTRAP_CONFIG;
   const found: Found | undefined = explicit ? { file: resolvePath(opts.cwd, explicit) } : findConfigFile(opts.cwd);
@@ -185,7 +177,7 @@ async function readConfigFile(opts: LoadOptions, problems: ConfigProblem[]): Pro
     try {
       return { raw: JSON.parse(text) as unknown, file };
     } catch (error) {
-      problems.push({ source: file, path: '', message: `cannot be parsed: ${jsonErrorWithLine((error as Error).message, text)}` });
+      problems.push({ source: file, path: '', message: `cannot be parsed: ${describeJsonError(error, text)}` });
       return { raw: undefined, file };
     }
   }

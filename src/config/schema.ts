@@ -69,6 +69,8 @@ export interface Config {
   /** `drain`: how long a drifted builder with running builds is waited for before giving up. */
   timeouts: { probe: number; hedge: number; bootstrap: number; drain: number };
   build?: BuildConfig;
+  /** What `mirror` copies: these images, and the engine image unless `engine: false`. */
+  mirror: { images: string[]; engine: boolean };
 }
 
 export function defaultConfig(): Config {
@@ -83,6 +85,7 @@ export function defaultConfig(): Config {
     cache: { dir: '' },
     lockfile: 'buildx-bootstrap.lock.json',
     timeouts: { probe: 2000, hedge: 250, bootstrap: 120_000, drain: 600_000 },
+    mirror: { images: [], engine: true },
   };
 }
 
@@ -206,7 +209,7 @@ function set<T extends object, K extends keyof T>(target: T, key: K, value: T[K]
   if (value !== undefined) target[key] = value;
 }
 
-const TOP_KEYS = ['buildkit', 'mirrors', 'upstream', 'registries', 'buildkitd', 'builder', 'cache', 'lockfile', 'timeouts', 'build'] as const;
+const TOP_KEYS = ['buildkit', 'mirrors', 'upstream', 'registries', 'buildkitd', 'builder', 'cache', 'lockfile', 'timeouts', 'build', 'mirror'] as const;
 
 /**
  * Checks one raw layer (a parsed file, or the layer built from the environment or flags).
@@ -370,6 +373,28 @@ export function validateConfigLayer(raw: unknown, source: string, problems: Prob
       if (b.cacheTo !== undefined) set(out, 'cacheTo', typeof b.cacheTo === 'string' ? [b.cacheTo] : c.stringList(b.cacheTo, 'build.cacheTo'));
       if (b.target !== undefined) set(out, 'target', c.string(b.target, 'build.target'));
       layer.build = out;
+    }
+  }
+
+  if (top.mirror !== undefined) {
+    const m = c.object(top.mirror, 'mirror', ['images', 'engine']);
+    if (m) {
+      const out: Partial<Config['mirror']> = {};
+      if (m.images !== undefined) {
+        const images = c.stringList(m.images, 'mirror.images');
+        let ok = images !== undefined;
+        images?.forEach((image, i) => {
+          try {
+            parseImageRef(image);
+          } catch (e) {
+            c.add(`mirror.images[${i}]`, (e as Error).message);
+            ok = false;
+          }
+        });
+        if (ok) set(out, 'images', images);
+      }
+      if (m.engine !== undefined) set(out, 'engine', c.boolean(m.engine, 'mirror.engine'));
+      layer.mirror = out;
     }
   }
 

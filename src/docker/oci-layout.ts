@@ -21,17 +21,10 @@ import { BxbError, DockerError, UsageError } from '../errors.js';
 import { isValidTag } from '../registry/reference.js';
 import { normalizePlatform } from '../driver/platform.js';
 import { saveImage } from './images.js';
+import { MEDIA_TYPE, REF_NAME_ANNOTATION, type Descriptor } from './oci-image.js';
 import type { DockerRunner } from './runner.js';
 
-export const MEDIA_TYPE = {
-  index: 'application/vnd.oci.image.index.v1+json',
-  manifest: 'application/vnd.oci.image.manifest.v1+json',
-  config: 'application/vnd.oci.image.config.v1+json',
-  layer: 'application/vnd.oci.image.layer.v1.tar',
-  layerGzip: 'application/vnd.oci.image.layer.v1.tar+gzip',
-  layerZstd: 'application/vnd.oci.image.layer.v1.tar+zstd',
-} as const;
-export const REF_NAME_ANNOTATION = 'org.opencontainers.image.ref.name';
+export { MEDIA_TYPE, REF_NAME_ANNOTATION } from './oci-image.js';
 
 // ---- tar reading ------------------------------------------------------------------------------
 
@@ -204,14 +197,6 @@ export async function readTar(source: AsyncIterable<Buffer>, onEntry: (entry: Ta
 
 // ---- conversion ---------------------------------------------------------------------------------
 
-interface Descriptor {
-  mediaType: string;
-  digest: string;
-  size: number;
-  platform?: { os: string; architecture: string; variant?: string };
-  annotations?: Record<string, string>;
-}
-
 interface Staged {
   /** Small files kept in memory. */
   data?: Buffer;
@@ -365,8 +350,13 @@ export async function convertDockerArchive(archive: string, dir: string, tag: st
     if (e instanceof DockerError) throw e;
     throw bad('manifest.json is not JSON');
   }
-  const entry = manifest.find((m) => m.RepoTags?.includes(ref)) ?? manifest[0];
-  if (!entry?.Config || !Array.isArray(entry.Layers)) throw bad('manifest.json names no image');
+  // Checked shape by shape: the archive is input, and a `null` entry must not become a TypeError.
+  if (!Array.isArray(manifest)) throw bad('manifest.json is not a list of images');
+  const images = manifest.filter((m): m is LegacyManifestEntry => m !== null && typeof m === 'object');
+  const entry = images.find((m) => Array.isArray(m.RepoTags) && m.RepoTags.includes(ref)) ?? images[0];
+  if (!entry || typeof entry.Config !== 'string' || !entry.Config || !Array.isArray(entry.Layers) || !entry.Layers.every((l) => typeof l === 'string')) {
+    throw bad('manifest.json names no image');
+  }
 
   const configStaged = resolve(entry.Config);
   const configBytes = await readStaged(configStaged);
@@ -376,7 +366,10 @@ export async function convertDockerArchive(archive: string, dir: string, tag: st
   } catch {
     throw bad(`${entry.Config} is not JSON`);
   }
-  const diffIds = config.rootfs?.diff_ids ?? [];
+  if (config === null || typeof config !== 'object') throw bad(`${entry.Config} is not an image config`);
+  const rawDiffIds: unknown = (config.rootfs as { diff_ids?: unknown } | null | undefined)?.diff_ids ?? [];
+  if (!Array.isArray(rawDiffIds) || !rawDiffIds.every((d) => typeof d === 'string')) throw bad(`${entry.Config} has no list of diff_ids`);
+  const diffIds: string[] = rawDiffIds;
   if (diffIds.length !== entry.Layers.length) throw bad(`${entry.Layers.length} layers but ${diffIds.length} diff_ids in the image config`);
 
   const layers: Descriptor[] = [];
@@ -406,6 +399,14 @@ export async function convertDockerArchive(archive: string, dir: string, tag: st
   const manifestDesc = await putBytes(blobsDir, manifestJson);
   const os = config.os ?? 'linux';
   const architecture = config.architecture ?? 'amd64';
+  const platformText = `${os}/${architecture}${config.variant ? `/${config.variant}` : ''}`;
+  let normalized: string;
+  try {
+    if (typeof os !== 'string' || typeof architecture !== 'string' || (config.variant !== undefined && typeof config.variant !== 'string')) throw new Error('os, architecture and variant must be strings');
+    normalized = normalizePlatform(platformText);
+  } catch (e) {
+    throw bad(`${entry.Config} has no usable platform: ${(e as Error).message}`);
+  }
   const platform: Descriptor['platform'] = { os, architecture, ...(config.variant ? { variant: config.variant } : {}) };
   const descriptor: Descriptor = {
     mediaType: MEDIA_TYPE.manifest,
@@ -429,7 +430,7 @@ export async function convertDockerArchive(archive: string, dir: string, tag: st
   manifests.push(descriptor);
   await writeAtomic(join(dir, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
   await writeAtomic(indexPath, JSON.stringify({ schemaVersion: 2, mediaType: MEDIA_TYPE.index, manifests }));
-  return { dir, tag, platforms: [normalizePlatform(`${os}/${architecture}${config.variant ? `/${config.variant}` : ''}`)], digest: manifestDesc.digest };
+  return { dir, tag, platforms: [normalized], digest: manifestDesc.digest };
 }
 
 /** The `--build-context` value for a layout tag: `oci-layout://<dir>:<tag>`. */

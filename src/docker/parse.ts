@@ -1,6 +1,12 @@
 // Parsers of buildx output (pure). Formats are the ones buildx prints (buildx-facts §2), tested
 // against the verbatim samples in test/fixtures/buildx/. They are strict about structure and lenient
-// only about whitespace: tabwriter padding, trailing blanks, CRLF.
+// only about whitespace: tabwriter padding, trailing blanks, CRLF. Output they cannot read is a
+// DockerError (exit 1) naming the command, never a bare exception.
+import { DockerError } from '../errors.js';
+
+function unexpected(message: string): DockerError {
+  return new DockerError(message, { hint: 'is this a buildx version buildx-bootstrap does not know? re-run with --debug and report the output' });
+}
 
 // ---- buildx version ---------------------------------------------------------------------------
 
@@ -26,7 +32,7 @@ export function parseBuildxVersion(stdout: string): BuildxVersion {
   const [pkg, word, revision = '', ...rest] = words;
   const m = word === undefined ? null : VERSION_WORD.exec(word);
   if (!pkg || !/buildx$/.test(pkg) || !m || rest.length) {
-    throw new Error(`unexpected output of docker buildx version: ${JSON.stringify(line.slice(0, 200))}`);
+    throw unexpected(`unexpected output of docker buildx version: ${JSON.stringify(line.slice(0, 200))}`);
   }
   return { version: `${Number(m[1])}.${Number(m[2])}.${Number(m[3])}`, raw: word!, revision };
 }
@@ -72,11 +78,13 @@ function goUnquote(body: string): string {
   return body.replace(/\\(x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}|[0-7]{3}|.)/g, (all, esc: string) => {
     if (esc.length === 1) {
       const c = simple[esc];
-      if (c === undefined) throw new Error(`invalid escape ${all}`);
+      if (c === undefined) throw unexpected(`invalid escape ${all}`);
       return c;
     }
-    if (/^[0-7]{3}$/.test(esc)) return String.fromCodePoint(parseInt(esc, 8));
-    return String.fromCodePoint(parseInt(esc.slice(1), 16));
+    const code = /^[0-7]{3}$/.test(esc) ? parseInt(esc, 8) : parseInt(esc.slice(1), 16);
+    // Go's %q never prints a \U beyond U+10FFFF; fromCodePoint would throw a RangeError on one.
+    if (code > 0x10ffff) throw unexpected(`invalid escape ${all}`);
+    return String.fromCodePoint(code);
   });
 }
 
@@ -89,7 +97,7 @@ export function parseDriverOpts(text: string): Record<string, string> {
   while (at < trimmed.length) {
     re.lastIndex = at;
     const m = re.exec(trimmed);
-    if (!m) throw new Error(`cannot read driver options at ${JSON.stringify(trimmed.slice(at, at + 40))}`);
+    if (!m) throw unexpected(`cannot read driver options at ${JSON.stringify(trimmed.slice(at, at + 40))}`);
     out[m[1]!] = goUnquote(m[2]!);
     at = re.lastIndex;
   }
@@ -128,7 +136,7 @@ export function parseInspect(stdout: string): BuilderInfo {
   let gc: Record<string, string> | undefined;
 
   const fail = (i: number, why: string): never => {
-    throw new Error(`unexpected output of docker buildx inspect, line ${i + 1}: ${why}: ${JSON.stringify((lines[i] ?? '').slice(0, 120))}`);
+    throw unexpected(`unexpected output of docker buildx inspect, line ${i + 1}: ${why}: ${JSON.stringify((lines[i] ?? '').slice(0, 120))}`);
   };
   const closeFile = () => {
     if (file && node) node.files[file.name] = file.lines.join('\n');
@@ -251,7 +259,7 @@ export function parseInspect(stdout: string): BuilderInfo {
   });
   if ((section as Section) === 'file') closeFile();
   if (name === undefined || driver === undefined) {
-    throw new Error(`unexpected output of docker buildx inspect: no ${name === undefined ? 'Name' : 'Driver'} line`);
+    throw unexpected(`unexpected output of docker buildx inspect: no ${name === undefined ? 'Name' : 'Driver'} line`);
   }
   for (const n of builder.nodes) if (!n.status) n.status = n.error ? 'error' : 'unknown';
   return { name, driver, ...builder };
@@ -328,10 +336,10 @@ export function parseLsJson(stdout: string): LsBuilder[] {
       try {
         raw = JSON.parse(line);
       } catch {
-        throw new Error(`unexpected output of docker buildx ls --format json, line ${i + 1}: not JSON: ${JSON.stringify(line.slice(0, 120))}`);
+        throw unexpected(`unexpected output of docker buildx ls --format json, line ${i + 1}: not JSON: ${JSON.stringify(line.slice(0, 120))}`);
       }
       if (!isRecord(raw) || typeof raw.Name !== 'string' || typeof raw.Driver !== 'string') {
-        throw new Error(`unexpected output of docker buildx ls --format json, line ${i + 1}: not a builder object (no Name/Driver)`);
+        throw unexpected(`unexpected output of docker buildx ls --format json, line ${i + 1}: not a builder object (no Name/Driver)`);
       }
       if (seen.has(raw.Name)) return;
       const b: LsBuilder = { name: raw.Name, driver: raw.Driver, dynamic: raw.Dynamic === true, nodes: [] };

@@ -52,6 +52,9 @@ export function createDockerRunner(options: DockerRunnerOptions): DockerRunner {
     globalArgs,
     env: options.env,
     async run(args, opts = {}) {
+      // execa is the design's process layer (product.md: every external command is an argv
+      // array through execa). It loads on the first spawn only: the no-op re-run and the daemon
+      // facts go through the Engine API (src/docker/engine/) and never pay for it.
       const { execa } = await import('execa');
       const argv = [...globalArgs, ...args];
       const command = [binary, ...argv].join(' ');
@@ -69,7 +72,7 @@ export function createDockerRunner(options: DockerRunnerOptions): DockerRunner {
       if (opts.onStdoutLine && child.stdout) forEachLine(child.stdout, opts.onStdoutLine);
       const r = await child;
       if (r.failed && r.exitCode === undefined) {
-        const reason = r.isCanceled ? 'was interrupted' : r.timedOut ? `timed out after ${opts.timeoutMs} ms` : `could not start (${r.code ?? r.shortMessage})`;
+        const reason = r.isCanceled ? 'was interrupted' : r.timedOut ? `timed out after ${opts.timeoutMs} ms` : r.signal ? `was killed by ${r.signal}` : `could not start (${r.code ?? r.shortMessage})`;
         return { exitCode: -1, stdout: String(r.stdout ?? ''), stderr: `${String(r.stderr ?? '')}\n${command} ${reason}`, command };
       }
       return { exitCode: r.exitCode ?? -1, stdout: String(r.stdout ?? ''), stderr: String(r.stderr ?? ''), command };
@@ -79,7 +82,7 @@ export function createDockerRunner(options: DockerRunnerOptions): DockerRunner {
 
 function forEachLine(stream: NodeJS.ReadableStream, onLine: (line: string) => void): void {
   let pending = '';
-  stream.on('data', (chunk: Buffer) => {
+  stream.on('data', (chunk: Buffer | string) => {
     pending += chunk.toString();
     const lines = pending.split(/\r?\n/);
     pending = lines.pop() ?? '';

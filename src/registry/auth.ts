@@ -8,6 +8,8 @@ import type { HttpResponse, Transport } from './http.js';
 import type { RegistryFailureKind } from './types.js';
 
 export const DEFAULT_TOKEN_LIFETIME_SECONDS = 60;
+/** A token answer is a few KiB (Docker Hub's JWTs ~1 KiB); anything past this is refused. */
+export const TOKEN_MAX_BYTES = 1024 * 1024;
 /** Tokens are dropped this long before they expire, so a request never races the expiry. */
 const EXPIRY_MARGIN_MS = 5_000;
 
@@ -90,12 +92,12 @@ export async function fetchToken(transport: Transport, req: TokenRequest): Promi
     if (req.service) form.set('service', req.service);
     if (req.scope) form.set('scope', req.scope);
     headers['Content-Type'] = 'application/x-www-form-urlencoded';
-    res = await transport.request({ method: 'POST', url, headers, body: form.toString(), timeoutMs: req.timeoutMs, signal: req.signal, maxBodyBytes: 1024 * 1024 });
+    res = await transport.request({ method: 'POST', url, headers, body: form.toString(), timeoutMs: req.timeoutMs, signal: req.signal, maxBodyBytes: TOKEN_MAX_BYTES });
   } else {
     if (req.service) url.searchParams.set('service', req.service);
     for (const scope of (req.scope ?? '').split(' ').filter(Boolean)) url.searchParams.append('scope', scope);
     if (req.credential) headers.Authorization = basicAuthorization(req.credential.username, req.credential.password);
-    res = await transport.request({ method: 'GET', url, headers, timeoutMs: req.timeoutMs, signal: req.signal, maxBodyBytes: 1024 * 1024 });
+    res = await transport.request({ method: 'GET', url, headers, timeoutMs: req.timeoutMs, signal: req.signal, maxBodyBytes: TOKEN_MAX_BYTES });
   }
   if (res.status === 401 || res.status === 403) throw new TokenError('auth', `token server refused the credentials (${res.status})`, res.status);
   if (res.status === 429) throw new TokenError('rate-limited', 'token server rate limit (429)', res.status);

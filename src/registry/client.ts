@@ -13,16 +13,19 @@
 import { createHash } from 'node:crypto';
 import type { Secrets } from '../io.js';
 import { VERSION } from '../version.js';
-import { basicAuthorization, fetchToken, TokenCache, tokenCacheKey, TokenError } from './auth.js';
+import { basicAuthorization, fetchToken, TOKEN_MAX_BYTES, TokenCache, tokenCacheKey, TokenError } from './auth.js';
 import type { Credential, CredentialStore } from './credentials.js';
 import { bareMediaType, parseLinkNext, parseRateLimit, parseWwwAuthenticate, type Challenge } from './headers.js';
-import { createTransport, TransportError, UNTRUSTED_CERT_CODES, type HttpResponse, type Transport } from './http.js';
+import { BODY_OVERRUN, BODY_TOO_LARGE, createTransport, TransportError, UNTRUSTED_CERT_CODES, type HttpResponse, type StreamResponse, type Transport } from './http.js';
 import { isLoopbackHost, isValidDigest } from './reference.js';
 import { resolveTls } from './tls.js';
 import {
   MANIFEST_MEDIA_TYPES,
   RegistryRequestError,
+  type BlobInfo,
   type ManifestInfo,
+  type RegistryPushClient,
+  type UploadStart,
   type RateLimit,
   type RegistryClient,
   type RegistryEndpoint,
@@ -44,7 +47,7 @@ export interface RegistryClientOptions {
   transport?: Transport;
 }
 
-export interface RegistryClientHandle extends RegistryClient {
+export interface RegistryClientHandle extends RegistryClient, RegistryPushClient {
   /** `http://host` or `https://host`. */
   readonly baseUrl: string;
   /** Closes idle keep-alive connections (they are unref'd, so this is only tidiness). */
@@ -53,7 +56,15 @@ export interface RegistryClientHandle extends RegistryClient {
 
 const ACCEPT = MANIFEST_MEDIA_TYPES.join(', ');
 const MAX_TAG_PAGES = 10_000;
+// Answers are held in memory, so each kind has a cap well above anything real (a BuildKit index is
+// a few KiB; Docker Hub's biggest tag lists are a few MiB) and a lying mirror is cut off there.
 const MANIFEST_MAX_BYTES = 4 * 1024 * 1024;
+const TAG_PAGE_MAX_BYTES = 16 * 1024 * 1024;
+const PING_MAX_BYTES = 64 * 1024;
+/** Go's net/http follows 10 redirects; registries use one (blob/manifest storage on another host). */
+const MAX_REDIRECTS = 10;
+const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
+const DIGEST_ALGORITHMS: Record<string, string> = { sha256: 'sha256', sha384: 'sha384', sha512: 'sha512' };
 
 export function endpointScheme(endpoint: RegistryEndpoint): 'http' | 'https' {
   if (endpoint.http) return 'http';
@@ -76,7 +87,11 @@ interface ExchangeOptions {
   scope?: string;
   signal?: AbortSignal | undefined;
   maxBodyBytes?: number;
+  body?: Buffer;
+  headers?: Record<string, string>;
 }
+
+type Method = 'GET' | 'HEAD' | 'POST' | 'PUT';
 
 function oneLine(text: string, max = 200): string {
   const flat = text.replace(/\s+/g, ' ').trim();
@@ -94,8 +109,25 @@ function registryErrorCode(body: Buffer): string | undefined {
   }
 }
 
+/** `{"errors":[{"code":"DENIED","message":"quota exceeded"}]}` → `DENIED: quota exceeded`. */
+function registryErrorText(body: Buffer): string | undefined {
+  try {
+    const first = (JSON.parse(body.toString('utf8')) as { errors?: { code?: unknown; message?: unknown }[] }).errors?.[0];
+    if (typeof first?.code !== 'string') return undefined;
+    return typeof first.message === 'string' && first.message ? `${first.code}: ${first.message}` : first.code;
+  } catch {
+    return undefined;
+  }
+}
+
 function sha256(body: Buffer): string {
   return `sha256:${createHash('sha256').update(body).digest('hex')}`;
+}
+
+/** The body's digest in `digest`'s algorithm; undefined for an algorithm we cannot compute. */
+function digestLike(digest: string, body: Buffer): string | undefined {
+  const algorithm = DIGEST_ALGORITHMS[digest.slice(0, digest.indexOf(':'))];
+  return algorithm ? `${algorithm}:${createHash(algorithm).update(body).digest('hex')}` : undefined;
 }
 
 function header(res: HttpResponse, name: string): string | undefined {
@@ -133,7 +165,7 @@ class Client implements RegistryClientHandle {
   // ---- the contract ----
 
   async ping(signal?: AbortSignal): Promise<{ authenticated: boolean; rateLimit?: RateLimit }> {
-    const { res, authenticated } = await this.exchange('GET', '/v2/', { signal, maxBodyBytes: 64 * 1024 });
+    const { res, authenticated } = await this.exchange('GET', '/v2/', { signal, maxBodyBytes: PING_MAX_BYTES });
     if (res.status === 404) this.fail('protocol', 'not a registry v2 API (GET /v2/ answered 404)', 404);
     this.expectOk(res, 'GET /v2/');
     const rateLimit = parseRateLimit(res.headers);
@@ -174,11 +206,12 @@ class Client implements RegistryClientHandle {
     this.expectOk(res, refText(repository, reference));
     const computed = sha256(res.body);
     const served = header(res, 'docker-content-digest');
-    if (served && served.startsWith('sha256:') && served !== computed) {
+    // The digest is what gets pinned: one the body does not hash to (or that we cannot check) is refused.
+    if (served && isValidDigest(served) && digestLike(served, res.body) !== served) {
       this.fail('protocol', `${refText(repository, reference)}: served digest ${served} does not match the manifest body (${computed})`, res.status);
     }
-    const expected = reference.includes(':') && isValidDigest(reference) ? reference : undefined;
-    if (expected?.startsWith('sha256:') && expected !== computed) {
+    const expected = isValidDigest(reference) ? reference : undefined;
+    if (expected && digestLike(expected, res.body) !== expected) {
       this.fail('protocol', `${repository}@${expected}: the registry served a manifest with digest ${computed}`, res.status);
     }
     let mediaType = bareMediaType(header(res, 'content-type'));
@@ -203,7 +236,7 @@ class Client implements RegistryClientHandle {
     const tags = new Set<string>();
     for (let page = 0; page < MAX_TAG_PAGES; page++) {
       seen.add(url.href);
-      const { res } = await this.exchange('GET', url, { scope: pullScope(repository), signal });
+      const { res } = await this.exchange('GET', url, { scope: pullScope(repository), signal, maxBodyBytes: TAG_PAGE_MAX_BYTES });
       this.expectOk(res, `${repository} tag list`);
       for (const tag of this.parseTagPage(res, repository)) tags.add(tag);
       const next = parseLinkNext(res.headers.link, url);
@@ -214,6 +247,98 @@ class Client implements RegistryClientHandle {
       url = next;
     }
     this.fail('protocol', `${repository} tag list: more than ${MAX_TAG_PAGES} pages`);
+  }
+
+  // ---- pushing (mirror) ----
+
+  async headBlob(repository: string, digest: string, signal?: AbortSignal): Promise<BlobInfo> {
+    const { res } = await this.exchange('HEAD', `/v2/${repository}/blobs/${digest}`, { scope: pushScope(repository), signal });
+    if (res.status === 404) return { exists: false };
+    this.expectOk(res, `blob ${repository}@${digest}`);
+    const size = header(res, 'content-length');
+    return size === undefined ? { exists: true } : { exists: true, size: Number(size) };
+  }
+
+  async openBlob(repository: string, digest: string, signal?: AbortSignal): Promise<{ size: number | undefined; body: StreamResponse['body'] }> {
+    let url = new URL(`/v2/${repository}/blobs/${digest}`, this.baseUrl);
+    const o: ExchangeOptions = { scope: pullScope(repository), signal };
+    let authorization = await this.preemptiveAuthorization(o);
+    for (let hop = 0; hop < 5; hop++) {
+      const sameOrigin = url.origin === new URL(this.baseUrl).origin;
+      const headers: Record<string, string> = { 'User-Agent': this.userAgent };
+      if (authorization && sameOrigin) headers.Authorization = authorization.header;
+      const res = await this.openStream({ method: 'GET', url, headers, signal });
+      if ((res.status === 401 || res.status === 403) && sameOrigin && hop === 0) {
+        res.body.resume();
+        if (res.status === 403) this.authFailure(res.status, authorization);
+        authorization = await this.authorize(parseWwwAuthenticate(res.headers['www-authenticate']), o, res.status);
+        continue;
+      }
+      const location = header(res as unknown as HttpResponse, 'location');
+      if (res.status >= 300 && res.status < 400 && location) {
+        // Registries on object storage (S3, Docker Hub's CDN) send blob reads elsewhere; our
+        // credentials never follow to another origin.
+        res.body.resume();
+        url = new URL(location, url);
+        continue;
+      }
+      if (res.status !== 200) {
+        const body = await drain(res.body);
+        this.expectOk({ status: res.status, headers: res.headers, body }, `blob ${repository}@${digest}`);
+      }
+      const length = header(res as unknown as HttpResponse, 'content-length');
+      return { size: length === undefined ? undefined : Number(length), body: res.body };
+    }
+    this.fail('protocol', `blob ${repository}@${digest}: too many redirects`);
+  }
+
+  async startUpload(repository: string, mount?: { digest: string; from: string }, signal?: AbortSignal): Promise<UploadStart> {
+    const query = mount ? `?mount=${encodeURIComponent(mount.digest)}&from=${encodeURIComponent(mount.from)}` : '';
+    const scope = mount && mount.from !== repository ? `${pushScope(repository)} ${pullScope(mount.from)}` : pushScope(repository);
+    const { res } = await this.exchange('POST', `/v2/${repository}/blobs/uploads/${query}`, { scope, signal, headers: { 'Content-Length': '0' } });
+    if (res.status === 201 && mount) return { mounted: true };
+    this.expectOk(res, `upload to ${repository}`);
+    const location = header(res, 'location');
+    if (res.status !== 202 || !location) this.fail('protocol', `upload to ${repository}: answer ${res.status} without a Location`, res.status);
+    const url = new URL(location, this.baseUrl);
+    if (url.origin !== new URL(this.baseUrl).origin) this.fail('protocol', `upload to ${repository}: Location points to another host (${url.host})`);
+    return { mounted: false, location: url };
+  }
+
+  async finishUpload(location: URL, digest: string, size: number, body: NodeJS.ReadableStream, signal?: AbortSignal): Promise<void> {
+    const url = new URL(location);
+    url.searchParams.set('digest', digest);
+    const scope = pushScope(/^\/v2\/(.+)\/blobs\/uploads\//.exec(url.pathname)?.[1] ?? '');
+    // The upload was started with this scope a moment ago, so the authorization is known: a
+    // streamed body cannot be sent twice to answer a challenge.
+    const authorization = await this.preemptiveAuthorization({ scope, signal });
+    const headers: Record<string, string> = { 'User-Agent': this.userAgent, 'Content-Type': 'application/octet-stream', 'Content-Length': String(size) };
+    if (authorization) headers.Authorization = authorization.header;
+    const res = await this.openStream({ method: 'PUT', url, headers, upload: body as import('node:stream').Readable, signal });
+    const answer = await drain(res.body);
+    if (res.status === 401 || res.status === 403) this.authFailure(res.status, authorization);
+    this.expectOk({ status: res.status, headers: res.headers, body: answer }, `upload of ${digest}`);
+  }
+
+  async putManifest(repository: string, reference: string, mediaType: string, body: Buffer, signal?: AbortSignal): Promise<string> {
+    const { res } = await this.exchange('PUT', this.manifestPath(repository, reference), {
+      scope: pushScope(repository),
+      signal,
+      body,
+      headers: { 'Content-Type': mediaType },
+    });
+    this.expectOk(res, `manifest ${refText(repository, reference)}`);
+    return header(res, 'docker-content-digest') ?? sha256(body);
+  }
+
+  private async openStream(req: { method: 'GET' | 'PUT'; url: URL; headers: Record<string, string>; upload?: import('node:stream').Readable; signal?: AbortSignal | undefined }): Promise<StreamResponse> {
+    const transport = this.transport();
+    if (!transport.open) this.fail('protocol', 'this transport cannot stream blobs');
+    try {
+      return await transport.open({ ...req, idleTimeoutMs: this.opts.timeoutMs });
+    } catch (error) {
+      throw this.networkError(error, undefined);
+    }
   }
 
   // ---- plumbing ----
@@ -245,6 +370,16 @@ class Client implements RegistryClientHandle {
   private expectOk(res: HttpResponse, what: string): void {
     const status = res.status;
     if (status >= 200 && status < 300) return;
+    try {
+      this.failOn(res, what);
+    } catch (error) {
+      if (error instanceof RegistryRequestError) error.retryAfterMs = retryAfterMs(header(res, 'retry-after'));
+      throw error;
+    }
+  }
+
+  private failOn(res: HttpResponse, what: string): never {
+    const status = res.status;
     const code = registryErrorCode(res.body);
     const codeText = code ? ` ${code}` : '';
     if (status === 404) this.fail('not-found', `${what} not found (404${codeText})`, status);
@@ -270,26 +405,57 @@ class Client implements RegistryClientHandle {
     return this.transportValue;
   }
 
-  /** One HTTP exchange; network failures become RegistryRequestError. */
-  private async send(method: 'GET' | 'HEAD', url: URL, headers: Record<string, string>, o: ExchangeOptions): Promise<HttpResponse> {
-    try {
-      return await this.transport().request({
-        method,
-        url,
-        headers,
-        timeoutMs: this.opts.timeoutMs,
-        signal: o.signal,
-        ...(o.maxBodyBytes ? { maxBodyBytes: o.maxBodyBytes } : {}),
-      });
-    } catch (error) {
-      throw this.networkError(error, undefined);
+  /**
+   * One HTTP exchange, following redirects (registries send blobs and sometimes manifests to
+   * storage on another host) up to MAX_REDIRECTS. The Authorization header goes only to the
+   * registry's own origin, never to a host a redirect names: it was issued for this registry.
+   * Uploads (PUT/POST/PATCH) do not follow redirects. Network failures become RegistryRequestError.
+   */
+  private async send(method: Method, start: URL, headers: Record<string, string>, o: ExchangeOptions): Promise<{ res: HttpResponse; url: URL }> {
+    const origin = new URL(this.baseUrl).origin;
+    const seen = new Set<string>();
+    let url = start;
+    for (let hop = 0; ; hop++) {
+      const sent = url.origin === origin ? headers : withoutAuthorization(headers);
+      let res: HttpResponse;
+      try {
+        res = await this.transport().request({
+          method,
+          url,
+          headers: sent,
+          ...(o.body ? { body: o.body } : {}),
+          timeoutMs: this.opts.timeoutMs,
+          signal: o.signal,
+          ...(o.maxBodyBytes ? { maxBodyBytes: o.maxBodyBytes } : {}),
+        });
+      } catch (error) {
+        throw this.networkError(error, url.origin === origin ? undefined : url.host, o.maxBodyBytes, 'redirect target');
+      }
+      const location = header(res, 'location');
+      // Only reads follow redirects: an upload's body is not sent twice.
+      if (!REDIRECT_STATUSES.has(res.status) || !location || (method !== 'GET' && method !== 'HEAD')) return { res, url };
+      seen.add(url.href);
+      let next: URL;
+      try {
+        next = new URL(location, url);
+      } catch {
+        this.fail('protocol', `redirect to an invalid location (${oneLine(location, 80)})`, res.status);
+      }
+      if (next.protocol !== 'http:' && next.protocol !== 'https:') this.fail('protocol', `redirect to a ${next.protocol} URL`, res.status);
+      if (seen.has(next.href)) this.fail('protocol', `redirect loop at ${next.host}${next.pathname}`, res.status);
+      if (hop + 1 >= MAX_REDIRECTS) this.fail('protocol', `more than ${MAX_REDIRECTS} redirects`, res.status);
+      url = next;
     }
   }
 
-  private networkError(error: unknown, via: string | undefined): RegistryRequestError {
+  private networkError(error: unknown, via: string | undefined, maxBodyBytes?: number, viaWhat = 'token server'): RegistryRequestError {
     if (error instanceof RegistryRequestError) return error;
-    const where = via ? `token server ${via}: ` : '';
+    const where = via ? `${viaWhat} ${via}: ` : '';
     if (error instanceof TransportError) {
+      if (error.code === BODY_TOO_LARGE) {
+        return this.error('protocol', `${where}answer larger than ${maxBodyBytes ?? 'the'} bytes allowed for it — refused (a broken mirror or proxy?)`);
+      }
+      if (error.code === BODY_OVERRUN) return this.error('protocol', `${where}answer longer than its Content-Length — refused (a broken mirror or proxy?)`);
       if (error.kind === 'aborted') {
         // The resolver aborts losers and timed-out probes with a RegistryRequestError reason.
         if (error.reason instanceof RegistryRequestError) return error.reason;
@@ -338,16 +504,19 @@ class Client implements RegistryClientHandle {
    * A request with authentication: the scheme learnt from an earlier challenge is used up front
    * (saving the 401 round trip); a 401 is answered once with fresh authorization.
    */
-  private async exchange(method: 'GET' | 'HEAD', target: string | URL, o: ExchangeOptions): Promise<{ res: HttpResponse; authenticated: boolean }> {
+  private async exchange(method: Method, target: string | URL, o: ExchangeOptions): Promise<{ res: HttpResponse; authenticated: boolean }> {
     const url = typeof target === 'string' ? new URL(target, this.baseUrl) : target;
     let authorization = await this.preemptiveAuthorization(o);
     for (let round = 0; ; round++) {
-      const headers: Record<string, string> = { 'User-Agent': this.userAgent };
+      const headers: Record<string, string> = { 'User-Agent': this.userAgent, ...o.headers };
       if (o.accept) headers.Accept = o.accept;
       if (authorization) headers.Authorization = authorization.header;
-      const res = await this.send(method, url, headers, o);
+      const { res, url: answered } = await this.send(method, url, headers, o);
       if (res.status !== 401 && res.status !== 403) return { res, authenticated: authorization?.withCredentials ?? false };
-      if (res.status === 403 || round > 0) this.authFailure(res.status, authorization);
+      if (answered.origin !== url.origin) {
+        this.fail('auth', `redirected to ${answered.host}, which asks for authentication (${res.status}); credentials for ${this.host} are not sent to another host`, res.status);
+      }
+      if (res.status === 403 || round > 0) this.authFailure(res.status, authorization, registryErrorText(res.body));
       if (authorization?.cacheKey) this.tokens.delete(authorization.cacheKey);
       const next = await this.authorize(parseWwwAuthenticate(res.headers['www-authenticate']), o, res.status);
       if (authorization && next.header === authorization.header) this.authFailure(res.status, authorization);
@@ -355,7 +524,12 @@ class Client implements RegistryClientHandle {
     }
   }
 
-  private authFailure(status: number, authorization: Authorization | undefined): never {
+  private authFailure(status: number, authorization: Authorization | undefined, reason?: string): never {
+    // A 403 with credentials is often not about them: a push quota, an immutable tag, a
+    // read-only robot account; the registry's own words say which.
+    if (authorization?.withCredentials && status === 403 && reason) {
+      this.fail('auth', `denied (403 ${oneLine(reason, 160)}) — check the rights of the credentials for ${this.host}`, status);
+    }
     if (authorization?.withCredentials) {
       this.fail('auth', `authentication failed (${status}) — check the credentials for ${this.host} in docker config.json / DOCKER_AUTH_CONFIG`, status);
     }
@@ -416,6 +590,9 @@ class Client implements RegistryClientHandle {
     } catch {
       // fetchToken reports the bad realm
     }
+    if (credential && /^http:/i.test(realm) && !isLoopbackHost(realmHost) && !(realmHost === this.host && this.baseUrl.startsWith('http:'))) {
+      this.fail('auth', `token realm ${realmHost} is plain HTTP; credentials for ${this.host} are not sent over it — the registry's WWW-Authenticate must name an https:// realm`);
+    }
     try {
       const issued = await fetchToken(this.transport(), { realm, service, scope, credential, timeoutMs: this.opts.timeoutMs, signal, userAgent: this.userAgent });
       this.opts.secrets.add(issued.token);
@@ -429,13 +606,40 @@ class Client implements RegistryClientHandle {
         }
         this.fail(error.kind, `token server ${realmHost}: ${error.message}`, error.status);
       }
-      throw this.networkError(error, realmHost);
+      throw this.networkError(error, realmHost, TOKEN_MAX_BYTES);
     }
   }
 }
 
+function withoutAuthorization(headers: Record<string, string>): Record<string, string> {
+  const { Authorization: _dropped, ...rest } = headers;
+  return rest;
+}
+
 function pullScope(repository: string): string {
   return `repository:${repository}:pull`;
+}
+
+function pushScope(repository: string): string {
+  return `repository:${repository}:pull,push`;
+}
+
+/** `Retry-After`: seconds or an HTTP date. */
+function retryAfterMs(value: string | undefined): number | undefined {
+  if (!value) return undefined;
+  if (/^\d+$/.test(value.trim())) return Number(value.trim()) * 1000;
+  const at = Date.parse(value);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - Date.now());
+}
+
+async function drain(body: AsyncIterable<Buffer>, max = 64 * 1024): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of body) {
+    if (size < max) chunks.push(chunk);
+    size += chunk.length;
+  }
+  return Buffer.concat(chunks).subarray(0, max);
 }
 
 function refText(repository: string, reference: string): string {

@@ -178,7 +178,10 @@ export function createCredentialStore(opts: CredentialStoreOptions): CredentialS
     if (result.code !== 0) {
       // "credentials not found in native keychain" (exit 1) just means: none stored for this host.
       if (!/credentials not found/i.test(result.stdout + result.stderr)) {
-        warn(`credential helper ${program} failed for ${host} (exit ${result.code}): ${(result.stderr || result.stdout).trim().split('\n')[0] ?? ''}`);
+        // docker-credential-helpers print their errors on stdout; but a helper that fails after
+        // printing a credential must not have it quoted, so JSON-looking output is not shown.
+        const said = (result.stderr || result.stdout).trim().split('\n')[0] ?? '';
+        warn(`credential helper ${program} failed for ${host} (exit ${result.code})${said && !/^[[{]/.test(said) ? `: ${said}` : ''}`);
       }
       return undefined;
     }

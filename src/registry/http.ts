@@ -2,16 +2,17 @@
 // costs ~2× a bare node start-up on these machines, see issue 2), with a deadline covering
 // connect + complete response, an AbortSignal, TLS settings per registry and HTTP(S)_PROXY /
 // NO_PROXY. Failures become TransportError with a RegistryFailureKind; the client words them.
-import { Agent as HttpAgent, request as httpRequest, type IncomingHttpHeaders, type RequestOptions } from 'node:http';
+import { Agent as HttpAgent, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage, type RequestOptions } from 'node:http';
+import type { Readable } from 'node:stream';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { isLoopbackHost } from './reference.js';
 import type { RegistryFailureKind } from './types.js';
 
 export interface HttpRequest {
-  method: 'GET' | 'HEAD' | 'POST';
+  method: 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH';
   url: URL;
   headers: Record<string, string>;
-  body?: string;
+  body?: string | Buffer;
   /** Deadline for connect + full response. */
   timeoutMs: number;
   signal?: AbortSignal | undefined;
@@ -25,9 +26,30 @@ export interface HttpResponse {
   body: Buffer;
 }
 
+/** A streamed exchange (blob copies): the body goes up as a stream, the answer comes back as one. */
+export interface StreamRequest {
+  method: 'GET' | 'PUT';
+  url: URL;
+  headers: Record<string, string>;
+  /** Streamed request body (Content-Length is the caller's). */
+  upload?: Readable;
+  /** Longest silence (connect, headers or between chunks) before the exchange fails as `timeout`. */
+  idleTimeoutMs: number;
+  signal?: AbortSignal | undefined;
+}
+
+export interface StreamResponse {
+  status: number;
+  headers: IncomingHttpHeaders;
+  /** The response body; consume or destroy it. */
+  body: IncomingMessage;
+}
+
 /** The transport interface the client is written against (tests may substitute it). */
 export interface Transport {
   request(req: HttpRequest): Promise<HttpResponse>;
+  /** Streamed exchange; resolves when the answer's headers arrive (mirror's blob copies). */
+  open?(req: StreamRequest): Promise<StreamResponse>;
   /** Closes idle keep-alive connections. */
   close(): void;
 }
@@ -61,6 +83,10 @@ export interface TransportOptions {
 }
 
 const DEFAULT_MAX_BODY = 32 * 1024 * 1024;
+/** TransportError code of an answer over its cap (declared or counted). */
+export const BODY_TOO_LARGE = 'EBODYTOOLARGE';
+/** TransportError code of bytes past the declared end of an answer (not a TLS port: the headers parsed). */
+export const BODY_OVERRUN = 'EBODYOVERRUN';
 
 const TLS_CODES = new Set([
   'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
@@ -198,14 +224,25 @@ export function createTransport(opts: TransportOptions): Transport {
       // TLS options go on the request too: https-proxy-agent takes the target's TLS settings from
       // the request options (its constructor options are for the connection to the proxy).
       const tlsForTarget = req.url.protocol === 'https:' ? tlsOptions : {};
+      let response: IncomingMessage | undefined;
       const clientRequest = send(req.url, { method: req.method, headers, agent, ...tlsForTarget }, (res) => {
+        response = res;
         const chunks: Buffer[] = [];
         let size = 0;
+        const tooLarge = (): void => {
+          fail(new TransportError('protocol', `response larger than ${maxBody} bytes`, BODY_TOO_LARGE));
+          res.destroy();
+        };
+        // A declared length over the cap is refused before a byte is read; a lying one is cut off
+        // when the count passes the cap, so memory never grows past it either way.
+        if (Number(res.headers['content-length'] ?? 0) > maxBody) {
+          tooLarge();
+          return;
+        }
         res.on('data', (chunk: Buffer) => {
           size += chunk.length;
           if (size > maxBody) {
-            fail(new TransportError('protocol', `response larger than ${maxBody} bytes`));
-            res.destroy();
+            tooLarge();
             return;
           }
           chunks.push(chunk);
@@ -219,7 +256,11 @@ export function createTransport(opts: TransportOptions): Transport {
       });
       clientRequest.on('error', (error) => {
         const { kind, code } = classifyNetworkError(error);
-        fail(new TransportError(kind, error.message, code));
+        // llhttp reports bytes after a complete body (res.complete) before the body's 'end': refused.
+        // Not for a 4xx: Go's TLS server answers plain HTTP with a bodied `400` (even to HEAD),
+        // and that one is worded as a TLS port by the client.
+        if (response?.complete && (response.statusCode ?? 0) < 400 && code?.startsWith('HPE_')) fail(new TransportError('protocol', `bytes past the declared end of the answer (${code})`, BODY_OVERRUN));
+        else fail(new TransportError(kind, error.message, code));
       });
       signal?.addEventListener('abort', onAbort, { once: true });
       // The signal may have fired while the agent (a proxy module) was loading.
@@ -228,8 +269,46 @@ export function createTransport(opts: TransportOptions): Transport {
     });
   };
 
+  const open = async (req: StreamRequest): Promise<StreamResponse> => {
+    const { signal } = req;
+    if (signal?.aborted) throw new TransportError('aborted', 'aborted', undefined, signal.reason);
+    const agent = await agentFor(req.url);
+    const send = req.url.protocol === 'https:' ? httpsRequest : httpRequest;
+    const tlsForTarget = req.url.protocol === 'https:' ? tlsOptions : {};
+    return await new Promise<StreamResponse>((resolve, reject) => {
+      let answered = false;
+      const clientRequest = send(req.url, { method: req.method, headers: req.headers, agent, ...tlsForTarget });
+      const fail = (error: TransportError): void => {
+        signal?.removeEventListener('abort', onAbort);
+        if (!answered) reject(error);
+        clientRequest.destroy(error);
+        req.upload?.destroy();
+      };
+      const onAbort = (): void => fail(new TransportError('aborted', 'aborted', undefined, signal?.reason));
+      // An idle timeout, not a total one: a large layer may take long, a stalled one must not.
+      clientRequest.setTimeout(req.idleTimeoutMs, () => fail(new TransportError('timeout', `no data for ${req.idleTimeoutMs} ms`, 'ETIMEDOUT')));
+      clientRequest.on('response', (res) => {
+        answered = true;
+        res.on('close', () => signal?.removeEventListener('abort', onAbort));
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, body: res });
+      });
+      clientRequest.on('error', (error) => {
+        if (error instanceof TransportError) return fail(error);
+        const { kind, code } = classifyNetworkError(error);
+        fail(new TransportError(kind, error.message, code));
+      });
+      signal?.addEventListener('abort', onAbort, { once: true });
+      if (!req.upload) clientRequest.end();
+      else {
+        req.upload.on('error', (error) => fail(error instanceof TransportError ? error : new TransportError('protocol', error.message)));
+        req.upload.pipe(clientRequest);
+      }
+    });
+  };
+
   return {
     request,
+    open,
     close: () => {
       httpAgent?.destroy();
       httpsAgent?.destroy();

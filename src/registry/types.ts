@@ -55,6 +55,8 @@ export class RegistryRequestError extends Error {
   readonly kind: RegistryFailureKind;
   readonly host: string;
   readonly status: number | undefined;
+  /** `Retry-After` of a 429/503 answer, in milliseconds. */
+  retryAfterMs: number | undefined;
 
   constructor(kind: RegistryFailureKind, host: string, message: string, status?: number) {
     super(message);
@@ -75,4 +77,29 @@ export interface RegistryClient {
   listTags(repository: string, signal?: AbortSignal): Promise<string[]>;
   /** `GET /v2/`; resolves when the registry answers as a v2 registry (authenticating if needed). */
   ping(signal?: AbortSignal): Promise<{ authenticated: boolean; rateLimit?: RateLimit }>;
+}
+
+/** A blob's presence in a repository (`HEAD /v2/<repo>/blobs/<digest>`). */
+export interface BlobInfo {
+  exists: boolean;
+  size?: number;
+}
+
+/** Where a started upload stands: mounted from another repository, or waiting for its bytes. */
+export type UploadStart = { mounted: true } | { mounted: false; location: URL };
+
+/**
+ * What `mirror` needs besides reading: blob reads as streams, uploads (with cross-repository
+ * mount) and manifest pushes. Push calls ask for `pull,push` on the repository.
+ */
+export interface RegistryPushClient extends RegistryClient {
+  headBlob(repository: string, digest: string, signal?: AbortSignal): Promise<BlobInfo>;
+  /** `GET` of a blob as a stream (a redirect to storage is followed without credentials). */
+  openBlob(repository: string, digest: string, signal?: AbortSignal): Promise<{ size: number | undefined; body: NodeJS.ReadableStream & { destroy(error?: Error): void } }>;
+  /** `POST /v2/<repo>/blobs/uploads/`, with `?mount=<digest>&from=<repo>` when `mountFrom` is given. */
+  startUpload(repository: string, mount?: { digest: string; from: string }, signal?: AbortSignal): Promise<UploadStart>;
+  /** Completes an upload with one `PUT <location>?digest=…` carrying the streamed body. */
+  finishUpload(location: URL, digest: string, size: number, body: NodeJS.ReadableStream, signal?: AbortSignal): Promise<void>;
+  /** `PUT /v2/<repo>/manifests/<reference>`; resolves with the digest the registry reports. */
+  putManifest(repository: string, reference: string, mediaType: string, body: Buffer, signal?: AbortSignal): Promise<string>;
 }

@@ -28,26 +28,30 @@ export function engineImage(config: Pick<Config, 'buildkit'>): { registry: strin
 export function engineCandidates(config: Pick<Config, 'buildkit' | 'mirrors' | 'upstream' | 'registries'>): Candidate[] {
   const image = engineImage(config);
   const out: Candidate[] = config.mirrors.filter((m) => m.for === image.registry).map((m) => mirrorCandidate(m, image));
-  if (config.upstream) {
-    const settings = config.registries[image.registry];
-    const endpoint: RegistryEndpoint = { host: registryApiHost(image.registry) };
-    if (settings?.http) endpoint.http = true;
-    if (settings?.insecure) endpoint.insecure = true;
-    // RegistryEndpoint takes one CA file; `registries.<host>.ca` is a list for buildkitd.toml.
-    if (settings?.ca?.[0]) endpoint.ca = settings.ca[0];
-    out.push({
-      label: `${image.registry}/${image.repository}`,
-      registry: image.registry,
-      repository: image.repository,
-      endpoint,
-      kind: 'upstream',
-      origin: 'upstream',
-    });
-  }
+  if (config.upstream) out.push(upstreamCandidate(image, config.registries));
   return out;
 }
 
-function mirrorCandidate(m: MirrorConfig, image: { registry: string; repository: string }): Candidate {
+/** The registry itself as a candidate, with its `registries.<host>` settings (http, insecure, ca). */
+export function upstreamCandidate(image: { registry: string; repository: string }, registries: Config['registries']): Candidate {
+  const settings = registries[image.registry];
+  const endpoint: RegistryEndpoint = { host: registryApiHost(image.registry) };
+  if (settings?.http) endpoint.http = true;
+  if (settings?.insecure) endpoint.insecure = true;
+  // RegistryEndpoint takes one CA file; `registries.<host>.ca` is a list for buildkitd.toml.
+  if (settings?.ca?.[0]) endpoint.ca = settings.ca[0];
+  return {
+    label: `${image.registry}/${image.repository}`,
+    registry: image.registry,
+    repository: image.repository,
+    endpoint,
+    kind: 'upstream',
+    origin: 'upstream',
+  };
+}
+
+/** A mirror as a candidate for `image`: `host[/path]/<repository>` (the resolver's mapping). */
+export function mirrorCandidate(m: MirrorConfig, image: { registry: string; repository: string }): Candidate {
   let repository = image.repository;
   // GitLab's Dependency Proxy is addressed as `<prefix>/alpine`, without Docker Hub's `library/`
   // (GL doc/user/packages/dependency_proxy/_index.md; facts §9). Harbor/Nexus proxies keep it.

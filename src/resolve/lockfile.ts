@@ -3,6 +3,7 @@
 // JSON with a fixed key order, 2-space indent and a trailing newline, written temp + rename so a
 // reader never sees half a file. It holds registry names and digests only, never a credential.
 import { readFileSync } from 'node:fs';
+import { describeJsonError } from '../config/json-error.js';
 import type { Config } from '../config/schema.js';
 import { ConfigError } from '../errors.js';
 import { writeFileAtomic } from '../state.js';
@@ -69,7 +70,7 @@ export function parseLockfile(text: string, file: string): Lockfile {
   try {
     raw = JSON.parse(text);
   } catch (error) {
-    throw new ConfigError([{ source: file, path: '', message: `cannot be parsed: ${(error as Error).message}` }], {
+    throw new ConfigError([{ source: file, path: '', message: `cannot be parsed: ${describeJsonError(error, text)}` }], {
       hint: 'delete the lockfile and run buildx-bootstrap lock to write it again',
     });
   }

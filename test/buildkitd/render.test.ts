@@ -231,3 +231,9 @@ t.test('the shipped base template parses and merges', async (t) => {
   t.same(doc.log, { format: 'text' });
   t.same(doc.registry, { 'docker.io': { mirrors: ['harbor.corp'] } });
 });
+
+// Found by test/properties/config.test.ts: smol-toml reads a lone surrogate it cannot write back.
+t.test('a base file with a key smol-toml cannot write back is a ConfigError naming the file', async (t) => {
+  const base = { text: '[registry."\ud800docker.io"]\nmirrors = [ "harbor.corp" ]\n', file: '/etc/bxb/buildkitd.toml' };
+  t.throws(() => renderBuildkitdConfig({ mirrors: [], registries: {}, base }), { name: 'ConfigError', message: /^invalid configuration: \/etc\/bxb\/buildkitd\.toml: cannot be written back as TOML/ });
+});

@@ -42,3 +42,15 @@ t.test('rm --stale / --older-than / --drain-timeout', async (t) => {
   t.throws(() => parseArgs(['create', '--stale']), /--stale only applies to rm/);
   t.throws(() => parseArgs(['rm', '--older-than', '3d']), /--older-than only applies to rm --stale/);
 });
+
+t.test('mirror: IMAGE arguments, --to and --dry-run; those flags belong to mirror only', async (t) => {
+  const { parseArgs } = await import('../../src/cli/args.js');
+  const a = parseArgs(['mirror', 'docker:27-cli', '--to', 'harbor.corp/hub', 'alpine@sha256:' + 'a'.repeat(64), '--dry-run']);
+  t.match(a, { command: 'mirror', images: ['docker:27-cli', `alpine@sha256:${'a'.repeat(64)}`], to: 'harbor.corp/hub', dryRun: true });
+  for (const argv of [['resolve', '--to', 'x'], ['--dry-run'], ['lock', 'docker:27-cli']]) {
+    const r = await runCli(argv);
+    t.equal(r.code, 2, argv.join(' '));
+    t.equal(r.stderr.trim().split('\n').length, 1, 'one line');
+  }
+  t.match((await runCli(['--help'])).stdout, /mirror \[--to HOST\[\/PATH\]\] \[--dry-run\] \[--json\] \[IMAGE…\]/);
+});

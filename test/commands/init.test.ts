@@ -131,6 +131,21 @@ t.test('the GitLab snippet: DinD with TLS, prefix mode, cache dir keyed on the l
   t.notMatch(text, /\{\{bxb\./, 'every placeholder filled');
 });
 
+t.test('the GitLab snippet: a scheduled mirror job into the project registry with the job token, and the matching mirror', async (t) => {
+  const cwd = t.testdir({});
+  await runCli(['init'], { cwd, env: env(cwd) });
+  const file = join(cwd, 'ci', 'buildx-bootstrap', 'gitlab-ci.yml');
+  const job = yaml(file)['.buildx-bootstrap-mirror'] as Record<string, any>;
+  t.ok(job, 'hidden mirror job template');
+  t.same(job.rules, [{ if: '$CI_PIPELINE_SOURCE == "schedule"' }], 'runs in scheduled pipelines');
+  t.ok((job.script as string[]).includes('npx buildx-bootstrap mirror --to "$CI_REGISTRY_IMAGE/mirror"'));
+  const text = readFileSync(file, 'utf8');
+  t.match(text, /# BUILDX_BOOTSTRAP_MIRRORS: "\$CI_REGISTRY_IMAGE\/mirror"/, 'the matching mirror for the build jobs');
+  const loaded = await loadConfig({ cwd, env: { ...env(cwd), BUILDX_BOOTSTRAP_MIRRORS: 'registry.gitlab.example.com/group/project/mirror' } });
+  t.match(loaded.config.mirrors, [{ host: 'registry.gitlab.example.com', path: 'group/project/mirror', for: 'docker.io' }], 'that variable is a Docker Hub mirror under the path');
+  t.same(loaded.config.mirror, { images: [], engine: true }, 'the starter config has the mirror section');
+});
+
 t.test('the GitHub Actions snippet: valid workflow, cache keyed on the lockfile, prefix mode', async (t) => {
   const cwd = t.testdir({});
   await runCli(['init'], { cwd, env: env(cwd) });

@@ -178,3 +178,18 @@ t.test('timeouts.drain: file, BUILDX_BOOTSTRAP_DRAIN_TIMEOUT and days as a unit'
   t.equal((await loadConfig({ cwd: dir, env: env({ BUILDX_BOOTSTRAP_DRAIN_TIMEOUT: '1d' }) })).config.timeouts.drain, 86_400_000, 'environment beats file');
   await t.rejects(loadConfig({ cwd: dir, env: env({ BUILDX_BOOTSTRAP_DRAIN_TIMEOUT: 'forever' }) }), /timeouts\.drain/);
 });
+
+// Found by test/properties/config.test.ts.
+t.test('hostile input: a __proto__ variable, a JSON error V8 words without a position, newlines in values', async (t) => {
+  const dir = t.testdir({ 'nul.json': '\0', 'token.json': '{\n  "buildkit": {},\n  "x",\n  "y": 1\n}\n' });
+  const proto = await loadConfig({ cwd: dir, env: env({ BUILDX_BOOTSTRAP___proto__: 'x' }) }).catch((e: unknown) => e);
+  t.type(proto, ConfigError, 'an unknown variable, not a TypeError');
+  t.match((proto as Error).message, 'environment: BUILDX_BOOTSTRAP___proto__: unknown variable');
+  const nul = await loadConfig({ cwd: dir, env: env(), configFile: join(dir, 'nul.json') }).catch((e: unknown) => e);
+  t.match((nul as Error).message, `${join(dir, 'nul.json')}: cannot be parsed: Unexpected token '\\u0000' (1:1)`);
+  const token = await loadConfig({ cwd: dir, env: env(), configFile: join(dir, 'token.json') }).catch((e: unknown) => e);
+  t.match((token as Error).message, /cannot be parsed: Unexpected token ',' \(3:\d+\)$/);
+  const newline = await loadConfig({ cwd: dir, env: env({ BUILDX_BOOTSTRAP_VERSION: 'a\nb' }) }).catch((e: unknown) => e);
+  t.equal((newline as Error).message.split('\n').length, 1, 'the message stays one line');
+  t.match((newline as Error).message, 'a\\nb');
+});

@@ -188,3 +188,24 @@ t.test('layout tags and context values', async (t) => {
   t.match(layoutTagFor(`ghcr.io/a/b@sha256:${'a'.repeat(64)}`), /^b-[0-9a-f]{8}$/);
   t.equal(ociLayoutContext('/tmp/bxb-l', 'alpine-1'), 'oci-layout:///tmp/bxb-l:alpine-1');
 });
+
+// Found by test/properties/oci-layout.test.ts: shapes of manifest.json and the config that were TypeErrors.
+t.test('a docker save archive with a null image entry or an empty platform is a DockerError', async (t) => {
+  const root = t.testdir({});
+  const archive = (files: Record<string, string>, name: string): string => {
+    const src = join(root, `${name}-src`);
+    mkdirSync(src, { recursive: true });
+    for (const [f, text] of Object.entries(files)) writeFileSync(join(src, f), text);
+    const file = join(root, `${name}.tar`);
+    execFileSync('tar', ['-C', src, '-cf', file, ...Object.keys(files)]);
+    return file;
+  };
+  const convert = (file: string, name: string) => {
+    mkdirSync(join(root, `${name}-work`), { recursive: true });
+    return convertDockerArchive(file, join(root, `${name}-layout`), 'x', 'app:1', join(root, `${name}-work`));
+  };
+  await t.rejects(convert(archive({ 'manifest.json': '[null]' }, 'null'), 'null'), { name: 'DockerError', message: /^docker save app:1 produced an archive we cannot read: manifest.json names no image$/ });
+  await t.rejects(convert(archive({ 'manifest.json': '{}' }, 'obj'), 'obj'), { name: 'DockerError', message: /manifest.json is not a list of images/ });
+  const config = JSON.stringify({ os: '', architecture: '', rootfs: { diff_ids: [] } });
+  await t.rejects(convert(archive({ 'manifest.json': JSON.stringify([{ Config: 'c.json', Layers: [] }]), 'c.json': config }, 'plat'), 'plat'), { name: 'DockerError', message: /c\.json has no usable platform/ });
+});

@@ -127,6 +127,10 @@ t.test('scratch, stage aliases and the syntax build-arg', async (t) => {
   const n = analyze('FROM scratch AS empty\nFROM empty\nCOPY --from=scratch / /\n', { buildArgs: { BUILDKIT_SYNTAX: 'registry.corp/dockerfile:1 --flag' } });
   t.same(refs(n), ['registry.corp/dockerfile:1']);
   t.equal(n.images[0]!.uses[0]!.kind, 'syntax');
+  // Found by test/properties/dockerfile.test.ts: a bad BUILDKIT_SYNTAX was reported as "Dockerfile:0".
+  t.throws(() => analyze('FROM alpine\n', { buildArgs: { BUILDKIT_SYNTAX: ':' } }), { name: 'UsageError', message: /^--build-arg BUILDKIT_SYNTAX: invalid frontend image ":"/ });
+  t.equal(analyze('# syntax=docker/dockerfile:1\nFROM alpine\n', { buildArgs: { BUILDKIT_SYNTAX: ' ' } }).images[0]!.uses[0]!.line, 1, 'a blank build arg leaves the directive, and its line');
+  t.throws(() => analyze('FROM a\n', { buildArgs: { BUILDKIT_SYNTAX: 'x\ny' } }), { message: /^--build-arg BUILDKIT_SYNTAX: invalid frontend image "x\\ny"/ }, 'one line');
   t.same(detectSyntax('#!/usr/bin/env buildctl\n# syntax = docker/dockerfile:1\nFROM a\n'), { ref: 'docker/dockerfile:1', line: 2 });
   t.equal(detectSyntax('FROM a\n# syntax=docker/dockerfile:1\n'), undefined, 'a directive after an instruction is a comment');
   t.equal(detectSyntax('# hello\n# syntax=docker/dockerfile:1\n'), undefined, 'a plain comment ends the directives');

@@ -3,7 +3,7 @@
 // buildx expects (`buildkitd --version` → 4 fields, the 3rd being the version: BX
 // driver/docker-container/driver.go `Version`). Images are pushed over the registry HTTP API, or
 // written straight into a registry's storage dir when thousands of tags are needed.
-import { createHash } from 'node:crypto';
+import { createCipheriv, createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -57,6 +57,10 @@ export interface EngineImageOptions {
   index?: boolean;
   /** Marks a variant (e.g. `rootless`) so its digest differs from the plain image. */
   flavour?: string;
+  /** Adds a layer per platform with this many bytes of incompressible data (`/payload.bin`). */
+  payloadBytes?: number;
+  /** Adds a BuildKit-style attestation manifest (`unknown/unknown`) per platform to the index. */
+  attestations?: boolean;
 }
 
 const FIXED_TIME = '2026-01-01T00:00:00Z';
@@ -259,8 +263,10 @@ export function buildEngineImage(opts: EngineImageOptions): EngineImage {
         { created: FIXED_TIME, created_by: `stand-in buildkitd ${opts.version}` },
       ],
     };
+    const payload = opts.payloadBytes ? payloadLayer(`${opts.version} ${opts.flavour ?? ''} ${platform.os}/${platform.architecture}`, opts.payloadBytes) : undefined;
+    if (payload) config.rootfs.diff_ids.push(payload.diffId);
     const configBlob = blob(Buffer.from(JSON.stringify(config)), format === 'oci' ? MEDIA.ociConfig : MEDIA.dockerConfig);
-    const layers = [blob(base.gz, layerType), blob(top.gz, layerType)];
+    const layers = [blob(base.gz, layerType), blob(top.gz, layerType), ...(payload ? [blob(payload.gz, layerType)] : [])];
     for (const b of [configBlob, ...layers]) blobs.set(b.digest, b);
     const manifestType = format === 'oci' ? MEDIA.ociManifest : MEDIA.dockerManifest;
     const manifest = {
@@ -271,24 +277,39 @@ export function buildEngineImage(opts: EngineImageOptions): EngineImage {
     };
     children.push({ platform, manifest: blob(Buffer.from(JSON.stringify(manifest, null, 2)), manifestType) });
   }
+  const attestationChildren: EngineImage['children'] = [];
   const wantIndex = opts.index ?? platforms.length > 1;
   if (!wantIndex) {
     const only = children[0]!;
     return { version: opts.version, manifest: only.manifest, digest: only.manifest.digest, children: [], blobs: [...blobs.values()] };
   }
   const indexType = format === 'oci' ? MEDIA.ociIndex : MEDIA.dockerList;
-  const index = {
-    schemaVersion: 2,
-    mediaType: indexType,
-    manifests: children.map((c) => ({
-      mediaType: c.manifest.mediaType,
-      digest: c.manifest.digest,
-      size: c.manifest.size,
-      platform: c.platform,
-    })),
-  };
+  const entries: Record<string, unknown>[] = children.map((c) => ({
+    mediaType: c.manifest.mediaType,
+    digest: c.manifest.digest,
+    size: c.manifest.size,
+    platform: c.platform,
+  }));
+  if (opts.attestations) {
+    // As BuildKit writes them: an OCI manifest whose layer is an in-toto statement, listed as
+    // platform unknown/unknown with vnd.docker.reference.* annotations naming the image.
+    for (const c of children) {
+      const statement = blob(Buffer.from(JSON.stringify({ _type: 'https://in-toto.io/Statement/v0.1', predicateType: 'https://slsa.dev/provenance/v0.2', subject: [{ name: 'stand-in', digest: { sha256: c.manifest.digest.slice(7) } }], predicate: {} })), 'application/vnd.in-toto+json');
+      const cfg = blob(Buffer.from(JSON.stringify({ architecture: 'unknown', os: 'unknown', config: {}, rootfs: { type: 'layers', diff_ids: [statement.digest] } })), MEDIA.ociConfig);
+      blobs.set(statement.digest, statement);
+      blobs.set(cfg.digest, cfg);
+      const m = blob(
+        Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MEDIA.ociManifest, config: { mediaType: cfg.mediaType, digest: cfg.digest, size: cfg.size }, layers: [{ mediaType: statement.mediaType, digest: statement.digest, size: statement.size, annotations: { 'in-toto.io/predicate-type': 'https://slsa.dev/provenance/v0.2' } }] })),
+        MEDIA.ociManifest,
+      );
+      const platform = { os: 'unknown', architecture: 'unknown' };
+      attestationChildren.push({ platform, manifest: m });
+      entries.push({ mediaType: m.mediaType, digest: m.digest, size: m.size, platform, annotations: { 'vnd.docker.reference.digest': c.manifest.digest, 'vnd.docker.reference.type': 'attestation-manifest' } });
+    }
+  }
+  const index = { schemaVersion: 2, mediaType: indexType, manifests: entries };
   const top = blob(Buffer.from(JSON.stringify(index, null, 2)), indexType);
-  return { version: opts.version, manifest: top, digest: top.digest, children, blobs: [...blobs.values()] };
+  return { version: opts.version, manifest: top, digest: top.digest, children: [...children, ...attestationChildren], blobs: [...blobs.values()] };
 }
 
 // ---- pushing over the registry API ----
@@ -511,4 +532,12 @@ export async function pushEngineTags(target: PushTarget | string, opts: PushEngi
     out[tag] = image;
   }
   return out;
+}
+
+/** A layer holding `/payload.bin`: `bytes` of deterministic, incompressible data seeded by `seed`. */
+function payloadLayer(seed: string, bytes: number): Layer {
+  const key = createHash('sha256').update(seed).digest();
+  const data = createCipheriv('aes-256-ctr', key, Buffer.alloc(16)).update(Buffer.alloc(bytes));
+  const tar = writeTar([{ name: 'payload.bin', type: 'file', data }]);
+  return { diffId: sha256(tar), gz: gzipSync(tar, { level: 1 }) };
 }

@@ -100,10 +100,10 @@ export interface HttpStub {
 }
 
 /**
- * A node:http server on 127.0.0.1 answering with `handler`; used for misbehaving mirrors
+ * A node:http server on `address` (127.0.0.1 unless a test needs a second loopback host) answering with `handler`; used for misbehaving mirrors
  * (5xx, 429, 401 loops, malformed JSON, distribution-v3-style `Link` pagination).
  */
-export async function startHttpStub(t: TeardownHost, handler: StubHandler): Promise<HttpStub> {
+export async function startHttpStub(t: TeardownHost, handler: StubHandler, address = '127.0.0.1'): Promise<HttpStub> {
   const seen: string[] = [];
   const headers: IncomingMessage['headers'][] = [];
   const server: Server = createHttpServer((req, res) => {
@@ -119,7 +119,7 @@ export async function startHttpStub(t: TeardownHost, handler: StubHandler): Prom
     });
   });
   server.keepAliveTimeout = 1000;
-  await listen(server);
+  await listen(server, address);
   const port = boundPort(server);
   t.teardown(async () => {
     server.closeAllConnections();
@@ -127,8 +127,8 @@ export async function startHttpStub(t: TeardownHost, handler: StubHandler): Prom
   });
   return {
     port,
-    host: `127.0.0.1:${port}`,
-    url: `http://127.0.0.1:${port}`,
+    host: `${address}:${port}`,
+    url: `http://${address}:${port}`,
     requests: () => [...seen],
     requestHeaders: () => [...headers],
   };
@@ -194,10 +194,12 @@ export async function harnessRequest(
   });
 }
 
-async function listen(server: { listen(port: number, host: string, cb: () => void): unknown; once(e: 'error', cb: (e: Error) => void): unknown }): Promise<void> {
+async function listen(server: { listen(port: number, host: string, cb: () => void): unknown; once(e: 'error', cb: (e: Error) => void): unknown }, address = '127.0.0.1'): Promise<void> {
+  // Tests stay on loopback: any other address is a bug in the test.
+  if (!/^127\.\d+\.\d+\.\d+$/.test(address)) throw new Error(`test servers listen on 127.0.0.0/8 only, not ${address}`);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
+    server.listen(0, address, () => resolve());
   });
 }
 
@@ -205,4 +207,21 @@ function boundPort(server: { address(): ReturnType<Server['address']> }): number
   const address = server.address();
   if (!address || typeof address === 'string') throw new Error('could not read the bound port');
   return address.port;
+}
+
+/**
+ * Forwards one buffered request (from a startHttpStub handler) to a real registry and streams its
+ * answer back: stubs that fault only some requests (429 once, a corrupt blob, a stalled layer,
+ * a denied push) pass the rest through.
+ */
+export function forwardTo(to: { url: string; host: string }, req: IncomingMessage, res: ServerResponse, body: Buffer): void {
+  const out = httpRequest(`${to.url}${req.url ?? '/'}`, { method: req.method, headers: { ...req.headers, host: to.host } }, (answer) => {
+    res.writeHead(answer.statusCode ?? 502, answer.headers);
+    answer.pipe(res);
+  });
+  out.on('error', () => {
+    res.writeHead(502);
+    res.end();
+  });
+  out.end(body);
 }

@@ -10,10 +10,10 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { htpasswdLine } from './bcrypt.js';
 import { freePort, harnessRequest, harnessTempDir, HARNESS_USER_AGENT, type TeardownHost } from './net.js';
 import { makeCa, makeServerCert, type CertAuthority } from './tls.js';
 import type { TokenServer } from './token-server.js';
+import bcrypt from 'bcryptjs';
 
 export interface RegistryOptions {
   /** htpasswd Basic auth with these users. */
@@ -120,7 +120,7 @@ async function startOnce(t: TeardownHost, opts: RegistryOptions): Promise<Runnin
   let auth: Record<string, unknown> | undefined;
   if (opts.basicAuth) {
     const file = join(workDir, 'htpasswd');
-    writeFileSync(file, `${Object.entries(opts.basicAuth).map(([u, p]) => htpasswdLine(u, p)).join('\n')}\n`);
+    writeFileSync(file, `${Object.entries(opts.basicAuth).map(([u, p]) => `${u}:${bcrypt.hashSync(p, 4)}`).join('\n')}\n`);
     auth = { htpasswd: { realm: 'basic-realm', path: file } };
   } else if (opts.tokenAuth) {
     const ts = opts.tokenAuth;

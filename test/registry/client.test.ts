@@ -10,6 +10,7 @@ import { RegistryRequestError, type RegistryEndpoint } from '../../src/registry/
 import { buildEngineImage, MEDIA, pushEngineTags, pushImage, seedTags } from '../helpers/engine-image.js';
 import { requireBinaries } from '../helpers/integration.js';
 import { jsonErrorHandler, startBlackhole, startHttpStub, startRefusingPort } from '../helpers/net.js';
+import { failure } from '../helpers/registry-failure.js';
 import { startRegistry } from '../helpers/registry.js';
 import { makeCa } from '../helpers/tls.js';
 import { startTokenServer } from '../helpers/token-server.js';
@@ -46,16 +47,6 @@ function clientFor(t: Test, endpoint: RegistryEndpoint, setup: Setup = {}) {
   const client = createRegistryClient(endpoint, opts);
   t.teardown(() => client.close());
   return { client, secrets, credentials, opts };
-}
-
-async function failure(promise: Promise<unknown>): Promise<RegistryRequestError> {
-  try {
-    await promise;
-  } catch (error) {
-    if (error instanceof RegistryRequestError) return error;
-    throw error;
-  }
-  throw new Error('expected a RegistryRequestError, got success');
 }
 
 t.test('HEAD of a multi-platform OCI index returns the index digest, not a child', async (t) => {

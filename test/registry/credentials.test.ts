@@ -179,3 +179,18 @@ t.test('credentials from a helper reach a real registry', async (t) => {
   t.teardown(() => client.close());
   t.same(await client.listTags('moby/buildkit'), ['v0.18.2']);
 });
+
+// Found by test/properties/registry.test.ts: the warning quoted a failing helper's stdout, credential and all.
+t.test('a helper that fails after printing a credential: the warning does not quote it', async (t) => {
+  const dir = t.testdir({ 'config.json': JSON.stringify({ credsStore: 'fake' }) });
+  const s = createCredentialStore({
+    env: { DOCKER_CONFIG: dir },
+    secrets: new Secrets(),
+    runHelper: async () => ({ code: 1, stdout: '{"Username":"ci","Secret":"hunter2-secret"}\n', stderr: '' }),
+  });
+  t.equal(await s.get('harbor.corp'), undefined);
+  t.same(s.warnings(), ['credential helper docker-credential-fake failed for harbor.corp (exit 1)']);
+  const plain = createCredentialStore({ env: { DOCKER_CONFIG: dir }, secrets: new Secrets(), runHelper: async () => ({ code: 1, stdout: 'keychain locked\n', stderr: '' }) });
+  await plain.get('harbor.corp');
+  t.match(plain.warnings()[0], /\(exit 1\): keychain locked$/, 'a plain error message is still shown');
+});

@@ -1,0 +1,140 @@
+// The Engine API behind the runner interface: the daemon calls the tool makes most (daemon version
+// and mirrors, image inspect, tag, load, save, container inspect) are answered over the API, in the
+// shape the docker CLI prints them, so every caller, `plan` and the tests stay as they are. Every
+// other call — buildx, pull (credential helpers), context and cleanup commands, anything with
+// global flags — goes to the CLI runner, and so does any call when the daemon cannot be reached
+// over the API, so the CLI's own error wording reaches the user unchanged.
+import { createReadStream, createWriteStream } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import type { CommandResult, DockerRunner, RunOptions } from '../runner.js';
+import { EngineUnreachable, engineMessage, type EngineClient, type EngineResponse } from './client.js';
+
+type Handler = (client: EngineClient, args: string[], opts: RunOptions) => Promise<Omit<CommandResult, 'command'>>;
+
+const VERSION_FORMAT = '{{.Server.Version}} {{.Server.Os}}/{{.Server.Arch}}';
+const ok = (stdout: string): Omit<CommandResult, 'command'> => ({ exitCode: 0, stdout, stderr: '' });
+const failed = (stderr: string): Omit<CommandResult, 'command'> => ({ exitCode: 1, stdout: '', stderr: `${stderr}\n` });
+const fromDaemon = (res: EngineResponse): Omit<CommandResult, 'command'> => failed(`Error response from daemon: ${engineMessage(res)}`);
+const path = (name: string): string => encodeURI(name).replace(/[?#]/g, encodeURIComponent);
+const common = (opts: RunOptions): { timeoutMs?: number; signal?: AbortSignal } => ({
+  ...(opts.timeoutMs ? { timeoutMs: opts.timeoutMs } : {}),
+  ...(opts.signal ? { signal: opts.signal } : {}),
+});
+
+interface ImageJson {
+  Id: string;
+}
+
+/** `repo[:tag]` split the way docker tag does: the tag is after the last `:` that follows the last `/`. */
+function splitRepoTag(target: string): { repo: string; tag: string } {
+  const colon = target.lastIndexOf(':');
+  return colon > target.lastIndexOf('/') ? { repo: target.slice(0, colon), tag: target.slice(colon + 1) } : { repo: target, tag: 'latest' };
+}
+
+async function inspectImages(client: EngineClient, refs: string[], opts: RunOptions): Promise<{ found: unknown[]; missing: string[] }> {
+  const answers = await Promise.all(refs.map((ref) => client.call({ path: `/images/${path(ref)}/json`, ...common(opts) })));
+  const found: unknown[] = [];
+  const missing: string[] = [];
+  answers.forEach((res, i) => {
+    if (res.status === 200) found.push(JSON.parse(res.body.toString('utf8')));
+    else if (res.status === 404) missing.push(refs[i]!);
+    else throw new Error(engineMessage(res));
+  });
+  return { found, missing };
+}
+
+/** Each handler answers exactly one argv shape; `undefined` from `match` means "the CLI's job". */
+function match(args: string[]): Handler | undefined {
+  const [a, b, c, d, ...rest] = args;
+  if (a === 'version' && b === '--format' && c === VERSION_FORMAT && args.length === 3) {
+    return async (client, _args, opts) => {
+      const v = await client.json<{ Version: string; Os: string; Arch: string }>({ path: '/version', ...common(opts) });
+      return v ? ok(`${v.Version} ${v.Os}/${v.Arch}\n`) : failed('Error response from daemon: no version');
+    };
+  }
+  if (a === 'info' && b === '--format' && c === '{{json .RegistryConfig.Mirrors}}' && args.length === 3) {
+    return async (client, _args, opts) => {
+      const info = await client.json<{ RegistryConfig?: { Mirrors?: string[] | null } }>({ path: '/info', ...common(opts) });
+      return ok(`${JSON.stringify(info?.RegistryConfig?.Mirrors ?? null)}\n`);
+    };
+  }
+  if (a === 'image' && b === 'inspect' && c === '--format' && d === '{{.Id}}' && rest.length === 1) {
+    return async (client, _args, opts) => {
+      const ref = rest[0]!;
+      const image = await client.json<ImageJson>({ path: `/images/${path(ref)}/json`, ...common(opts) });
+      return image ? ok(`${image.Id}\n`) : failed(`Error response from daemon: No such image: ${ref}`);
+    };
+  }
+  if (a === 'image' && b === 'inspect' && args.length > 2 && args.slice(2).every((r) => !r.startsWith('-'))) {
+    return async (client, _args, opts) => {
+      const { found, missing } = await inspectImages(client, args.slice(2), opts);
+      const stderr = missing.map((m) => `Error response from daemon: No such image: ${m}\n`).join('');
+      return { exitCode: missing.length ? 1 : 0, stdout: `${JSON.stringify(found, null, 4)}\n`, stderr };
+    };
+  }
+  if (a === 'container' && b === 'inspect' && c === '--format' && (d === '{{.Image}}' || d === '{{.State.Status}} {{.Image}}') && rest.length === 1) {
+    return async (client, _args, opts) => {
+      const container = await client.json<{ Image: string; State?: { Status?: string } }>({ path: `/containers/${path(rest[0]!)}/json`, ...common(opts) });
+      if (!container) return failed(`Error response from daemon: No such container: ${rest[0]}`);
+      return ok(d === '{{.Image}}' ? `${container.Image}\n` : `${container.State?.Status ?? ''} ${container.Image}\n`);
+    };
+  }
+  if (a === 'tag' && b && c && args.length === 3) {
+    return async (client, _args, opts) => {
+      const res = await client.call({ method: 'POST', path: `/images/${path(b)}/tag`, query: splitRepoTag(c), ...common(opts) });
+      return res.status === 201 || res.status === 200 ? ok('') : fromDaemon(res);
+    };
+  }
+  if (a === 'load' && b === '-i' && c && args.length === 3) {
+    return async (client, _args, opts) => {
+      const res = await client.call({ method: 'POST', path: '/images/load', query: { quiet: '1' }, body: createReadStream(c), contentType: 'application/x-tar', ...common(opts) });
+      if (res.status !== 200) return fromDaemon(res);
+      // A JSON message stream: `{"stream":"Loaded image ID: …\n"}` lines, or `{"error":"…"}`.
+      let stdout = '';
+      for (const line of res.body.toString('utf8').split('\n').filter(Boolean)) {
+        const m = JSON.parse(line) as { stream?: string; error?: string; errorDetail?: { message?: string } };
+        if (m.error || m.errorDetail) return failed(m.errorDetail?.message ?? m.error ?? 'load failed');
+        stdout += m.stream ?? '';
+      }
+      return ok(stdout);
+    };
+  }
+  if (a === 'save' && b === '-o' && c && d && rest.length === 0) {
+    return async (client, _args, opts) => {
+      const res = await client.stream({ path: '/images/get', query: { names: d }, ...common(opts) }, createWriteStream(c));
+      if (res.status === 200) return ok('');
+      await rm(c, { force: true });
+      return fromDaemon(res);
+    };
+  }
+  return undefined;
+}
+
+/**
+ * Wraps the CLI runner: API-answerable calls go to the Engine API client, the rest (and any
+ * fallback) to `cli`. `client` is asked for lazily, once: undefined means the endpoint is one only
+ * the CLI can reach (ssh://), and every call goes to the CLI.
+ */
+export function createEngineRunner(cli: DockerRunner, connect: () => Promise<EngineClient | undefined>, onCommand?: (command: string) => void): DockerRunner {
+  let connecting: Promise<EngineClient | undefined> | undefined;
+  return {
+    binary: cli.binary,
+    globalArgs: cli.globalArgs,
+    env: cli.env,
+    async run(args, opts = {}) {
+      const handler = cli.globalArgs.length === 0 ? match(args) : undefined;
+      const client = handler ? await (connecting ??= connect().catch(() => undefined)) : undefined;
+      if (!handler || !client) return cli.run(args, opts);
+      const command = `docker ${args.join(' ')} (engine API ${client.endpoint.label})`;
+      onCommand?.(command);
+      try {
+        return { ...(await handler(client, args, opts)), command };
+      } catch (error) {
+        if (opts.signal?.aborted) return { exitCode: -1, stdout: '', stderr: `${command} was interrupted`, command };
+        // Unreachable over the API (or an answer we could not read): the CLI says it its way.
+        if (error instanceof EngineUnreachable || error instanceof SyntaxError) return cli.run(args, opts);
+        return { exitCode: 1, stdout: '', stderr: `${(error as Error).message}\n`, command };
+      }
+    },
+  };
+}
