@@ -28,12 +28,47 @@ export class BxbError extends Error {
 
   constructor(message: string, exitCode: number, details: ErrorDetails = {}) {
     // One line whatever the user's input held: values quoted in messages (a build arg, an
-    // environment variable, a config key) may carry newlines or control characters.
-    super(escapeControl(message), details.cause === undefined ? undefined : { cause: details.cause });
+    // environment variable, a config key) may carry newlines or control characters; long ones are cut.
+    super(clipLongValues(escapeControl(message)), details.cause === undefined ? undefined : { cause: details.cause });
     this.name = new.target.name;
     this.exitCode = exitCode;
-    this.hint = details.hint;
+    this.hint = details.hint === undefined ? undefined : clipLongValues(details.hint);
     this.transcript = details.transcript;
+  }
+}
+
+/** Longer quoted values are cut in messages; a file path or key path is far shorter. */
+const MAX_QUOTED = 120;
+/** Unquoted runs (an option name, a path) are cut only when no real path is that long. */
+const MAX_UNQUOTED = 1024;
+const KEEP = 40;
+const MAX_MESSAGE = 4096;
+
+/**
+ * Cuts the long user values an error echoes — `"abc…" (100000 characters)` — keeping their start,
+ * so a pasted 100 kB value still gives a short message that names the file and key. Every
+ * BxbError's message and hint pass through here; the rest of the message stays as written.
+ */
+export function clipLongValues(text: string): string {
+  const clipped = text
+    .replace(/"((?:[^"\\]|\\.)*)"/g, (whole, inner: string) => (inner.length > MAX_QUOTED ? `"${cut(inner)}…" (${shownLength(inner)} characters)` : whole))
+    .replace(new RegExp(`[^\\s"]{${MAX_UNQUOTED + 1},}`, 'g'), (run) => `${cut(run)}… (${run.length} characters)`);
+  // A value with both spaces and stray quotes escapes both rules: cap the whole, keeping its start.
+  return clipped.length > MAX_MESSAGE ? `${clipped.slice(0, MAX_MESSAGE)}… (${clipped.length} characters)` : clipped;
+}
+
+function cut(value: string): string {
+  // Do not end on half an escape sequence or half a surrogate pair.
+  return value.slice(0, KEEP).replace(/\\$/, '').replace(/[\ud800-\udbff]$/, '');
+}
+
+/** The value's own length: a JSON-escaped one is counted unescaped. */
+function shownLength(inner: string): number {
+  if (!inner.includes('\\')) return inner.length;
+  try {
+    return (JSON.parse(`"${inner}"`) as string).length;
+  } catch {
+    return inner.length;
   }
 }
 

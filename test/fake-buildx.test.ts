@@ -5,7 +5,7 @@ import t, { type Test } from 'tap';
 import { execFile } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { requireBinaries as requireBinariesLoose } from './helpers/integration.js';
+import { DOCKER_CLI, requireBinaries as requireBinariesLoose } from './helpers/integration.js';
 import { startDockerd, type Dockerd } from './helpers/dockerd.js';
 import { installFakeBuildx, FAKE_BUILDX_PLUGIN, type FakeBuildx, type FakeBuildxVersion } from './helpers/buildx.js';
 import { startRegistry } from './helpers/registry.js';
@@ -30,8 +30,8 @@ function exec(file: string, args: string[], env: Record<string, string | undefin
   });
 }
 
-// The 28.x CLI the facts were observed with; Debian's 20.10 CLI is /usr/bin/docker.
-const DOCKER = existsSync('/usr/local/bin/docker') ? '/usr/local/bin/docker' : 'docker';
+// The 28.x CLI the facts were observed with (required: no fallback to whatever `docker` is on PATH).
+const DOCKER = DOCKER_CLI.current;
 
 /** `docker [args]` through the real CLI, with only the environment a CI job would have. */
 function docker(fb: FakeBuildx, d: Dockerd | undefined, args: string[], extraEnv: Record<string, string> = {}): Promise<Run> {
@@ -116,7 +116,7 @@ t.test('without a daemon', async (t) => {
 });
 
 t.test('against a real dockerd', async (t) => {
-  if (!requireBinaries(t, ['dockerd', 'containerd', 'docker', 'docker-registry', 'busybox'])) return;
+  if (!requireBinaries(t, ['dockerd', 'containerd', DOCKER, DOCKER_CLI.debian, 'docker-registry', 'busybox'])) return;
   const [d, reg] = await Promise.all([startDockerd(t), startRegistry(t)]);
   const engine = buildEngineImage({ version: 'v0.13.2' });
   await pushImage(reg.url, 'moby/buildkit', ['v0.13.2'], engine);
@@ -134,6 +134,20 @@ t.test('against a real dockerd', async (t) => {
     const call = fb.calls().at(-1);
     t.same(call?.argv, ['--config', fb.dockerConfig, '--log-level', 'warn', '-H', d.host, 'buildx', 'version']);
     t.same(call?.args, ['version']);
+  });
+
+  t.test("Debian's docker 20.10 CLI finds the plugin and passes the same arguments", async (t) => {
+    const fb = installFakeBuildx(t, { version: '0.19.3' });
+    const env = { PATH: process.env.PATH, HOME: fb.dockerConfig, ...fb.env, ...d.env };
+    const client = await exec(DOCKER_CLI.debian, ['version', '--format', '{{.Client.Version}}'], env);
+    t.match(client.stdout, /^20\.10\./, 'the 20.10 client');
+    const v = await exec(DOCKER_CLI.debian, ['buildx', 'version'], env);
+    t.same([v.code, v.stdout], [0, 'github.com/docker/buildx v0.19.3 48d6a3927a14668da1a0c4439a6d454a3abbdf05\n'], v.stderr);
+    const c = await exec(DOCKER_CLI.debian, ['buildx', 'create', '--name', 'old-cli', '--driver', 'docker-container', '--driver-opt', `image=${image}`], env);
+    t.same([c.code, c.stdout, c.stderr], [0, 'old-cli\n', '']);
+    t.same(fb.calls().map((call) => call.args), [['version'], ['create', '--name', 'old-cli', '--driver', 'docker-container', '--driver-opt', `image=${image}`]]);
+    const r = await exec(DOCKER_CLI.debian, ['buildx', 'rm', 'old-cli'], env);
+    t.same([r.code, r.stderr], [0, 'old-cli removed\n']);
   });
 
   t.test('create prints only the name; inspect of a fresh builder matches facts §2.2 example C', async (t) => {

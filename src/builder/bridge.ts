@@ -1,37 +1,81 @@
 // Local-only images for a container builder: each is exported from the daemon as an OCI image
 // layout and handed to the build as `--build-context <name>=oci-layout://<dir>:<tag>`, the name
 // being what BuildKit's Dockerfile frontend looks the image up by (frontend/dockerui NamedContext).
+// Where each layout goes and the command that uses it are decided first (pure, shown by `plan`);
+// writing the layouts is the separate effect create runs.
 import { mkdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { Logger } from '../io.js';
 import { checkPlatforms, exportOciLayout, layoutTagFor, ociLayoutContext } from '../docker/oci-layout.js';
 import type { DockerRunner } from '../docker/runner.js';
+import { rewriteBuildCommand, type BuildRequest } from '../driver/build-args.js';
 import type { BridgePlan } from '../driver/build-needs.js';
+import type { DriverChoice } from './driver.js';
+import { builderDir } from '../state.js';
+
+export interface BridgeLayout extends BridgePlan {
+  /** `oci-layout://dir:tag` */
+  context: string;
+  tag: string;
+}
 
 export interface BridgedContexts {
+  /** The directory every layout of this run is written to. */
+  dir: string;
+  layouts: BridgeLayout[];
   /** `--build-context` name → `oci-layout://dir:tag` */
   contexts: Record<string, string>;
   /** The same as `--build-context` flags, for printing. */
   flags: string[];
-  /** Removes the layouts (prefix mode, after the command). */
-  remove(): Promise<void>;
 }
 
-export async function bridgeLocalImages(runner: DockerRunner, bridges: BridgePlan[], dir: string, log: Logger): Promise<BridgedContexts> {
-  const contexts: Record<string, string> = {};
-  await mkdir(dir, { recursive: true });
-  const remove = (): Promise<void> => rm(dir, { recursive: true, force: true });
+/**
+ * Where the layouts live: with the builder's files for plain create (so the printed flags keep
+ * working until rm), or in a per-run directory in prefix mode (removed after the command).
+ */
+export function bridgeDir(env: Record<string, string | undefined>, builder: string, prefixRun: string | undefined): string {
+  return join(builderDir(env, builder), prefixRun === undefined ? 'contexts' : `contexts-${prefixRun}`);
+}
+
+/** The layouts and `--build-context` values for the bridged images, without writing anything. */
+export function planBridgedContexts(bridges: BridgePlan[], dir: string): BridgedContexts {
+  const layouts = bridges.map((b) => {
+    const tag = layoutTagFor(b.ref);
+    return { ...b, tag, context: ociLayoutContext(dir, tag) };
+  });
+  const contexts = Object.fromEntries(layouts.map((l) => [l.contextName, l.context]));
+  return { dir, layouts, contexts, flags: layouts.map((l) => `--build-context=${l.contextName}=${l.context}`) };
+}
+
+/** This run's bridge plan; none when the docker driver builds (it sees the local images itself). */
+export function bridgesFor(
+  driver: Pick<DriverChoice, 'driver' | 'bridges'>,
+  env: Record<string, string | undefined>,
+  builder: string,
+  prefixRun: string | undefined,
+): BridgedContexts | undefined {
+  return driver.driver !== 'docker' && driver.bridges.length > 0 ? planBridgedContexts(driver.bridges, bridgeDir(env, builder, prefixRun)) : undefined;
+}
+
+/** The command prefix mode runs: a build command gets `--builder` and the bridged contexts; any other runs as given. */
+export function prefixedCommand(exec: string[], request: BuildRequest | undefined, builder: string, bridged: BridgedContexts | undefined): string[] {
+  return request ? rewriteBuildCommand(exec, { builder, addBuildContexts: bridged?.contexts ?? {} }) : exec;
+}
+
+/** Writes the planned layouts; returns how to remove them (prefix mode, after the command). */
+export async function writeBridgedContexts(runner: DockerRunner, planned: BridgedContexts, log: Logger): Promise<{ remove(): Promise<void> }> {
+  await mkdir(planned.dir, { recursive: true });
+  const remove = (): Promise<void> => rm(planned.dir, { recursive: true, force: true });
   try {
-    for (const bridge of bridges) {
-      log.info(`exporting local image ${bridge.ref} as an OCI layout for the builder`);
-      const tag = layoutTagFor(bridge.ref);
-      const layout = await exportOciLayout(runner, bridge.ref, dir, tag);
+    for (const layout of planned.layouts) {
+      log.info(`exporting local image ${layout.ref} as an OCI layout for the builder`);
+      const written = await exportOciLayout(runner, layout.ref, planned.dir, layout.tag);
       // A missing platform fails here, before the build starts, naming image and platform.
-      if (bridge.platforms.length) checkPlatforms(layout.platforms, bridge.platforms, bridge.ref);
-      contexts[bridge.contextName] = ociLayoutContext(layout.dir, layout.tag);
+      if (layout.platforms.length) checkPlatforms(written.platforms, layout.platforms, layout.ref);
     }
   } catch (error) {
     await remove();
     throw error;
   }
-  return { contexts, flags: Object.entries(contexts).map(([name, value]) => `--build-context=${name}=${value}`), remove };
+  return { remove };
 }

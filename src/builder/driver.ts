@@ -32,9 +32,9 @@ export interface DriverChoice {
 export function buildkitConfigReasons(config: Config): string[] {
   const reasons: string[] = [];
   const defaults = defaultConfig();
-  if (config.buildkit.version !== defaults.buildkit.version || config.buildkit.image !== defaults.buildkit.image) {
-    reasons.push(`buildkit.version pins BuildKit ${config.buildkit.version}`);
-  }
+  // Name what the user set: an image alone keeps the default version, which they did not choose.
+  if (config.buildkit.version !== defaults.buildkit.version) reasons.push(`buildkit.version pins BuildKit ${config.buildkit.version}`);
+  if (config.buildkit.image !== defaults.buildkit.image) reasons.push(`buildkit.image is ${config.buildkit.image}`);
   if (config.buildkitd.config) reasons.push('buildkitd.config sets a BuildKit daemon config');
   if (config.buildkitd.flags.length) reasons.push('buildkitd.flags sets BuildKit daemon flags');
   return reasons;

@@ -211,9 +211,10 @@ function absolutePath(path: string, where: string, source: string, problems: Con
 }
 
 function parseBase(base: { text: string; file: string }, problems: ConfigProblem[]): TomlTable {
+  let table: TomlTable;
   try {
     // BigInt only where a number does not fit, so byte sizes (gckeepstorage) survive unchanged.
-    return parse(base.text, { integersAsBigInt: 'asNeeded', unsafeKeyBehaviour: 'throw' }) as TomlTable;
+    table = parse(base.text, { integersAsBigInt: 'asNeeded', unsafeKeyBehaviour: 'throw' }) as TomlTable;
   } catch (e) {
     if (e instanceof TomlError) {
       const reason = e.message.split('\n')[0]!.replace(/^Invalid TOML document:\s*/, '');
@@ -225,6 +226,29 @@ function parseBase(base: { text: string; file: string }, problems: ConfigProblem
     problems.push({ path: '', message: `cannot read as TOML: ${(e as Error).message}`, source: base.file });
     throw new ConfigError(problems, { hint: `fix ${base.file} (buildkitd.config)`, cause: e });
   }
+  const outOfRange = integersBeyondInt64(table);
+  if (outOfRange.length) {
+    throw new ConfigError(
+      [...problems, ...outOfRange.map((o) => ({ path: o.path, message: `${o.value} is outside the signed 64-bit integers BuildKit reads`, source: base.file }))],
+      { hint: `use a smaller value (sizes may also be strings such as "512MB") in ${base.file} (buildkitd.config)` },
+    );
+  }
+  return table;
+}
+
+const INT64_MIN = -(2n ** 63n);
+const INT64_MAX = 2n ** 63n - 1n;
+
+/**
+ * BuildKit decodes buildkitd.toml with go-toml into int64 fields and refuses a larger integer
+ * (BK cmd/buildkitd/config/load.go); smol-toml reads it as a BigInt, so it must be caught here
+ * rather than when buildx loads the file at create time.
+ */
+function integersBeyondInt64(value: unknown, path = ''): { path: string; value: bigint }[] {
+  if (typeof value === 'bigint') return value < INT64_MIN || value > INT64_MAX ? [{ path, value }] : [];
+  if (Array.isArray(value)) return value.flatMap((v, i) => integersBeyondInt64(v, `${path}[${i}]`));
+  if (isTable(value)) return Object.entries(value).flatMap(([k, v]) => integersBeyondInt64(v, path ? `${path}.${tomlKey(k)}` : tomlKey(k)));
+  return [];
 }
 
 function isTable(v: unknown): v is TomlTable {

@@ -159,7 +159,9 @@ export function parseArgs(argv: string[]): ParsedArgs {
     command = token;
   }
   if (command) args.command = command as CommandName;
-  if (args.exec && args.command !== 'create') throw new UsageError(`-- <command> cannot follow "${args.command}"`, { hint: 'prefix mode is: buildx-bootstrap [options] -- <command…>' });
+  if (args.exec && args.command !== 'create' && args.command !== 'plan') {
+    throw new UsageError(`-- <command> cannot follow "${args.command}"`, { hint: 'prefix mode is: buildx-bootstrap [plan] [options] -- <command…>' });
+  }
   if ((args.to !== undefined || args.dryRun) && args.command !== 'mirror') throw new UsageError(`${args.to !== undefined ? '--to' : '--dry-run'} only applies to mirror`, { hint: 'run buildx-bootstrap mirror --to HOST[/PATH] [--dry-run] [IMAGE…]' });
   if (args.check && args.command !== 'lock') throw new UsageError('--check only applies to lock', { hint: 'run buildx-bootstrap lock --check' });
   if (args.stale && args.command !== 'rm') throw new UsageError('--stale only applies to rm', { hint: 'run buildx-bootstrap rm --stale [--older-than 7d]' });
@@ -180,7 +182,7 @@ export function helpText(version: string): string {
     '  buildx-bootstrap [options] -- <command…>     create, then run the command with BUILDX_BUILDER set',
     '  buildx-bootstrap resolve [--json]            print the pinned engine image reference',
     '  buildx-bootstrap lock [--check]              write (or check) the lockfile',
-    '  buildx-bootstrap plan [--json]               show what create would do; changes nothing',
+    '  buildx-bootstrap plan [--json] [-- <cmd…>]   show what create (or prefix mode) would do; changes nothing',
     '  buildx-bootstrap doctor [--json]             check docker, buildx, DinD context, registries, quota, mirrors,',
     '                                               lockfile; exits with the code of the first failing check',
     '  buildx-bootstrap rm [--force]                remove the builder and its generated config (not while',

@@ -1,7 +1,6 @@
 // `create` (the default command) and prefix mode: bring up the pinned, mirror-configured builder,
 // print its name (or run the command after `--` with BUILDX_BUILDER set). Start-up cost is module
 // loading, so the full pipeline, the image bridge and the build rewrite load only when needed.
-import { join } from 'node:path';
 import type { CommandContext } from '../context.js';
 import { decideDriver } from '../builder/driver.js';
 import { runPrefixed } from '../builder/exec.js';
@@ -9,7 +8,6 @@ import { tryFastReuse } from '../builder/fast-path.js';
 import type { CreateState } from '../builder/full-create.js';
 import { namedConfig } from '../builder/name.js';
 import { makeRunner, pinFromLock } from '../builder/pipeline.js';
-import { builderDir } from '../state.js';
 
 export async function run(ctx: CommandContext): Promise<number> {
   const raw = await ctx.loadConfig();
@@ -34,16 +32,14 @@ async function finish(ctx: CommandContext, state: CreateState): Promise<number> 
   // Local-only images the build needs, handed to the container builder as OCI layouts. In prefix
   // mode they live only as long as the command; for plain create they stay with the builder's
   // files (removed by rm) so the printed --build-context flags keep working.
-  const bridged = driver.driver !== 'docker' && driver.bridges.length
-    ? await (await import('../builder/bridge.js')).bridgeLocalImages(state.runner!, driver.bridges, ctx.args.exec ? join(builderDir(io.env, builder), `contexts-${process.pid}`) : join(builderDir(io.env, builder), 'contexts'), log)
-    : undefined;
+  const bridge = driver.bridges.length || ctx.args.exec ? await import('../builder/bridge.js') : undefined;
+  const bridged = bridge?.bridgesFor(driver, io.env, builder, ctx.args.exec ? String(process.pid) : undefined);
+  const written = bridged ? await bridge!.writeBridgedContexts(state.runner!, bridged, log) : undefined;
   if (ctx.args.exec) {
-    const request = driver.request;
-    const argv = request ? (await import('../driver/build-args.js')).rewriteBuildCommand(ctx.args.exec, { builder, addBuildContexts: bridged?.contexts ?? {} }) : ctx.args.exec;
     try {
-      return await runPrefixed(argv, builder, io);
+      return await runPrefixed(bridge!.prefixedCommand(ctx.args.exec, driver.request, builder, bridged), builder, io);
     } finally {
-      await bridged?.remove();
+      await written?.remove();
     }
   }
   if (ctx.args.json) {

@@ -13,6 +13,7 @@ import { readFile } from 'node:fs/promises';
 import { dirname, join, relative, resolve as resolvePath } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { CommandContext } from '../context.js';
+import { gitlabDindTemplateValues } from '../docker/dockerd-advice.js';
 import { ExitCode, UsageError } from '../errors.js';
 import { parseVersionSpec } from '../resolve/version-spec.js';
 import { writeFileAtomic } from '../state.js';
@@ -93,6 +94,7 @@ export async function renderInitFiles(cwd: string, opts: { version: string; temp
     // A JSON string is a valid YAML double-quoted scalar: ranges like `>=0.18 <1` need quoting.
     buildkitVersion: JSON.stringify(opts.version),
     gitlabSnippetPath: INIT_FILES.find((f) => f.kind === 'gitlab-ci')!.target,
+    ...gitlabDindTemplateValues(),
   };
   return Promise.all(
     INIT_FILES.map(async (file) => ({

@@ -1,6 +1,8 @@
 // `plan`: the create pipeline without its effects. It asks docker and the registries (read-only)
 // and shows the config source, the resolved image, the driver decision with its reasons, the
 // buildkitd.toml, the exact buildx argv, and whether the builder would be reused or recreated.
+// With `-- <command…>` it also shows what prefix mode would run: the bridged local images under
+// their --build-context names and the rewritten command; no layout is written, nothing runs.
 import type { CommandContext } from '../context.js';
 import { readRecord } from '../builder/bring-up.js';
 import { decideConverge, type ConvergeAction } from '../builder/converge.js';
@@ -55,16 +57,23 @@ export async function run(ctx: CommandContext): Promise<number> {
     converge = decideConverge(spec, await inspectBuilder(runner, spec.name), await readRecord(ctx.io.env, spec.name));
   }
   const docker = [runner.binary, ...runner.globalArgs];
+  const builder = driver.driver === 'docker' ? driver.contextBuilder : config.builder.name;
+  // The layouts create would write and the command prefix mode would run; nothing is written.
+  // A prefixed run's layouts go to a directory named after its process id, shown as `<pid>`.
+  const bridge = driver.bridges.length || ctx.args.exec ? await import('../builder/bridge.js') : undefined;
+  const bridged = bridge?.bridgesFor(driver, ctx.io.env, builder, ctx.args.exec ? '<pid>' : undefined);
+  const commandArgv = ctx.args.exec ? bridge!.prefixedCommand(ctx.args.exec, driver.request, builder, bridged) : undefined;
   const out = {
     configSource: describeSource(loaded),
     docker: { server: facts.daemon.serverVersion, platform: facts.daemon.platform, buildx: facts.buildx.version, tlsContext: facts.tlsContext ?? null },
     image: pin ? { reference: pin.reference, tag: pin.tag, digest: pin.digest, source: pin.source, locked: Boolean(pin.lock) } : null,
-    driver: { driver: driver.driver, reasons: driver.reasons, warnings: driver.warnings, bridges: driver.bridges },
-    builder: driver.driver === 'docker' ? driver.contextBuilder : config.builder.name,
+    driver: { driver: driver.driver, reasons: driver.reasons, warnings: driver.warnings, bridges: bridged?.layouts ?? [] },
+    builder,
     buildkitdToml: toml.text || null,
     argv: argv.length ? [...docker, ...argv] : null,
     appendArgv: appendArgv.map((a) => [...docker, ...a]),
     action: converge ? { action: converge.action, reasons: converge.reasons } : { action: 'use', reasons: [`the docker driver builder of context ${driver.contextBuilder}`] },
+    command: commandArgv ? { argv: commandArgv, env: { BUILDX_BUILDER: builder } } : null,
   };
   if (ctx.args.json) {
     ctx.result(JSON.stringify(out, null, 2));
@@ -77,10 +86,11 @@ export async function run(ctx: CommandContext): Promise<number> {
     `driver:   ${driver.driver}`,
     ...driver.reasons.map((r) => `          - ${r}`),
     ...driver.warnings.map((w) => `  warning: ${w}`),
-    ...driver.bridges.map((b) => `          - local image ${b.ref} → --build-context ${b.contextName}=oci-layout://… (exported at create)`),
+    ...out.driver.bridges.map((b) => `          - local image ${b.ref} → --build-context ${b.contextName}=${b.context}`),
     `builder:  ${out.builder} — would ${out.action.action}: ${out.action.reasons.join('; ')}`,
     ...(out.argv ? [`command:  ${out.argv.map(quote).join(' ')}`] : []),
     ...out.appendArgv.map((a) => `          ${a.map(quote).join(' ')}`),
+    ...(out.command ? [`runs:     BUILDX_BUILDER=${quote(builder)} ${out.command.argv.map(quote).join(' ')}`] : []),
     ...(toml.text ? ['buildkitd.toml:', ...toml.text.trimEnd().split('\n').map((l) => `  ${l}`)] : []),
   ];
   ctx.result(lines.join('\n'));

@@ -3,6 +3,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DockerError } from '../errors.js';
+import { GITLAB_DIND } from './dockerd-advice.js';
 import { dockerConfigDir, shortHash } from '../state.js';
 import { lastStderrLine, transcript, type DockerRunner } from './runner.js';
 
@@ -12,8 +13,7 @@ export interface DaemonFacts {
   platform: string;
 }
 
-const UNREACHABLE_HINT =
-  'start dockerd or point DOCKER_HOST at it; in GitLab CI add the docker:dind service (and DOCKER_HOST=tcp://docker:2376)';
+const UNREACHABLE_HINT = `start dockerd or point DOCKER_HOST at it; in GitLab CI add the ${GITLAB_DIND.service} service (and DOCKER_HOST=${GITLAB_DIND.dockerHost})`;
 
 export async function inspectDaemon(runner: DockerRunner, signal?: AbortSignal): Promise<DaemonFacts> {
   const r = await runner.run(['version', '--format', '{{.Server.Version}} {{.Server.Os}}/{{.Server.Arch}}'], {

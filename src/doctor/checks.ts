@@ -10,10 +10,11 @@
 // Per-function imports: the whole semver package costs start-up time in every command.
 import semverCoerce from 'semver/functions/coerce.js';
 import semverLt from 'semver/functions/lt.js';
-import type { Config, MirrorConfig } from '../config/schema.js';
+import type { Config } from '../config/schema.js';
 import type { BuildxFacts } from '../docker/buildx.js';
 import { MIN_BUILDX } from '../docker/buildx.js';
 import type { DaemonFacts, TlsEnvironment } from '../docker/daemon.js';
+import { daemonJsonFix, dindServiceCommand, dockerdMirrorFix, GITLAB_DIND } from '../docker/dockerd-advice.js';
 import { ExitCode } from '../errors.js';
 import { DOCKER_HUB } from '../registry/reference.js';
 import type { RateLimit, RegistryFailureKind } from '../registry/types.js';
@@ -182,7 +183,7 @@ function contextCheck(f: DoctorFacts): DoctorCheck {
     return {
       check: 'context',
       verdict: 'fail',
-      detail: `DOCKER_HOST=${t.tls.host} with TLS, but ${t.missingFiles.join(', ')} missing in ${t.tls.certPath} — point DOCKER_CERT_PATH at the client certs (GitLab DinD: DOCKER_TLS_CERTDIR=/certs → /certs/client)`,
+      detail: `DOCKER_HOST=${t.tls.host} with TLS, but ${t.missingFiles.join(', ')} missing in ${t.tls.certPath} — point DOCKER_CERT_PATH at the client certs (GitLab DinD: DOCKER_TLS_CERTDIR=${GITLAB_DIND.tlsCertdir} → ${GITLAB_DIND.certPath})`,
     };
   }
   const what = t.contextExists ? `uses the docker context ${t.contextName} (exists)` : `will create the docker context ${t.contextName}`;
@@ -287,14 +288,13 @@ function mirrorChecks(f: DoctorFacts): DoctorCheck[] {
   const out: DoctorCheck[] = [];
   const missing = hostOnly.filter((m) => !daemonHosts.includes(m.host));
   if (missing.length) {
-    const urls = missing.map(mirrorUrl);
+    const fix = dockerdMirrorFix(missing);
     out.push({
       check: 'mirrors',
       verdict: 'warn',
       detail:
         `dockerd does not use ${missing.map((m) => m.host).join(', ')}: docker pull and docker-driver builds go to Docker Hub — ` +
-        `add "registry-mirrors": ${JSON.stringify(urls)} to daemon.json, or for GitLab DinD the service ` +
-        `command: ${JSON.stringify(urls.flatMap((u) => ['--registry-mirror', u]))}`,
+        `add ${daemonJsonFix(fix)} to daemon.json, or for GitLab DinD the service ${dindServiceCommand(fix)}`,
     });
   }
   const configuredHosts = hub.map((m) => m.host);
@@ -316,10 +316,6 @@ function mirrorChecks(f: DoctorFacts): DoctorCheck[] {
   }
   if (pathNote) out.push({ check: 'mirrors', verdict: 'ok', detail: pathNote });
   return out;
-}
-
-function mirrorUrl(m: MirrorConfig): string {
-  return `${m.http ? 'http' : 'https'}://${m.host}`;
 }
 
 function lockfileCheck(f: DoctorFacts): DoctorCheck {

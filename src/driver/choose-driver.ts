@@ -16,6 +16,7 @@
 import { UsageError } from '../errors.js';
 import type { DriverSetting, MirrorConfig } from '../config/schema.js';
 import type { ExportSpec } from './build-args.js';
+import { daemonJsonFix, dindServiceCommand, dockerdMirrorFix, GITLAB_DIND } from '../docker/dockerd-advice.js';
 
 export type Driver = 'docker' | 'docker-container' | 'kubernetes' | 'remote';
 
@@ -143,10 +144,6 @@ export function chooseDriver(input: { setting: DriverSetting; needs: BuildNeeds 
   };
 }
 
-function mirrorUrl(m: MirrorConfig): string {
-  return `${m.http ? 'http' : 'https'}://${m.host}`;
-}
-
 function daemonMirrorHost(url: string): string {
   return url.trim().replace(/^[a-z]+:\/\//i, '').replace(/\/+$/, '').toLowerCase();
 }
@@ -172,20 +169,12 @@ export function dockerDriverMirrorWarning(
 
   const parts: string[] = [];
   if (missing.length > 0) {
-    const urls = missing.map(mirrorUrl);
+    const fix = dockerdMirrorFix(missing);
     const dind = (env.GITLAB_CI === 'true' || env.CI_SERVER === 'yes') && /^tcp:\/\//.test(env.DOCKER_HOST ?? '');
-    const fix = dind
-      ? `give the docker:dind service in .gitlab-ci.yml command: [${urls.map((u) => `"--registry-mirror", "${u}"`).join(', ')}]`
-      : `add "registry-mirrors": [${urls.map((u) => `"${u}"`).join(', ')}] to dockerd's daemon.json (/etc/docker/daemon.json) and restart dockerd`;
-    const insecure = missing.filter((m) => m.http || m.insecure).map((m) => m.host);
-    const insecureFix = insecure.length
-      ? dind
-        ? ` and "--insecure-registry", "${insecure.join('", "--insecure-registry", "')}"`
-        : `, with "insecure-registries": ["${insecure.join('", "')}"]`
-      : '';
-    parts.push(
-      `the docker driver pulls Docker Hub images through dockerd, which has ${daemonMirrors.length ? 'other registry-mirrors' : 'no registry-mirrors'} and ignores buildkitd.toml: ${fix}${insecureFix}`,
-    );
+    const how = dind
+      ? `give the ${GITLAB_DIND.service} service in .gitlab-ci.yml ${dindServiceCommand(fix)}`
+      : `add ${daemonJsonFix(fix)} to dockerd's daemon.json (/etc/docker/daemon.json) and restart dockerd`;
+    parts.push(`the docker driver pulls Docker Hub images through dockerd, which has ${daemonMirrors.length ? 'other registry-mirrors' : 'no registry-mirrors'} and ignores buildkitd.toml: ${how}`);
   }
   if (unusable.length > 0) {
     const names = unusable.map((m) => `${m.host}${m.path ? `/${m.path}` : ''} (for ${m.for})`);

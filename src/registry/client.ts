@@ -17,7 +17,7 @@ import { basicAuthorization, fetchToken, TOKEN_MAX_BYTES, TokenCache, tokenCache
 import type { Credential, CredentialStore } from './credentials.js';
 import { bareMediaType, parseLinkNext, parseRateLimit, parseWwwAuthenticate, type Challenge } from './headers.js';
 import { BODY_OVERRUN, BODY_TOO_LARGE, createTransport, TransportError, UNTRUSTED_CERT_CODES, type HttpResponse, type StreamResponse, type Transport } from './http.js';
-import { isLoopbackHost, isValidDigest } from './reference.js';
+import { endpointScheme, isLoopbackHost, isValidDigest } from './reference.js';
 import { resolveTls } from './tls.js';
 import {
   MANIFEST_MEDIA_TYPES,
@@ -65,12 +65,6 @@ const PING_MAX_BYTES = 64 * 1024;
 const MAX_REDIRECTS = 10;
 const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
 const DIGEST_ALGORITHMS: Record<string, string> = { sha256: 'sha256', sha384: 'sha384', sha512: 'sha512' };
-
-export function endpointScheme(endpoint: RegistryEndpoint): 'http' | 'https' {
-  if (endpoint.http) return 'http';
-  if (isLoopbackHost(endpoint.host) && !endpoint.ca && !endpoint.insecure) return 'http';
-  return 'https';
-}
 
 interface Authorization {
   header: string;

@@ -106,6 +106,13 @@ export function registryApiHost(registry: string): string {
   return registry === DOCKER_HUB ? DOCKER_HUB_API : registry;
 }
 
+/** The scheme we speak to a registry endpoint (see src/registry/client.ts for why). */
+export function endpointScheme(endpoint: { host: string; http?: boolean; insecure?: boolean; ca?: string }): 'http' | 'https' {
+  if (endpoint.http) return 'http';
+  if (isLoopbackHost(endpoint.host) && !endpoint.ca && !endpoint.insecure) return 'http';
+  return 'https';
+}
+
 /** Loopback registries are the only ones spoken to over plain HTTP without `http: true`. */
 export function isLoopbackHost(host: string): boolean {
   const name = hostWithoutPort(host);

@@ -134,7 +134,7 @@ insecure-entitlements = ["network.host"]
 
 [worker.oci]
   max-parallelism = 4
-  gckeepstorage = 90000000000000000000
+  gckeepstorage = 9007199254740993
 
 [log]
   format = "json"
@@ -158,7 +158,7 @@ t.test('merge over a base file: rules for shared keys, everything else kept', as
   t.same(doc.registry['quay.io'], { mirrors: ['quay-mirror.corp'] });
   t.equal(doc.debug, true);
   t.same(doc['insecure-entitlements'], ['network.host']);
-  t.same(doc.worker, { oci: { 'max-parallelism': 4, gckeepstorage: 90000000000000000000n } });
+  t.same(doc.worker, { oci: { 'max-parallelism': 4, gckeepstorage: 9007199254740993n } });
   t.same(doc.log, { format: 'json' });
   t.notMatch(out, /corporate defaults/, 'comments of the base are not carried over');
   t.matchSnapshot(out, 'merged over a base file');
@@ -209,6 +209,19 @@ t.test('invalid base TOML: exit 2 naming the file and the line', async (t) => {
 
   const dup = t.throws(() => renderBuildkitdConfig({ mirrors: [], registries: {}, base: { text: 'a = 1\n\n\na = 2\n', file: 'b.toml' } })) as ConfigError;
   t.match(dup.message, /b\.toml: invalid TOML at line 4, column 1/);
+});
+
+t.test('integers beyond signed 64-bit in a base file: exit 2 naming each key', async (t) => {
+  // 2^63 - 1 is the largest value BuildKit's go-toml decoding takes; one more is refused there.
+  const ok = renderBuildkitdConfig({ mirrors: [], registries: {}, base: { text: '[worker.oci]\ngckeepstorage = 9223372036854775807\n', file: '/b.toml' } });
+  t.match(ok, /^gckeepstorage = 9223372036854775807$/m, 'the largest int64 is kept exactly');
+  const text = '[worker.oci]\ngckeepstorage = 90000000000000000000\n[[worker.oci.gcpolicy]]\nkeepBytes = -9223372036854775809\n';
+  const err = t.throws(() => renderBuildkitdConfig({ mirrors: [], registries: {}, base: { text, file: '/project/buildkitd.base.toml' } })) as ConfigError;
+  t.ok(err instanceof ConfigError);
+  t.equal(err.exitCode, 2);
+  t.match(err.message, /\/project\/buildkitd\.base\.toml: worker\.oci\.gckeepstorage: 90000000000000000000 is outside the signed 64-bit integers BuildKit reads/);
+  t.match(err.message, /worker\.oci\.gcpolicy\[0\]\.keepBytes: -9223372036854775809 is outside/, 'every such key is listed');
+  t.match(err.hint, /buildkitd\.base\.toml/);
 });
 
 t.test('a base file with a wrong registry shape is refused', async (t) => {

@@ -243,7 +243,7 @@ t.test('mirrors: a host mirror dockerd lacks gets both fixes; a dockerd-only mir
   t.same(checks.map((c) => c.verdict), ['warn', 'warn', 'ok']);
   t.equal(
     checks[0]!.detail,
-    'dockerd does not use mirror.corp.example, plain.corp.example: docker pull and docker-driver builds go to Docker Hub — add "registry-mirrors": ["https://mirror.corp.example","http://plain.corp.example"] to daemon.json, or for GitLab DinD the service command: ["--registry-mirror","https://mirror.corp.example","--registry-mirror","http://plain.corp.example"]',
+    'dockerd does not use mirror.corp.example, plain.corp.example: docker pull and docker-driver builds go to Docker Hub — add "registry-mirrors": ["https://mirror.corp.example", "http://plain.corp.example"], "insecure-registries": ["http://plain.corp.example"] to daemon.json, or for GitLab DinD the service command: ["--registry-mirror", "https://mirror.corp.example", "--registry-mirror", "http://plain.corp.example", "--insecure-registry", "http://plain.corp.example"]',
   );
   t.equal(checks[1]!.detail, 'dockerd mirrors Docker Hub through other.corp.example but container builders do not — add it to mirrors: (host: other.corp.example)');
   t.match(checks[2]!.detail, /^harbor\.corp\.example\/dockerhub-proxy has a path and cannot be a dockerd mirror/);
@@ -520,7 +520,7 @@ t.test('in-process against a real registry, dockerd and the emulated buildx', as
     t.equal(r.code, 0, r.stdout);
     const m = lines(r).filter((l) => l.check === 'mirrors');
     t.same(m.map((l) => l.verdict), ['warn', 'warn', 'ok']);
-    t.match(m[0]!.detail, `dockerd does not use ${other.host}: docker pull and docker-driver builds go to Docker Hub — add "registry-mirrors": ["https://${other.host}"] to daemon.json, or for GitLab DinD the service command: ["--registry-mirror","https://${other.host}"]`);
+    t.match(m[0]!.detail, `dockerd does not use ${other.host}: docker pull and docker-driver builds go to Docker Hub — add "registry-mirrors": ["http://${other.host}"] to daemon.json, or for GitLab DinD the service command: ["--registry-mirror", "http://${other.host}"]`, 'a loopback mirror is proposed with the plain HTTP it serves, and needs no insecure-registries entry');
     t.match(m[1]!.detail, `dockerd mirrors Docker Hub through 127.0.0.1:${daemonMirrorPort} but container builders do not`);
     t.match(m[2]!.detail, 'harbor.corp.example/dockerhub-proxy has a path and cannot be a dockerd mirror');
   });

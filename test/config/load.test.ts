@@ -179,6 +179,99 @@ t.test('timeouts.drain: file, BUILDX_BOOTSTRAP_DRAIN_TIMEOUT and days as a unit'
   await t.rejects(loadConfig({ cwd: dir, env: env({ BUILDX_BOOTSTRAP_DRAIN_TIMEOUT: 'forever' }) }), /timeouts\.drain/);
 });
 
+t.test('every config file form the README lists is found and read', async (t) => {
+  const forms: [string, string][] = [
+    ['.buildx-bootstraprc', 'builder:\n  name: rc-yaml\n'],
+    ['.buildx-bootstraprc', '{"builder": {"name": "rc-json"}}\n'],
+    ['.buildx-bootstraprc.json', '{"builder": {"name": "rc-dot-json"}}\n'],
+    ['.buildx-bootstraprc.yaml', 'builder: { name: rc-dot-yaml }\n'],
+    ['.buildx-bootstraprc.yml', 'builder: { name: rc-dot-yml }\n'],
+    ['.buildx-bootstraprc.js', 'export default { builder: { name: "rc-dot-js" } };\n'],
+    ['.buildx-bootstraprc.mjs', 'export default { builder: { name: "rc-dot-mjs" } };\n'],
+    ['.buildx-bootstraprc.cjs', 'module.exports = { builder: { name: "rc-dot-cjs" } };\n'],
+    ['buildx-bootstrap.config.js', 'export default { builder: { name: "config-js" } };\n'],
+    ['buildx-bootstrap.config.mjs', 'export default { builder: { name: "config-mjs" } };\n'],
+    ['buildx-bootstrap.config.cjs', 'module.exports = { builder: { name: "config-cjs" } };\n'],
+    ['buildx-bootstrap.config.ts', 'const name: string = "config-ts";\nexport default { builder: { name } };\n'],
+  ];
+  for (const [file, text] of forms) {
+    // A package.json with "type": "module" is the project root, as in a real ESM project.
+    const dir = t.testdir({ 'package.json': '{"name":"app","type":"module"}', [file]: text, sub: {} });
+    const expected = /(rc|config)-[a-z-]+/.exec(text)![0];
+    const { config, file: found } = await loadConfig({ cwd: join(dir, 'sub'), env: env() });
+    t.equal(found, join(dir, file), `${file} is found from a subdirectory`);
+    t.equal(config.builder.name, expected, `${file} (${expected}) is read`);
+  }
+});
+
+t.test('BUILDX_BOOTSTRAP_CONFIG names the file (relative to the cwd), ahead of the search; --config beats it', async (t) => {
+  const dir = t.testdir({
+    '.buildx-bootstraprc.json': '{"builder": {"name": "searched"}}',
+    ci: { 'bxb.yaml': 'builder:\n  name: from-variable\nlockfile: locks/bxb.lock.json\n', 'other.json': '{"builder": {"name": "from-flag"}}' },
+  });
+  const viaEnv = await loadConfig({ cwd: dir, env: env({ BUILDX_BOOTSTRAP_CONFIG: 'ci/bxb.yaml' }) });
+  t.equal(viaEnv.file, join(dir, 'ci', 'bxb.yaml'));
+  t.equal(viaEnv.config.builder.name, 'from-variable');
+  t.equal(viaEnv.config.lockfile, join(dir, 'ci', 'locks', 'bxb.lock.json'), 'paths in it are relative to that file');
+  const viaFlag = await loadConfig({ cwd: dir, env: env({ BUILDX_BOOTSTRAP_CONFIG: 'ci/bxb.yaml' }), configFile: 'ci/other.json' });
+  t.equal(viaFlag.config.builder.name, 'from-flag');
+  const missing = await loadConfig({ cwd: dir, env: env({ BUILDX_BOOTSTRAP_CONFIG: 'nope.yaml' }) }).catch((e: unknown) => e);
+  t.ok(missing instanceof ConfigError, 'a named file that does not exist is a configuration error');
+  t.match((missing as ConfigError).message, /nope\.yaml: file not found/);
+});
+
+t.test('every BUILDX_BOOTSTRAP_* variable the README lists is read into its key', async (t) => {
+  const dir = t.testdir({ 'base.toml': '', certs: {} });
+  const { config } = await loadConfig({
+    cwd: dir,
+    env: env({
+      BUILDX_BOOTSTRAP_VERSION: '^0.18',
+      BUILDX_BOOTSTRAP_IMAGE: 'corp.example/moby/buildkit',
+      BUILDX_BOOTSTRAP_ROOTLESS: 'true',
+      BUILDX_BOOTSTRAP_MIRRORS: 'harbor.corp/dockerhub-proxy, nexus.corp:8443',
+      BUILDX_BOOTSTRAP_UPSTREAM: '0',
+      BUILDX_BOOTSTRAP_BUILDKITD_CONFIG: 'base.toml',
+      BUILDX_BOOTSTRAP_NAME: 'env-builder',
+      BUILDX_BOOTSTRAP_DRIVER: 'docker-container',
+      BUILDX_BOOTSTRAP_PLATFORMS: 'linux/amd64,linux/arm64',
+      BUILDX_BOOTSTRAP_ENDPOINT: 'my-context',
+      BUILDX_BOOTSTRAP_CACHE_DIR: '.cache/engine',
+      BUILDX_BOOTSTRAP_LOCKFILE: 'locks/l.json',
+      BUILDX_BOOTSTRAP_PROBE_TIMEOUT: '1.5s',
+      BUILDX_BOOTSTRAP_HEDGE: '100ms',
+      BUILDX_BOOTSTRAP_BOOTSTRAP_TIMEOUT: '3m',
+      BUILDX_BOOTSTRAP_DRAIN_TIMEOUT: '20m',
+      BUILDX_BOOTSTRAP_STATE_DIR: join(dir, 'state'),
+    }),
+  });
+  t.equal(config.buildkit.version, '^0.18');
+  t.equal(config.buildkit.image, 'corp.example/moby/buildkit');
+  t.equal(config.buildkit.rootless, true);
+  t.same(config.mirrors.map((m) => [m.host, m.path, m.for]), [['harbor.corp', 'dockerhub-proxy', 'docker.io'], ['nexus.corp:8443', '', 'docker.io']], '_MIRRORS: comma-separated host[/path]');
+  t.equal(config.upstream, false);
+  t.equal(config.buildkitd.config, join(dir, 'base.toml'), 'paths from the environment are relative to the cwd');
+  t.equal(config.builder.name, 'env-builder');
+  t.equal(config.builder.driver, 'docker-container');
+  t.same(config.builder.platforms, ['linux/amd64', 'linux/arm64']);
+  t.equal(config.builder.endpoint, 'my-context');
+  t.equal(config.cache.dir, join(dir, '.cache/engine'));
+  t.equal(config.lockfile, join(dir, 'locks/l.json'));
+  t.same(config.timeouts, { probe: 1500, hedge: 100, bootstrap: 180_000, drain: 1_200_000 });
+
+  const bad = await loadConfig({ cwd: dir, env: env({ BUILDX_BOOTSTRAP_DRIVER: 'podman', BUILDX_BOOTSTRAP_PROBE_TIMEOUT: 'soon' }) }).catch((e: unknown) => e);
+  t.ok(bad instanceof ConfigError);
+  t.match((bad as ConfigError).message, /environment: builder\.driver: [^;]*podman/);
+  t.match((bad as ConfigError).message, /environment: timeouts\.probe/);
+});
+
+t.test('an unknown BUILDX_BOOTSTRAP_* variable is an error (exit 2) naming it', async (t) => {
+  const dir = t.testdir({});
+  const r = await runCli(['plan'], { cwd: dir, env: env({ BUILDX_BOOTSTRAP_MIRROR: 'harbor.corp' }) });
+  t.equal(r.code, 2);
+  t.match(r.stderr, /^buildx-bootstrap: .*environment: BUILDX_BOOTSTRAP_MIRROR: unknown variable \(known: .*BUILDX_BOOTSTRAP_MIRRORS/m);
+  t.equal(r.stdout, '');
+});
+
 // Found by test/properties/config.test.ts.
 t.test('hostile input: a __proto__ variable, a JSON error V8 words without a position, newlines in values', async (t) => {
   const dir = t.testdir({ 'nul.json': '\0', 'token.json': '{\n  "buildkit": {},\n  "x",\n  "y": 1\n}\n' });

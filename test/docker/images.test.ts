@@ -7,7 +7,7 @@ import { inspectLocalImages, isLocalOnly, saveImage } from '../../src/docker/ima
 import { checkPlatforms, exportOciLayout, ociLayoutContext } from '../../src/docker/oci-layout.js';
 import { createDockerRunner } from '../../src/docker/runner.js';
 import { DockerError } from '../../src/errors.js';
-import { findBinary, requireBinaries } from '../helpers/integration.js';
+import { DOCKER_CLI, requireBinaries } from '../helpers/integration.js';
 import { startDockerd } from '../helpers/dockerd.js';
 import { startRegistry } from '../helpers/registry.js';
 import { fakeRunner } from '../helpers/fake-runner.js';
@@ -93,13 +93,16 @@ t.test('with a real dockerd and registry: local-only detection, OCI layout accep
   t.equal(facts.get('local/bb:dev')?.localOnly, true, 'an imported image has no RepoDigests: local-only');
   t.equal(facts.get('local/bb:dev')?.platform, `linux/${process.arch === 'x64' ? 'amd64' : process.arch}`);
   t.equal(facts.get('nope/missing:1')?.present, false);
-  if (findBinary('docker', '/usr/bin')) {
+  await t.test("Debian's docker 20.10 CLI gives the same facts", async (t) => {
+    if (!requireBinaries(t, [DOCKER_CLI.debian])) return;
     // Debian's 20.10 CLI words the missing-image error differently; still one call, same facts.
-    const cli20 = createDockerRunner({ binary: '/usr/bin/docker', env: { PATH: process.env.PATH, HOME: dir, DOCKER_CONFIG: join(dir, 'docker-config'), ...dockerd.env } });
+    const cli20 = createDockerRunner({ binary: DOCKER_CLI.debian, env: { PATH: process.env.PATH, HOME: dir, DOCKER_CONFIG: join(dir, 'docker-config'), ...dockerd.env } });
+    const version = await cli20.run(['version', '--format', '{{.Client.Version}}']);
+    t.match(version.stdout, /^20\.10\./, 'it is the 20.10 client');
     const facts20 = await inspectLocalImages(cli20, ['nope/missing:1', 'local/bb:dev']);
     t.same(facts20.get('local/bb:dev'), facts.get('local/bb:dev'), 'CLI 20.10 gives the same facts');
     t.equal(facts20.get('nope/missing:1')?.present, false);
-  }
+  });
 
   // Pushed to and pulled back from a loopback registry: it has a registry digest, so not local-only.
   const pulledRef = `${registry.host}/pulled/bb:1`;

@@ -87,8 +87,21 @@ t.test('docker driver mirror warning: exact fix per environment', async (t) => {
   const dind = dockerDriverMirrorWarning([], [mirror({}), mirror({ host: 'mirror2:5000', http: true })], { GITLAB_CI: 'true', DOCKER_HOST: 'tcp://docker:2376' });
   t.equal(
     dind,
-    'the docker driver pulls Docker Hub images through dockerd, which has no registry-mirrors and ignores buildkitd.toml: give the docker:dind service in .gitlab-ci.yml command: ["--registry-mirror", "https://harbor.corp.example", "--registry-mirror", "http://mirror2:5000"] and "--insecure-registry", "mirror2:5000"',
+    'the docker driver pulls Docker Hub images through dockerd, which has no registry-mirrors and ignores buildkitd.toml: give the docker:27-dind service in .gitlab-ci.yml command: ["--registry-mirror", "https://harbor.corp.example", "--registry-mirror", "http://mirror2:5000", "--insecure-registry", "http://mirror2:5000"]',
   );
+  // The scheme the mirror really speaks: loopback is plain HTTP (as we reach it), and dockerd
+  // treats 127.0.0.0/8 as insecure by default, so it needs no insecure-registries entry there.
+  t.equal(
+    dockerDriverMirrorWarning([], [mirror({ host: '127.0.0.1:5111' })], {}),
+    'the docker driver pulls Docker Hub images through dockerd, which has no registry-mirrors and ignores buildkitd.toml: add "registry-mirrors": ["http://127.0.0.1:5111"] to dockerd\'s daemon.json (/etc/docker/daemon.json) and restart dockerd',
+  );
+  t.match(dockerDriverMirrorWarning([], [mirror({ host: '127.0.0.1:5111', ca: '/ca.pem' })], {}), /"registry-mirrors": \["https:\/\/127\.0\.0\.1:5111"\] to/, 'a loopback mirror with ca: serves TLS');
+  t.match(
+    dockerDriverMirrorWarning([], [mirror({ host: 'mirror.corp:5000', http: true }), mirror({ host: 'self-signed.corp', insecure: true })], {}),
+    /add "registry-mirrors": \["http:\/\/mirror\.corp:5000", "https:\/\/self-signed\.corp"\], "insecure-registries": \["http:\/\/mirror\.corp:5000", "https:\/\/self-signed\.corp"\] to dockerd's daemon\.json/,
+    'http: true and insecure: true need insecure-registries, with the scheme the docker driver reads',
+  );
+  t.match(dockerDriverMirrorWarning([], [mirror({ host: '[::1]:5111' })], {}), /"insecure-registries": \["http:\/\/\[::1\]:5111"\]/, '::1 is outside dockerd\'s default 127.0.0.0/8');
   const shellRunner = dockerDriverMirrorWarning([], [mirror({})], { GITLAB_CI: 'true' });
   t.match(shellRunner, /daemon\.json/, 'GitLab without a DinD DOCKER_HOST talks to a host dockerd');
 

@@ -221,6 +221,11 @@ async function waitReady(docker, name) {
   // Test knob: a slow buildkitd start, so a test can interrupt a bootstrap half-way.
   const delay = Number(process.env.BXB_FAKE_BUILDX_READY_DELAY_MS || 0);
   if (delay > 0) await new Promise((res) => setTimeout(res, delay));
+  // Test knob: a buildkitd that never becomes ready (the container and its volume exist by now),
+  // so a test can check that a failed bootstrap leaves nothing behind.
+  if (process.env.BXB_FAKE_BUILDX_BOOT_FAIL) {
+    throw new BuildxError(`failed to bootstrap ${name}: buildkitd did not start (injected by BXB_FAKE_BUILDX_BOOT_FAIL)`);
+  }
   for (let attempt = 1; ; attempt++) {
     const r = await docker(['exec', name, 'buildctl', 'debug', 'workers']);
     if (r.code === 0) return;

@@ -23,7 +23,7 @@ export async function run(argv) {
       return 0;
     }
     const cx = context(argv, process.env);
-    record(cx.configDir, argv, cx.rest);
+    record(cx.configDir, argv, cx.rest, await buildChecks(cx.rest));
     const { dispatch } = await import('./commands.mjs');
     return await dispatch(cx);
   } catch (err) {
@@ -36,12 +36,20 @@ export async function run(argv) {
   }
 }
 
-function record(configDir, argv, args) {
+// `build` is not executed; what it would read from the client side is checked now and logged.
+async function buildChecks(args) {
+  const sub = args.find((a, i) => !a.startsWith('-') && !(i > 0 && args[i - 1] === '--builder'));
+  if (sub !== 'build' && sub !== 'b') return {};
+  const { checkOciLayoutContexts } = await import('./layout.mjs');
+  return { ociLayouts: checkOciLayoutContexts(args) };
+}
+
+function record(configDir, argv, args, extra = {}) {
   try {
     mkdirSync(configDir, { recursive: true });
     const env = {};
     for (const k of ['BUILDX_BUILDER', 'DOCKER_HOST', 'DOCKER_CONTEXT', 'BUILDX_CONFIG']) if (process.env[k] !== undefined) env[k] = process.env[k];
-    appendFileSync(join(configDir, LOG_NAME), JSON.stringify({ argv, args, env, pid: process.pid }) + '\n');
+    appendFileSync(join(configDir, LOG_NAME), JSON.stringify({ argv, args, env, pid: process.pid, ...extra }) + '\n');
   } catch {
     // recording is best effort: a read-only config dir must not change what the plugin does
   }

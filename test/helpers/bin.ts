@@ -20,8 +20,10 @@ export interface BinRun {
 }
 
 /** Spawns the CLI; killed with SIGKILL after `timeoutMs` (default 150 s) so no run outlives a test. */
-export function runBin(args: string[], opts: { cwd: string; env: Record<string, string | undefined>; timeoutMs?: number }): BinRun {
-  const child = spawn(process.execPath, [BIN, ...args], { cwd: opts.cwd, env: opts.env as NodeJS.ProcessEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+export function runBin(args: string[], opts: { cwd: string; env: Record<string, string | undefined>; timeoutMs?: number; stdin?: string }): BinRun {
+  const child = spawn(process.execPath, [BIN, ...args], { cwd: opts.cwd, env: opts.env as NodeJS.ProcessEnv, stdio: [opts.stdin === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
+  // `stdin`: written to the process, then closed (default: no stdin).
+  if (opts.stdin !== undefined) child.stdin!.end(opts.stdin);
   let stdout = '';
   let stderr = '';
   child.stdout!.on('data', (c: Buffer) => (stdout += c.toString()));

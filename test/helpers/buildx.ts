@@ -18,6 +18,11 @@ export interface FakeBuildxCall {
   /** The buildx part after docker's global flags and `buildx`, e.g. ['create', '--name', 'x']. */
   args: string[];
   env: { BUILDX_BUILDER?: string; DOCKER_HOST?: string; DOCKER_CONTEXT?: string; BUILDX_CONFIG?: string };
+  /**
+   * For `build`: each `--build-context NAME=oci-layout://DIR:TAG` as the emulation found it while
+   * the command ran (test/fake-buildx/layout.mjs): a valid OCI layout holding TAG, or why not.
+   */
+  ociLayouts?: { name: string; dir: string; tag: string; valid: boolean; error?: string }[];
 }
 
 export interface FakeBuildx {
@@ -60,7 +65,7 @@ export function installFakeBuildx(t: TeardownHost, opts: { version?: FakeBuildxV
         .split('\n')
         .filter(Boolean)
         .map((l) => JSON.parse(l) as FakeBuildxCall & { pid?: number })
-        .map(({ argv, args, env }) => ({ argv, args, env }))
+        .map(({ argv, args, env, ociLayouts }) => ({ argv, args, env, ...(ociLayouts ? { ociLayouts } : {}) }))
         .filter((c) => includeMetadata || !(c.argv.length === 1 && c.argv[0] === 'docker-cli-plugin-metadata'));
     },
   };

@@ -19,14 +19,34 @@ export function findBinary(name: string, path = process.env.PATH ?? ''): string 
   return undefined;
 }
 
+/** The two docker CLIs of these machines (testing.md): both are exercised, neither is optional. */
+export const DOCKER_CLI = {
+  /** The 28.x CLI the buildx facts were observed with (first on PATH). */
+  current: '/usr/local/bin/docker',
+  /** Debian's docker.io CLI, 20.10. */
+  debian: '/usr/bin/docker',
+} as const;
+
+function present(name: string): boolean {
+  if (!name.includes('/')) return findBinary(name) !== undefined;
+  try {
+    accessSync(name, constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /**
- * Returns true when every binary is present. Otherwise skips the test (or fails it when
- * BXB_REQUIRE_INTEGRATION=1) and returns false; the caller returns at once.
+ * Returns true when every binary is present (a bare name is looked up on PATH, a path is checked
+ * as is). Otherwise skips the test (or fails it when BXB_REQUIRE_INTEGRATION=1) and returns
+ * false; the caller returns at once. Every condition that would make a test check less goes
+ * through here, so CI fails instead of silently testing less.
  */
 export function requireBinaries(t: Test, names: string[]): boolean {
-  const missing = names.filter((n) => !findBinary(n));
+  const missing = names.filter((n) => !present(n));
   if (missing.length === 0) return true;
-  const reason = `needs ${missing.join(', ')} (Debian packages docker.io, docker-registry, busybox-static, openssl, skopeo, rsync)`;
+  const reason = `needs ${missing.join(', ')} (Debian packages docker.io, docker-registry, busybox-static, openssl, skopeo, rsync; the docker 28.x CLI at ${DOCKER_CLI.current})`;
   if (process.env.BXB_REQUIRE_INTEGRATION === '1') t.fail(`integration test could not run: ${reason}`);
   // plan(0, reason) ends this test as skipped (tap's t.skip(...) would start a new subtest).
   else t.plan(0, reason);

@@ -57,7 +57,8 @@ export interface RunningRegistry {
   accessLog(): AccessLogEntry[];
   /**
    * Waits until every request answered so far is in the access log (the log line is written
-   * after the response, so read counts after this). Bounded.
+   * after the response, so read counts after this). Throws when that cannot be shown within
+   * its bound, rather than let a count read a partial log.
    */
   settle(): Promise<void>;
   /** Everything the registry printed (for failure diagnostics). */
@@ -66,6 +67,8 @@ export interface RunningRegistry {
 }
 
 // `"GET /v2/ HTTP/1.1" 200 2 "" "UA"` — Apache combined format written by gorilla/handlers.
+const SETTLE_TIMEOUT_MS = 10_000;
+
 const ACCESS_LINE = /"([A-Z]+) (\S+) HTTP\/[\d.]+" (\d{3}) \S+ "[^"]*" "([^"]*)"/;
 
 export async function startRegistry(t: TeardownHost, opts: RegistryOptions = {}): Promise<RunningRegistry> {
@@ -86,14 +89,15 @@ async function startOnce(t: TeardownHost, opts: RegistryOptions): Promise<Runnin
   const workDir = harnessTempDir('bxb-registry-');
   let stopped = false;
   let child: ChildProcess | undefined;
+  // Resolves when the process exited and its stdout/stderr (the access log) were read to the end.
+  let closed: Promise<void> = Promise.resolve();
   const stop = async (): Promise<void> => {
     if (stopped) return;
     stopped = true;
     if (child?.pid !== undefined && child.exitCode === null && child.signalCode === null) {
-      const exited = new Promise<void>((resolve) => child!.once('exit', () => resolve()));
       child.kill('SIGTERM');
       const timer = setTimeout(() => child!.kill('SIGKILL'), 5000);
-      await exited;
+      await closed;
       clearTimeout(timer);
     }
     rmSync(workDir, { recursive: true, force: true });
@@ -170,6 +174,7 @@ async function startOnce(t: TeardownHost, opts: RegistryOptions): Promise<Runnin
   });
   child.stdout!.on('data', onData);
   child.stderr!.on('data', onData);
+  closed = new Promise<void>((resolve) => child!.once('close', () => resolve()));
   const spawnError = new Promise<never>((_, reject) => {
     child!.once('error', (e) => reject(new Error(`docker-registry could not start: ${e.message}`)));
     child!.once('exit', (code, signal) =>
@@ -210,10 +215,21 @@ async function startOnce(t: TeardownHost, opts: RegistryOptions): Promise<Runnin
     accessLog: () => visible().map((e) => ({ ...e })),
     output: () => output,
     settle: async () => {
+      // A stopped registry's log is complete once its output streams closed.
+      if (stopped) return closed;
+      // The registry logs requests in the order it answers them; once the marker (sent after
+      // every request under test was answered) is in the log, so is everything before it.
       const marker = `/v2/?bxb-settle=${++settleCounter}`;
-      await harnessRequest(`${url}${marker}`, { ca: ca?.cert, timeoutMs: 2000 }).catch(() => undefined);
-      const until = Date.now() + 2000;
-      while (!entries.some((e) => e.path === marker) && Date.now() < until) await new Promise((r) => setTimeout(r, 10));
+      const answered = await harnessRequest(`${url}${marker}`, { ca: ca?.cert, timeoutMs: SETTLE_TIMEOUT_MS }).then(
+        () => undefined,
+        (e: unknown) => String(e),
+      );
+      if (answered !== undefined) throw new Error(`registry ${host}: settle request failed (${answered}); request counts would be partial`);
+      const until = Date.now() + SETTLE_TIMEOUT_MS;
+      while (!entries.some((e) => e.path === marker)) {
+        if (Date.now() > until) throw new Error(`registry ${host}: settle marker not in the access log after ${SETTLE_TIMEOUT_MS} ms; request counts would be partial`);
+        await new Promise((r) => setTimeout(r, 10));
+      }
     },
     stop,
   };

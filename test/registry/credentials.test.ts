@@ -59,14 +59,16 @@ t.test('HOME/.docker is used when DOCKER_CONFIG is unset', async (t) => {
 });
 
 function writeHelper(binDir: string, name: string, logFile: string): void {
-  // A fake docker-credential-<name> implementing the `get` action of the helper protocol.
+  // A fake docker-credential-<name> implementing the `get` action of the helper protocol. Each
+  // helper logs its own name and answers with its own credentials, so a test can tell which one
+  // was asked and whose credentials were used.
   const script = [
     '#!/bin/sh',
     `[ "$1" = get ] || { echo "unsupported $1" >&2; exit 2; }`,
     'read -r server',
-    `echo "$server" >> '${logFile}'`,
+    `echo "${name} $server" >> '${logFile}'`,
     'case "$server" in',
-    '  helper.example) echo \'{"ServerURL":"helper.example","Username":"helper-user","Secret":"Helper-Secret-1"}\' ;;',
+    `  helper.example|per-host.example) echo '{"ServerURL":"'"$server"'","Username":"${name}-user","Secret":"${name}-Secret-1"}' ;;`,
     '  https://index.docker.io/v1/) echo \'{"ServerURL":"https://index.docker.io/v1/","Username":"<token>","Secret":"Hub-Identity-Token"}\' ;;',
     '  broken.example) echo "keychain locked" >&2; exit 3 ;;',
     '  *) echo "credentials not found in native keychain"; exit 1 ;;',
@@ -82,26 +84,30 @@ t.test('credHelpers and credsStore run docker-credential-<name> get with the ser
   const root = t.testdir({ bin: {}, conf: {} });
   const bin = join(root, 'bin');
   const log = join(root, 'helper.log');
-  writeHelper(bin, 'fake', log);
-  writeHelper(bin, 'other', log);
+  writeHelper(bin, 'store', log);
+  writeHelper(bin, 'perhost', log);
   writeFileSync(
     join(root, 'conf', 'config.json'),
     JSON.stringify({
-      credsStore: 'fake',
-      credHelpers: { 'per-host.example': 'other' },
-      auths: { 'fallback.example': { auth: b64('file-user:File-Pass') }, 'helper.example': {} },
+      credsStore: 'store',
+      credHelpers: { 'per-host.example': 'perhost' },
+      auths: { 'fallback.example': { auth: b64('file-user:File-Pass') }, 'helper.example': {}, 'per-host.example': { auth: b64('file-user:File-Pass') } },
     }),
   );
   const { credentials, secrets } = store({ DOCKER_CONFIG: join(root, 'conf'), PATH: `${bin}:/usr/bin:/bin` });
-  t.same(await credentials.get('helper.example'), { username: 'helper-user', password: 'Helper-Secret-1' });
+  t.same(await credentials.get('helper.example'), { username: 'store-user', password: 'store-Secret-1' }, 'credsStore answers for a host with no credHelpers entry');
   t.same(await credentials.get('registry-1.docker.io'), { identityToken: 'Hub-Identity-Token' }, 'Username <token> is an identity token');
   t.same(await credentials.get('fallback.example'), { username: 'file-user', password: 'File-Pass' }, 'not found in the store → auths');
-  t.equal(await credentials.get('per-host.example'), undefined, 'credHelpers wins over credsStore');
+  t.same(await credentials.get('per-host.example'), { username: 'perhost-user', password: 'perhost-Secret-1' }, "credHelpers wins over credsStore and over auths: the per-host helper's credentials are used");
   t.equal(await credentials.get('broken.example'), undefined);
-  t.same(readFileSync(log, 'utf8').trim().split('\n'), ['helper.example', 'https://index.docker.io/v1/', 'fallback.example', 'per-host.example', 'broken.example']);
+  t.same(
+    readFileSync(log, 'utf8').trim().split('\n'),
+    ['store helper.example', 'store https://index.docker.io/v1/', 'store fallback.example', 'perhost per-host.example', 'store broken.example'],
+    'each host asked exactly one helper: per-host.example only its credHelpers entry, the rest the credsStore',
+  );
   t.equal(credentials.warnings().length, 1, 'only the failing helper is reported, not "not found"');
-  t.match(credentials.warnings()[0], 'docker-credential-fake failed for broken.example (exit 3): keychain locked');
-  t.equal(secrets.redact('Helper-Secret-1 Hub-Identity-Token'), '**** ****');
+  t.match(credentials.warnings()[0], 'docker-credential-store failed for broken.example (exit 3): keychain locked');
+  t.equal(secrets.redact('store-Secret-1 perhost-Secret-1 Hub-Identity-Token'), '**** **** ****');
   await credentials.get('helper.example');
   t.equal(readFileSync(log, 'utf8').trim().split('\n').length, 5, 'one helper call per host');
 });

@@ -42,7 +42,7 @@ mirrors = [ "quay-mirror.corp" ]
 
 [worker.oci]
 max-parallelism = 4
-gckeepstorage = 90000000000000000000
+gckeepstorage = 9007199254740993
 
 [log]
 format = "json"

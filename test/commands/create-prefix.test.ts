@@ -1,0 +1,115 @@
+// Prefix mode end to end (`buildx-bootstrap [options] -- <command…>`) on a real dockerd and loopback
+// registries with the emulated buildx plugin: the command runs with BUILDX_BUILDER, stdin, output,
+// signals and exit code pass through, and local-only images are bridged as OCI layouts.
+import t from 'tap';
+import { spawnSync } from 'node:child_process';
+import { existsSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { requireBinaries } from '../helpers/integration.js';
+import { runCli } from '../helpers/cli.js';
+import { BINARIES, cliEnv, createCalls, installFakeBuildx, instances, loadLocalOnlyImage, ok, project, runBin, tempDir, until, world } from '../helpers/world.js';
+
+t.test('prefix mode runs the command with BUILDX_BUILDER, passes output and exit code through (emulated buildx)', async (t) => {
+  if (!requireBinaries(t, BINARIES)) return;
+  const w = await world(t);
+  const fake = installFakeBuildx(t);
+  const dir = project(t, w, { builder: { name: 'prefixed' } });
+  const env = cliEnv(w, fake);
+  const r = await runCli(['--', 'sh', '-c', 'echo "builder=$BUILDX_BUILDER"; echo oops >&2; exit 7'], { cwd: dir, env });
+  t.equal(r.code, 7, "the command's exit code");
+  t.match(r.stdout, /^builder=prefixed$/m);
+  t.match(r.stderr, /^oops$/m);
+  writeFileSync(join(dir, 'Dockerfile'), 'FROM scratch\nCOPY . /\n');
+  const build = await runCli(['--', 'docker', 'buildx', 'build', '--build-arg', 'A=1', '-t', 'app:dev', '.'], { cwd: dir, env });
+  ok(t, build, 'prefixed build');
+  const calls = fake.calls().filter((c) => c.args[0] === 'build');
+  t.equal(calls.length, 1);
+  t.same(calls[0]!.args, ['build', '--builder', 'prefixed', '--build-arg', 'A=1', '-t', 'app:dev', '.'], 'user arguments unchanged and in order');
+  t.equal(calls[0]!.env.BUILDX_BUILDER, 'prefixed');
+});
+
+t.test('a build that needs a local-only image: docker driver, or a bridged container builder (emulated buildx)', async (t) => {
+  if (!requireBinaries(t, [...BINARIES, 'skopeo'])) return;
+  const w = await world(t);
+  const fake = installFakeBuildx(t);
+  // An image that exists only in this daemon: built from the machine's busybox, never pushed.
+  const root = tempDir(t);
+  const tar = join(root, 'tools.tar');
+  const files = join(root, 'rootfs');
+  await w.dockerd.docker(['version']);
+  const made = spawnSync('sh', ['-c', `mkdir -p ${files}/bin && cp /bin/busybox ${files}/bin/ && tar -C ${files} -cf ${tar} .`]);
+  t.equal(made.status, 0);
+  const imported = await w.dockerd.docker(['import', tar, 'bxb-test/tools:1']);
+  t.equal(imported.code, 0, imported.stderr);
+  // As in the CI job that motivates this: the image arrives by `docker load` (from an earlier step).
+  const saved = join(root, 'tools-image.tar');
+  t.equal((await w.dockerd.docker(['save', '-o', saved, 'bxb-test/tools:1'])).code, 0);
+  t.equal((await w.dockerd.docker(['rmi', 'bxb-test/tools:1'])).code, 0);
+  const loaded = await w.dockerd.docker(['load', '-i', saved]);
+  t.equal(loaded.code, 0, loaded.stderr);
+  const dockerfile = 'FROM scratch\nCOPY --from=bxb-test/tools:1 /bin/busybox /busybox\n';
+
+  // No pinned version, no container-only need: the docker driver sees the local image itself.
+  const plain = tempDir(t);
+  writeFileSync(join(plain, 'Dockerfile'), dockerfile);
+  const viaDocker = await runCli(['--', 'docker', 'buildx', 'build', '-t', 'app', '.'], { cwd: plain, env: cliEnv(w, fake) });
+  ok(t, viaDocker, 'build with the docker driver');
+  const first = fake.calls().filter((c) => c.args[0] === 'build').pop();
+  t.same(first?.args, ['build', '--builder', 'default', '-t', 'app', '.'], 'the docker driver builder, nothing bridged');
+  t.equal(createCalls(fake.calls()).length, 0, 'no builder was created');
+
+  // A pinned BuildKit needs a container builder: the local image is bridged as an OCI layout.
+  const pinned = project(t, w, { builder: { name: 'bridged' } }, { Dockerfile: dockerfile });
+  const viaContainer = await runCli(['--', 'docker', 'buildx', 'build', '-t', 'app', '.'], { cwd: pinned, env: cliEnv(w, fake) });
+  ok(t, viaContainer, 'build with a bridged container builder');
+  const second = fake.calls().filter((c) => c.args[0] === 'build').pop();
+  const args = second?.args ?? [];
+  const at = args.indexOf('--build-context');
+  const context = at > 0 ? args[at + 1] : undefined;
+  t.match(context, /^bxb-test\/tools:1=oci-layout:\/\/\S+:\S+$/, `the build gets the local image as a named OCI layout context (${args.join(' ')})`);
+  t.same(args.filter((_, i) => i !== at && i !== at + 1), ['build', '--builder', 'bridged', '-t', 'app', '.'], 'user arguments unchanged and in order');
+  const layoutDir = context?.replace(/^.*oci-layout:\/\//, '').replace(/:[^:]+$/, '') ?? '';
+  t.same(second?.ociLayouts?.map(({ name, dir, valid, error }) => ({ name, dir, valid, error })), [{ name: 'bxb-test/tools:1', dir: layoutDir, valid: true, error: undefined }], 'while the build ran, the context was a valid OCI layout holding its tag (emulated buildx)');
+  t.notOk(existsSync(layoutDir), 'the temporary layout was removed after the command');
+  t.equal(w.upstream.requestLog().filter((l) => l.includes('tools')).length + w.mirror.requestLog().filter((l) => l.includes('tools')).length, 0, 'no registry was asked for the local image');
+});
+
+t.test('prefix mode passes stdin to the command, forwards SIGTERM and SIGINT, and exits with its code (emulated buildx)', async (t) => {
+  if (!requireBinaries(t, BINARIES)) return;
+  const w = await world(t);
+  const fake = installFakeBuildx(t);
+  const dir = project(t, w, { builder: { name: 'signals' } });
+  const env = cliEnv(w, fake);
+  const piped = await runBin(['--', 'sh', '-c', 'read a; read b; echo "got=$a,$b"'], { cwd: dir, env, stdin: 'first line\nsecond\n' }).done;
+  t.equal(piped.code, 0, piped.stderr);
+  t.equal(piped.stdout, 'got=first line,second\n', 'the command read our stdin');
+
+  for (const [signal, code] of [['SIGTERM', 42], ['SIGINT', 33]] as const) {
+    const trap = signal.slice(3);
+    const script = `trap "echo got-${trap}; exit ${code}" ${trap}; echo ready; while :; do sleep 0.1; done`;
+    const run = runBin(['--', 'sh', '-c', script], { cwd: dir, env });
+    let out = '';
+    run.child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
+    await until('the command to start', () => out.includes('ready'));
+    run.child.kill(signal);
+    const result = await run.done;
+    t.match(result.stdout, `got-${trap}`, `the command received ${signal}`);
+    t.equal(result.code, code, `${signal}: buildx-bootstrap exits with the command's own code`);
+  }
+  t.same(instances(fake), ['signals'], 'the builder made before the command stays');
+});
+
+t.test('a bridged image lacking a platform the build asks for is an error before the build (emulated buildx)', async (t) => {
+  if (!requireBinaries(t, BINARIES)) return;
+  const w = await world(t);
+  const fake = installFakeBuildx(t);
+  await loadLocalOnlyImage(t, w, 'bxb-test/tools:1');
+  const dir = project(t, w, { builder: { name: 'multi' } }, { Dockerfile: 'FROM scratch\nCOPY --from=bxb-test/tools:1 /bin/busybox /busybox\n' });
+  const host = `linux/${process.arch === 'x64' ? 'amd64' : process.arch}`;
+  const other = host === 'linux/arm64' ? 'linux/amd64' : 'linux/arm64';
+  const r = await runCli(['--', 'docker', 'buildx', 'build', '--platform', `${host},${other}`, '-t', 'app', '.'], { cwd: dir, env: cliEnv(w, fake) });
+  t.equal(r.code, 2, 'exit 2');
+  t.match(r.stderr, new RegExp(`^buildx-bootstrap: local image (docker\\.io/)?bxb-test/tools:1 is ${host} only, but the build needs it for ${other} — `, 'm'));
+  t.same(fake.calls().filter((c) => c.args[0] === 'build'), [], 'the build never ran');
+});
+
