@@ -12,6 +12,7 @@ import { readBuildxInstance } from '../docker/buildx-store.js';
 import { parseInspect, type BuilderInfo } from '../docker/parse.js';
 import { lastStderrLine, transcript, type DockerRunner } from '../docker/runner.js';
 import { decideConverge, type BuilderSpec, type ConvergeAction } from './converge.js';
+import { drainBuilder } from './activity.js';
 import { readBuilderWithoutBuildx } from './quick-state.js';
 import type { Lockfile } from '../resolve/lockfile.js';
 import { acquireBuilderLock } from './lock.js';
@@ -61,7 +62,8 @@ export interface BringUpInput {
   createArgs: string[];
   /** One `buildx create --append …` argv per extra node. */
   appendArgs: string[][];
-  timeouts: { bootstrap: number };
+  /** `drain`: how long a drifted builder with running builds is waited for (default 10m). */
+  timeouts: { bootstrap: number; drain?: number };
   /** The lockfile the image was pinned from: its image IDs let the bring-up be checked without buildx. */
   pinLock?: Lockfile | undefined;
   /** The docker context made for TLS-from-environment DinD (the same daemon). */
@@ -83,7 +85,9 @@ function interruptError(signal: AbortSignal | undefined): InterruptedError {
 
 export async function bringUpBuilder(input: BringUpInput): Promise<BringUpResult> {
   const { runner, env, log, spec } = input;
-  const release = await acquireBuilderLock(env, input.endpointKey, spec.name, { log, timeoutMs: input.timeouts.bootstrap + 60_000, signal: input.signal });
+  const drainMs = input.timeouts.drain ?? 600_000;
+  // A run waiting on the lock may be behind one that drains the builder first.
+  const release = await acquireBuilderLock(env, input.endpointKey, spec.name, { log, timeoutMs: input.timeouts.bootstrap + drainMs + 60_000, signal: input.signal });
   try {
     // No record in buildx's store: no builder, and no need to start buildx to hear it say so.
     const existing = (await readBuildxInstance(env, spec.name)) === undefined ? undefined : await inspectBuilder(runner, spec.name, { signal: input.signal });
@@ -98,6 +102,8 @@ export async function bringUpBuilder(input: BringUpInput): Promise<BringUpResult
     }
     if (decision.action === 'recreate') {
       log.info(`recreating builder ${spec.name}: ${decision.reasons.join('; ')}`);
+      // Never under a running build: wait for them (bounded), checked right before the removal.
+      await drainBuilder({ runner, log, info: existing!, why: decision.reasons.join('; '), timeoutMs: drainMs, signal: input.signal });
       await removeBuilder(runner, spec.name);
       await removeBuilderFiles(env, spec.name);
     } else {

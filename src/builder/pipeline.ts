@@ -16,6 +16,7 @@ import type { Lockfile } from '../resolve/lockfile.js';
 import type { Resolution } from '../resolve/probe.js';
 import { sha256 } from '../state.js';
 import { configFilePath } from './bring-up.js';
+import { withMarker } from './activity.js';
 import type { BuilderSpec, ContainerDriver } from './converge.js';
 
 export interface Facts {
@@ -156,7 +157,8 @@ export function createArgsFor(spec: BuilderSpec, buildxVersion: string, env: Rec
     driver: spec.driver,
     ...(spec.endpoint ? { endpoint: spec.endpoint } : {}),
     image: spec.image,
-    driverOpts: spec.driverOpts,
+    // Marked as made by buildx-bootstrap (rm --stale, doctor); not part of the spec, so no drift.
+    driverOpts: withMarker(spec.driver, spec.driverOpts),
     buildkitdFlags: spec.buildkitdFlags,
     ...(spec.configSha ? { configFile: configFilePath(env, spec.name) } : {}),
     platforms: spec.platforms,
@@ -177,7 +179,7 @@ export function appendArgsFor(spec: BuilderSpec, buildxVersion: string, env: Rec
       ...(node.name ? { node: node.name } : {}),
       endpoint: node.endpoint,
       image: spec.image,
-      driverOpts: { ...spec.driverOpts, ...node.driverOpts },
+      driverOpts: withMarker(spec.driver, { ...spec.driverOpts, ...node.driverOpts }),
       buildkitdFlags: spec.buildkitdFlags,
       ...(spec.configSha ? { configFile: configFilePath(env, spec.name) } : {}),
       platforms: node.platforms ?? [],

@@ -23,6 +23,10 @@ export interface ParsedArgs {
   force: boolean;
   /** `rm --keep-state` */
   keepState: boolean;
+  /** `rm --stale` */
+  stale: boolean;
+  /** `rm --stale --older-than DURATION` (raw; validated by the command) */
+  olderThan: string | undefined;
   /** The command after `--` in prefix mode. */
   exec: string[] | undefined;
   /** `mirror IMAGE…` */
@@ -63,7 +67,7 @@ export const OPTIONS: OptionSpec[] = [
   { names: ['--rootless'], help: 'use the -rootless image flavour', apply: (a) => setPath(a.flags, ['buildkit', 'rootless'], true) },
   { names: ['--mirror'], value: 'HOST[/PATH]', help: 'registry mirror, repeatable, tried in order (replaces configured mirrors)', apply: cfg(['mirrors'], (v, prev) => [...((prev as unknown[]) ?? []), splitMirror(v)]) },
   { names: ['--no-upstream'], help: 'never contact the mirrored registry itself', apply: (a) => setPath(a.flags, ['upstream'], false) },
-  { names: ['--name'], value: 'NAME', help: 'builder name (default buildx-bootstrap)', apply: cfg(['builder', 'name']) },
+  { names: ['--name'], value: 'NAME', help: 'builder name (default buildx-bootstrap-<hash of what defines the builder>)', apply: cfg(['builder', 'name']) },
   { names: ['--driver'], value: 'DRIVER', help: 'auto | docker | docker-container | kubernetes | remote', apply: cfg(['builder', 'driver']) },
   { names: ['--platform'], value: 'PLATFORMS', help: 'fixed platforms for the builder node, repeatable or comma-separated', apply: cfg(['builder', 'platforms'], appendList) },
   {
@@ -84,9 +88,12 @@ export const OPTIONS: OptionSpec[] = [
   { names: ['--probe-timeout'], value: 'DURATION', help: 'give up on a registry after this long (default 2s)', apply: cfg(['timeouts', 'probe']) },
   { names: ['--hedge'], value: 'DURATION', help: 'start the next registry after this long (default 250ms)', apply: cfg(['timeouts', 'hedge']) },
   { names: ['--bootstrap-timeout'], value: 'DURATION', help: 'limit for bringing the builder up (default 120s)', apply: cfg(['timeouts', 'bootstrap']) },
+  { names: ['--drain-timeout'], value: 'DURATION', help: 'wait this long for running builds before recreating a drifted builder (default 10m)', apply: cfg(['timeouts', 'drain']) },
   { names: ['--check'], help: 'lock: fail (exit 4) when the lockfile is stale instead of writing it', apply: (a) => (a.check = true) },
-  { names: ['-f', '--force'], help: 'init: overwrite existing files', apply: (a) => (a.force = true) },
+  { names: ['-f', '--force'], help: 'init: overwrite existing files; rm: remove even while builds run on it', apply: (a) => (a.force = true) },
   { names: ['--keep-state'], help: 'rm: keep the BuildKit state volume', apply: (a) => (a.keepState = true) },
+  { names: ['--stale'], help: 'rm: remove every idle builder buildx-bootstrap made that was not used for --older-than', apply: (a) => (a.stale = true) },
+  { names: ['--older-than'], value: 'DURATION', help: 'rm --stale: unused for at least this long (default 7d)', apply: (a, v) => (a.olderThan = v) },
   { names: ['--to'], value: 'HOST[/PATH]', help: 'mirror: copy into this registry (default: the mirror configured for each image)', apply: (a, v) => (a.to = v) },
   { names: ['--dry-run'], help: 'mirror: only HEAD requests; say what would be copied', apply: (a) => (a.dryRun = true) },
 ];
@@ -106,6 +113,8 @@ export function parseArgs(argv: string[]): ParsedArgs {
     check: false,
     force: false,
     keepState: false,
+    stale: false,
+    olderThan: undefined,
     exec: undefined,
     images: [],
     to: undefined,
@@ -155,6 +164,8 @@ export function parseArgs(argv: string[]): ParsedArgs {
   }
   if ((args.to !== undefined || args.dryRun) && args.command !== 'mirror') throw new UsageError(`${args.to !== undefined ? '--to' : '--dry-run'} only applies to mirror`, { hint: 'run buildx-bootstrap mirror --to HOST[/PATH] [--dry-run] [IMAGE…]' });
   if (args.check && args.command !== 'lock') throw new UsageError('--check only applies to lock', { hint: 'run buildx-bootstrap lock --check' });
+  if (args.stale && args.command !== 'rm') throw new UsageError('--stale only applies to rm', { hint: 'run buildx-bootstrap rm --stale [--older-than 7d]' });
+  if (args.olderThan !== undefined && !args.stale) throw new UsageError('--older-than only applies to rm --stale', { hint: 'run buildx-bootstrap rm --stale --older-than 7d' });
   return args;
 }
 
@@ -174,7 +185,9 @@ export function helpText(version: string): string {
     '  buildx-bootstrap plan [--json] [-- <cmd…>]   show what create (or prefix mode) would do; changes nothing',
     '  buildx-bootstrap doctor [--json]             check docker, buildx, DinD context, registries, quota, mirrors,',
     '                                               lockfile; exits with the code of the first failing check',
-    '  buildx-bootstrap rm                          remove the builder and its generated config',
+    '  buildx-bootstrap rm [--force]                remove the builder and its generated config (not while',
+    '                                               a build runs on it, unless --force)',
+    '  buildx-bootstrap rm --stale [--older-than D] remove idle builders buildx-bootstrap made, unused for D (7d)',
     '  buildx-bootstrap init [--force]              write .buildx-bootstraprc.yaml and ci/buildx-bootstrap/ snippets',
     '  buildx-bootstrap mirror [--to HOST[/PATH]] [--dry-run] [--json] [IMAGE…]',
     '                                               copy the engine image, mirror.images and IMAGEs, whole,',

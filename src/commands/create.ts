@@ -6,10 +6,12 @@ import { decideDriver } from '../builder/driver.js';
 import { runPrefixed } from '../builder/exec.js';
 import { tryFastReuse } from '../builder/fast-path.js';
 import type { CreateState } from '../builder/full-create.js';
+import { namedConfig } from '../builder/name.js';
 import { makeRunner, pinFromLock } from '../builder/pipeline.js';
 
 export async function run(ctx: CommandContext): Promise<number> {
-  const loaded = await ctx.loadConfig();
+  const raw = await ctx.loadConfig();
+  const loaded = { ...raw, config: (await namedConfig(raw.config)).config };
   const runner = makeRunner(ctx);
   const driver = await decideDriver(ctx, loaded.config, runner);
   const state: CreateState = { loaded, runner, driver };

@@ -10,6 +10,7 @@
 import type { CommandContext } from '../context.js';
 import type { LoadedConfig } from '../config/load.js';
 import { makeRunner } from '../builder/pipeline.js';
+import { ourBuildersUsage } from '../builder/stale.js';
 import { isBxbError } from '../errors.js';
 import { createClientFactory } from '../resolve/index.js';
 import { doctorExitCode, evaluateDoctor, type Outcome } from '../doctor/checks.js';
@@ -27,10 +28,11 @@ export async function run(ctx: CommandContext): Promise<number> {
   }
   const clients = loaded.ok ? await createClientFactory({ env: ctx.io.env, secrets: ctx.secrets }, loaded.value.config) : undefined;
   ctx.log.info('checking docker, buildx, registries and the lockfile');
+  const runner = makeRunner(ctx);
   const facts = await gatherDoctorFacts({
     env: ctx.io.env,
     loaded,
-    docker: dockerProbes(makeRunner(ctx), ctx.io.signal),
+    docker: { ...dockerProbes(runner, ctx.io.signal), ourBuilders: () => ourBuildersUsage(runner, ctx.io.env, ctx.io.signal) },
     clientFor: clients?.clientFor,
     signal: ctx.io.signal,
   });

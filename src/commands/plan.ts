@@ -7,6 +7,7 @@ import type { CommandContext } from '../context.js';
 import { readRecord } from '../builder/bring-up.js';
 import { decideConverge, type ConvergeAction } from '../builder/converge.js';
 import { decideDriver } from '../builder/driver.js';
+import { namedConfig } from '../builder/name.js';
 import {
   appendArgsFor,
   builderSpec,
@@ -24,7 +25,8 @@ import { applicableLock } from '../resolve/index.js';
 import { NoRegistryError } from '../errors.js';
 
 export async function run(ctx: CommandContext): Promise<number> {
-  const loaded = await ctx.loadConfig();
+  const raw = await ctx.loadConfig();
+  const loaded = { ...raw, config: (await namedConfig(raw.config)).config };
   const { config } = loaded;
   const runner = makeRunner(ctx);
   const facts = await gatherFacts(ctx, runner, { createContext: false });

@@ -54,6 +54,7 @@ export const ENVIRONMENT: Record<string, { path: string[]; parse?: EnvParser }> 
   PROBE_TIMEOUT: { path: ['timeouts', 'probe'] },
   HEDGE: { path: ['timeouts', 'hedge'] },
   BOOTSTRAP_TIMEOUT: { path: ['timeouts', 'bootstrap'] },
+  DRAIN_TIMEOUT: { path: ['timeouts', 'drain'] },
 };
 /** Variables with the prefix that are not config keys. */
 const ENV_NON_CONFIG = new Set(['CONFIG', 'STATE_DIR']);

@@ -66,7 +66,8 @@ export interface Config {
   cache: { dir: string };
   lockfile: string;
   /** Milliseconds. */
-  timeouts: { probe: number; hedge: number; bootstrap: number };
+  /** `drain`: how long a drifted builder with running builds is waited for before giving up. */
+  timeouts: { probe: number; hedge: number; bootstrap: number; drain: number };
   build?: BuildConfig;
   /** What `mirror` copies: these images, and the engine image unless `engine: false`. */
   mirror: { images: string[]; engine: boolean };
@@ -79,17 +80,18 @@ export function defaultConfig(): Config {
     upstream: true,
     registries: {},
     buildkitd: { config: '', flags: [] },
-    builder: { name: 'buildx-bootstrap', driver: 'auto', platforms: [], driverOpts: {}, endpoint: '', nodes: [] },
+    // Empty name: derived from what defines the builder, `buildx-bootstrap-<hash>` (src/builder/name.ts).
+    builder: { name: '', driver: 'auto', platforms: [], driverOpts: {}, endpoint: '', nodes: [] },
     cache: { dir: '' },
     lockfile: 'buildx-bootstrap.lock.json',
-    timeouts: { probe: 2000, hedge: 250, bootstrap: 120_000 },
+    timeouts: { probe: 2000, hedge: 250, bootstrap: 120_000, drain: 600_000 },
     mirror: { images: [], engine: true },
   };
 }
 
 // ---- durations ------------------------------------------------------------------------------
 
-const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 
 /** `250ms`, `2s`, `1m30s`, `1.5s`; a bare number is milliseconds. Returns undefined when invalid. */
 export function parseDuration(value: unknown): number | undefined {
@@ -97,7 +99,7 @@ export function parseDuration(value: unknown): number | undefined {
   if (typeof value !== 'string') return undefined;
   const text = value.trim();
   if (/^\d+$/.test(text)) return Number(text);
-  const re = /(\d+(?:\.\d+)?)(ms|s|m|h)/gy;
+  const re = /(\d+(?:\.\d+)?)(ms|s|m|h|d)/gy;
   let total = 0;
   let seen = false;
   let m: RegExpExecArray | null;
@@ -348,10 +350,10 @@ export function validateConfigLayer(raw: unknown, source: string, problems: Prob
   if (top.lockfile !== undefined) set(layer, 'lockfile', c.string(top.lockfile, 'lockfile'));
 
   if (top.timeouts !== undefined) {
-    const t = c.object(top.timeouts, 'timeouts', ['probe', 'hedge', 'bootstrap']);
+    const t = c.object(top.timeouts, 'timeouts', ['probe', 'hedge', 'bootstrap', 'drain']);
     if (t) {
       const out: Partial<Config['timeouts']> = {};
-      for (const key of ['probe', 'hedge', 'bootstrap'] as const) {
+      for (const key of ['probe', 'hedge', 'bootstrap', 'drain'] as const) {
         if (t[key] !== undefined) set(out, key, c.duration(t[key], `timeouts.${key}`));
       }
       if (out.probe === 0) c.add('timeouts.probe', 'must be more than 0');

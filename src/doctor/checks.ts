@@ -19,9 +19,10 @@ import { ExitCode } from '../errors.js';
 import { DOCKER_HUB } from '../registry/reference.js';
 import type { RateLimit, RegistryFailureKind } from '../registry/types.js';
 import type { Lockfile } from '../resolve/lockfile.js';
+import { formatBytes } from '../docker/volumes.js';
 
 export type Verdict = 'ok' | 'warn' | 'fail' | 'skip';
-export type CheckName = 'config' | 'docker' | 'buildx' | 'context' | 'registry' | 'credentials' | 'quota' | 'mirrors' | 'lockfile';
+export type CheckName = 'config' | 'docker' | 'buildx' | 'context' | 'registry' | 'credentials' | 'quota' | 'mirrors' | 'lockfile' | 'builders';
 
 export interface DoctorCheck {
   check: CheckName;
@@ -40,6 +41,7 @@ export const DOCTOR_EXIT_CODES: Record<CheckName, number> = {
   quota: ExitCode.noRegistry,
   mirrors: ExitCode.dockerFailed,
   lockfile: ExitCode.lockMismatch,
+  builders: ExitCode.dockerFailed,
 };
 
 /** The buildx release that renamed `--config` to `--buildkitd-config` (BX commit 56fc68eb7, v0.13.0). */
@@ -101,6 +103,15 @@ export interface DoctorFacts {
   lock: LockFacts | undefined;
   /** What credential lookups had to say (unreadable config.json, failing helper); no secrets. */
   credentialWarnings?: string[];
+  /** Builders buildx-bootstrap made (buildx store) and their state volumes; undefined when not asked. */
+  builders?: Outcome<BuildersFacts>;
+}
+
+export interface BuildersFacts {
+  names: string[];
+  volumes: number;
+  /** undefined when `docker system df` could not tell. */
+  volumeBytes: number | undefined;
 }
 
 const FIX_BY_KIND: Record<RegistryFailureKind | 'error', string> = {
@@ -333,7 +344,18 @@ function lockfileCheck(f: DoctorFacts): DoctorCheck {
 
 /** Every check, in report order. */
 export function evaluateDoctor(f: DoctorFacts): DoctorCheck[] {
-  return [configCheck(f), dockerCheck(f), buildxCheck(f), contextCheck(f), ...candidateChecks(f), ...credentialChecks(f), ...quotaChecks(f), ...mirrorChecks(f), lockfileCheck(f)];
+  return [configCheck(f), dockerCheck(f), buildxCheck(f), contextCheck(f), ...candidateChecks(f), ...credentialChecks(f), ...quotaChecks(f), ...mirrorChecks(f), lockfileCheck(f), ...buildersCheck(f)];
+}
+
+/** Informational: never fails (a shared daemon collects one builder per configuration). */
+export function buildersCheck(f: DoctorFacts): DoctorCheck[] {
+  if (!f.builders) return [];
+  if (!f.builders.ok) return [{ check: 'builders', verdict: 'warn', detail: problemText(f.builders.problem) }];
+  const { names, volumes, volumeBytes } = f.builders.value;
+  if (!names.length) return [{ check: 'builders', verdict: 'ok', detail: 'no builder made by buildx-bootstrap in this buildx store' }];
+  const space = volumeBytes === undefined ? 'state volume size unknown (docker system df failed)' : `${volumes} state volume${volumes === 1 ? '' : 's'} take ${formatBytes(volumeBytes)}`;
+  const list = names.length <= 5 ? names.join(', ') : `${names.slice(0, 5).join(', ')}, …`;
+  return [{ check: 'builders', verdict: 'ok', detail: `${names.length} made by buildx-bootstrap (${list}); ${space} — rm --stale removes idle ones unused for 7d` }];
 }
 
 /** 0 without failures, else the code of the first failing check (see the top of this file). */

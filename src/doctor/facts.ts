@@ -14,7 +14,7 @@ import { RegistryRequestError, type RegistryClient } from '../registry/types.js'
 import { engineCandidates, type Candidate } from '../resolve/candidates.js';
 import { lockDifferences, readLockfile } from '../resolve/lockfile.js';
 import { directTag, parseVersionSpec, selectTag, type VersionSpec } from '../resolve/version-spec.js';
-import type { CandidateFacts, DoctorFacts, LockFacts, Outcome, Problem, TlsFacts } from './checks.js';
+import type { BuildersFacts, CandidateFacts, DoctorFacts, LockFacts, Outcome, Problem, TlsFacts } from './checks.js';
 
 /** The docker side, one small function each; the real ones come from `dockerProbes`. */
 export interface DockerProbes {
@@ -24,6 +24,8 @@ export interface DockerProbes {
   endpoint(): Promise<string | undefined>;
   registryMirrors(): Promise<string[]>;
   contextExists(name: string): Promise<boolean>;
+  /** Builders buildx-bootstrap made and their state volumes (given by the command; absent: not reported). */
+  ourBuilders?: () => Promise<BuildersFacts>;
 }
 
 export function dockerProbes(runner: DockerRunner, signal?: AbortSignal): DockerProbes {
@@ -76,7 +78,8 @@ export async function gatherDoctorFacts(opts: GatherOptions): Promise<DoctorFact
     ]);
     // `docker info` only means something once `docker version` reached the daemon.
     const daemonMirrors = daemon.ok ? await opts.docker.registryMirrors() : undefined;
-    return { daemon, buildx, dockerEndpoint, tls, daemonMirrors };
+    const builders = daemon.ok && opts.docker.ourBuilders ? await settle(opts.docker.ourBuilders()) : undefined;
+    return { daemon, buildx, dockerEndpoint, tls, daemonMirrors, builders };
   })();
 
   const lockSide = config ? lockFacts(config.lockfile, config) : Promise.resolve(undefined);
@@ -101,6 +104,7 @@ export async function gatherDoctorFacts(opts: GatherOptions): Promise<DoctorFact
     dockerHost: opts.env.DOCKER_HOST?.trim() || undefined,
     tls: docker.tls,
     daemonMirrors: docker.daemonMirrors,
+    ...(docker.builders ? { builders: docker.builders } : {}),
     candidates,
     lock,
   };

@@ -1,6 +1,7 @@
 import t from 'tap';
 import { runCli } from '../helpers/cli.js';
 import { VERSION } from '../../src/version.js';
+import { parseArgs } from '../../src/cli/args.js';
 
 t.test('--version prints the version alone on stdout', async (t) => {
   const r = await runCli(['--version']);
@@ -33,6 +34,13 @@ t.test('usage errors are one line with a hint and exit 2', async (t) => {
     t.equal(r.stderr.trim().split('\n').length, 1, 'one line');
     t.equal(r.stdout, '');
   }
+});
+
+t.test('rm --stale / --older-than / --drain-timeout', async (t) => {
+  t.match(parseArgs(['rm', '--stale', '--older-than', '3d']), { command: 'rm', stale: true, olderThan: '3d' });
+  t.match(parseArgs(['--drain-timeout', '30s']), { flags: { timeouts: { drain: '30s' } } });
+  t.throws(() => parseArgs(['create', '--stale']), /--stale only applies to rm/);
+  t.throws(() => parseArgs(['rm', '--older-than', '3d']), /--older-than only applies to rm --stale/);
 });
 
 t.test('mirror: IMAGE arguments, --to and --dry-run; those flags belong to mirror only', async (t) => {

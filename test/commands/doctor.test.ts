@@ -378,13 +378,15 @@ t.test('in-process against a real registry, dockerd and the emulated buildx', as
       ['quota', 'skip'],
       ['mirrors', 'ok'],
       ['lockfile', 'ok'],
+      ['builders', 'ok'],
     ]);
+    t.equal(line(r, 'builders').detail, 'no builder made by buildx-bootstrap in this buildx store');
     t.match(line(r, 'docker').detail, new RegExp(`^20\\.10\\.\\S+ \\(linux/\\w+\\) at ${dockerd.host.replace(/[/.]/g, '\\$&')}$`));
     t.equal(line(r, 'buildx').detail, 'v0.36.0');
     t.match(line(r, 'registry').detail, new RegExp(`^${image}\\.?.* \\(upstream\\): v0\\.18\\.2 ${images['v0.18.2']!.digest.slice(0, 19)}… \\(anonymous, \\d+ ms\\)$`));
     t.equal(line(r, 'mirrors').detail, `dockerd and BuildKit both mirror Docker Hub through 127.0.0.1:${daemonMirrorPort}`);
     t.equal(line(r, 'lockfile').detail, `${join(p.cwd, 'buildx-bootstrap.lock.json')} pins v0.18.2 ${images['v0.18.2']!.digest.slice(0, 19)}…, still served by ${image}`);
-    t.match(r.stderr, /doctor: 6 ok, 0 warnings, 0 failures, 2 skipped/);
+    t.match(r.stderr, /doctor: 7 ok, 0 warnings, 0 failures, 2 skipped/);
   });
 
   t.test('--json: an array of {check, verdict, detail}', async (t) => {
@@ -546,4 +548,15 @@ t.test('in-process against a real registry, dockerd and the emulated buildx', as
     t.equal(line(broken, 'context').verdict, 'fail');
     t.equal(broken.code, 1);
   });
+});
+
+t.test('builders: how many buildx-bootstrap made and the space their state volumes take; never a failure', async (t) => {
+  const names = ['buildx-bootstrap-0a1b2c3d', 'buildx-bootstrap-9f8e7d6c', 'ci'];
+  t.match(one(facts({ builders: { ok: true, value: { names, volumes: 3, volumeBytes: 1_234_000_000 } } }), 'builders'), {
+    verdict: 'ok',
+    detail: '3 made by buildx-bootstrap (buildx-bootstrap-0a1b2c3d, buildx-bootstrap-9f8e7d6c, ci); 3 state volumes take 1.2 GB — rm --stale removes idle ones unused for 7d',
+  });
+  t.match(one(facts({ builders: { ok: true, value: { names: [], volumes: 0, volumeBytes: 0 } } }), 'builders'), { verdict: 'ok', detail: /no builder made by buildx-bootstrap/ });
+  t.match(one(facts({ builders: { ok: true, value: { names: ['ci'], volumes: 0, volumeBytes: undefined } } }), 'builders'), { verdict: 'ok', detail: /1 made by buildx-bootstrap \(ci\); state volume size unknown/ });
+  t.same(only(evaluateDoctor(facts()), 'builders'), [], 'not reported when not asked (docker unreachable)');
 });

@@ -35,11 +35,11 @@ t.test('the starter config loads cleanly with the real loader and has the docume
   t.equal(c.buildkit.rootless, false);
   t.same(c.mirrors, [], 'the mirror example is a comment, so no unreachable host is tried');
   t.equal(c.upstream, true);
-  t.equal(c.builder.name, 'buildx-bootstrap');
+  t.equal(c.builder.name, '', 'unset: derived from the configuration');
   t.equal(c.builder.driver, 'auto');
   t.equal(c.cache.dir, '');
   t.equal(c.lockfile, join(cwd, 'buildx-bootstrap.lock.json'));
-  t.same(c.timeouts, { probe: 2000, hedge: 250, bootstrap: 120_000 });
+  t.same(c.timeouts, { probe: 2000, hedge: 250, bootstrap: 120_000, drain: 600_000 });
   const text = readFileSync(join(cwd, '.buildx-bootstraprc.yaml'), 'utf8');
   t.match(text, /#\s+- host: harbor\.corp\.example\n#\s+path: dockerhub-proxy/, 'commented mirrors example');
 });

@@ -13,8 +13,8 @@ t.test('defaults apply when no config file exists', async (t) => {
   t.equal(file, undefined);
   t.equal(config.buildkit.image, 'moby/buildkit');
   t.equal(config.buildkit.version, 'buildx-stable-1');
-  t.equal(config.builder.name, 'buildx-bootstrap');
-  t.same(config.timeouts, { probe: 2000, hedge: 250, bootstrap: 120_000 });
+  t.equal(config.builder.name, '', 'unset: derived later from what defines the builder');
+  t.same(config.timeouts, { probe: 2000, hedge: 250, bootstrap: 120_000, drain: 600_000 });
   t.equal(config.lockfile, join(dir, 'buildx-bootstrap.lock.json'));
 });
 
@@ -48,7 +48,7 @@ t.test('a YAML rc file is found from a subdirectory and its paths are relative t
     ],
   );
   t.equal(config.cache.dir, join(dir, '.cache/buildkit'));
-  t.same(config.timeouts, { probe: 1500, hedge: 100, bootstrap: 120_000 });
+  t.same(config.timeouts, { probe: 1500, hedge: 100, bootstrap: 120_000, drain: 600_000 });
 });
 
 t.test('package.json key is read', async (t) => {
@@ -162,7 +162,7 @@ t.test('the search stops at the project root and finds .config/ files', async (t
   t.equal((await loadConfig({ cwd: join(dir, 'app', 'src'), env: env() })).config.builder.name, 'inside');
   const other = await loadConfig({ cwd: join(dir, 'other'), env: env() });
   t.equal(other.file, undefined, 'a config above the project root is not used');
-  t.equal(other.config.builder.name, 'buildx-bootstrap');
+  t.equal(other.config.builder.name, '');
 });
 
 t.test('a JSON config that does not parse names the file, line and column', async (t) => {
@@ -170,6 +170,13 @@ t.test('a JSON config that does not parse names the file, line and column', asyn
   const r = await runCli(['resolve'], { cwd: dir });
   t.equal(r.code, 2);
   t.match(r.stderr, /\.buildx-bootstraprc\.json: cannot be parsed: .*\(4:3\)/);
+});
+
+t.test('timeouts.drain: file, BUILDX_BOOTSTRAP_DRAIN_TIMEOUT and days as a unit', async (t) => {
+  const dir = t.testdir({ '.buildx-bootstraprc.json': JSON.stringify({ timeouts: { drain: '2m' } }) });
+  t.equal((await loadConfig({ cwd: dir, env: env() })).config.timeouts.drain, 120_000, 'from the file');
+  t.equal((await loadConfig({ cwd: dir, env: env({ BUILDX_BOOTSTRAP_DRAIN_TIMEOUT: '1d' }) })).config.timeouts.drain, 86_400_000, 'environment beats file');
+  await t.rejects(loadConfig({ cwd: dir, env: env({ BUILDX_BOOTSTRAP_DRAIN_TIMEOUT: 'forever' }) }), /timeouts\.drain/);
 });
 
 t.test('every config file form the README lists is found and read', async (t) => {
@@ -233,6 +240,7 @@ t.test('every BUILDX_BOOTSTRAP_* variable the README lists is read into its key'
       BUILDX_BOOTSTRAP_PROBE_TIMEOUT: '1.5s',
       BUILDX_BOOTSTRAP_HEDGE: '100ms',
       BUILDX_BOOTSTRAP_BOOTSTRAP_TIMEOUT: '3m',
+      BUILDX_BOOTSTRAP_DRAIN_TIMEOUT: '20m',
       BUILDX_BOOTSTRAP_STATE_DIR: join(dir, 'state'),
     }),
   });
@@ -248,7 +256,7 @@ t.test('every BUILDX_BOOTSTRAP_* variable the README lists is read into its key'
   t.equal(config.builder.endpoint, 'my-context');
   t.equal(config.cache.dir, join(dir, '.cache/engine'));
   t.equal(config.lockfile, join(dir, 'locks/l.json'));
-  t.same(config.timeouts, { probe: 1500, hedge: 100, bootstrap: 180_000 });
+  t.same(config.timeouts, { probe: 1500, hedge: 100, bootstrap: 180_000, drain: 1_200_000 });
 
   const bad = await loadConfig({ cwd: dir, env: env({ BUILDX_BOOTSTRAP_DRIVER: 'podman', BUILDX_BOOTSTRAP_PROBE_TIMEOUT: 'soon' }) }).catch((e: unknown) => e);
   t.ok(bad instanceof ConfigError);

@@ -5,28 +5,14 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { inspectLocalImages, isLocalOnly, saveImage } from '../../src/docker/images.js';
 import { checkPlatforms, exportOciLayout, ociLayoutContext } from '../../src/docker/oci-layout.js';
-import { createDockerRunner, type CommandResult, type DockerRunner } from '../../src/docker/runner.js';
+import { createDockerRunner } from '../../src/docker/runner.js';
 import { DockerError } from '../../src/errors.js';
 import { DOCKER_CLI, requireBinaries } from '../helpers/integration.js';
 import { startDockerd } from '../helpers/dockerd.js';
 import { startRegistry } from '../helpers/registry.js';
+import { fakeRunner } from '../helpers/fake-runner.js';
 
 const execFileP = promisify(execFile);
-
-function fakeRunner(answer: (args: string[]) => Partial<CommandResult>): DockerRunner & { calls: string[][] } {
-  const calls: string[][] = [];
-  return {
-    binary: 'docker',
-    globalArgs: [],
-    env: {},
-    calls,
-    async run(args) {
-      calls.push(args);
-      const a = answer(args);
-      return { exitCode: a.exitCode ?? 0, stdout: a.stdout ?? '', stderr: a.stderr ?? '', command: `docker ${args.join(' ')}` };
-    },
-  };
-}
 
 const entry = (id: string, repoDigests: string[] = [], arch = 'amd64'): Record<string, unknown> => ({ Id: id, RepoTags: [], RepoDigests: repoDigests, Os: 'linux', Architecture: arch });
 

@@ -12,6 +12,8 @@ export interface CliOptions {
   cwd?: string;
   env?: Record<string, string | undefined>;
   signal?: AbortSignal;
+  /** Sees stderr as it is written (to act when a run reaches a point, e.g. starts waiting). */
+  onStderr?: (text: string) => void;
 }
 
 export async function runCli(argv: string[], opts: CliOptions = {}): Promise<CliResult> {
@@ -19,7 +21,7 @@ export async function runCli(argv: string[], opts: CliOptions = {}): Promise<Cli
   let stderr = '';
   const io: Io = {
     stdout: { write: (s: string) => (stdout += s), isTTY: false },
-    stderr: { write: (s: string) => (stderr += s), isTTY: false },
+    stderr: { write: (s: string) => ((stderr += s), opts.onStderr?.(s)), isTTY: false },
     env: opts.env ?? { PATH: process.env.PATH, HOME: process.env.HOME },
     cwd: opts.cwd ?? process.cwd(),
     ...(opts.signal ? { signal: opts.signal } : {}),
