@@ -28,7 +28,7 @@ async function assertNothingChanged(t: Test, w: World, fake: FakeBuildx, env: Re
   t.notOk(existsSync(join(fake.dockerConfig, 'buildx-bootstrap', 'builders', builder)), 'no generated files, no OCI layout');
 }
 
-t.test('plan -- <build>: a bridged container builder, shown with the exact command, and nothing done', async (t) => {
+t.test('plan -- <build>: a bridged container builder, shown with the exact command, and nothing done (emulated buildx)', async (t) => {
   if (!requireBinaries(t, [...BINARIES, 'skopeo'])) return;
   const w = await world(t);
   const fake = installFakeBuildx(t);
@@ -61,7 +61,7 @@ t.test('plan -- <build>: a bridged container builder, shown with the exact comma
   t.same(['docker', 'buildx', ...(ran?.args ?? [])].map((a) => a.replace(/contexts-\d+:/, 'contexts-<pid>:')), plan.command?.argv, 'prefix mode ran the planned argv');
 });
 
-t.test('plan -- <build> with the docker driver, and a command that is not a build, runs nothing', async (t) => {
+t.test('plan -- <build> with the docker driver, and a command that is not a build, runs nothing (emulated buildx)', async (t) => {
   if (!requireBinaries(t, BINARIES)) return;
   const w = await world(t);
   const fake = installFakeBuildx(t);
@@ -87,7 +87,7 @@ t.test('plan -- <build> with the docker driver, and a command that is not a buil
   t.equal((await runCli(['resolve', '--', 'true'], { cwd: dir, env })).code, 2, 'other commands still refuse --');
 });
 
-t.test('plan shows the decision, the config and the exact argv, and changes nothing', async (t) => {
+t.test('plan shows the decision, the config and the exact argv, and changes nothing (emulated buildx)', async (t) => {
   if (!requireBinaries(t, BINARIES)) return;
   const w = await world(t);
   const fake = installFakeBuildx(t);
