@@ -2,7 +2,6 @@
 // registries with the emulated buildx plugin: the command runs with BUILDX_BUILDER, stdin, output,
 // signals and exit code pass through, and local-only images are bridged as OCI layouts.
 import t from 'tap';
-import { spawnSync } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { requireBinaries } from '../helpers/integration.js';
@@ -32,21 +31,7 @@ t.test('a build that needs a local-only image: docker driver, or a bridged conta
   if (!requireBinaries(t, [...BINARIES, 'skopeo'])) return;
   const w = await world(t);
   const fake = installFakeBuildx(t);
-  // An image that exists only in this daemon: built from the machine's busybox, never pushed.
-  const root = tempDir(t);
-  const tar = join(root, 'tools.tar');
-  const files = join(root, 'rootfs');
-  await w.dockerd.docker(['version']);
-  const made = spawnSync('sh', ['-c', `mkdir -p ${files}/bin && cp /bin/busybox ${files}/bin/ && tar -C ${files} -cf ${tar} .`]);
-  t.equal(made.status, 0);
-  const imported = await w.dockerd.docker(['import', tar, 'bxb-test/tools:1']);
-  t.equal(imported.code, 0, imported.stderr);
-  // As in the CI job that motivates this: the image arrives by `docker load` (from an earlier step).
-  const saved = join(root, 'tools-image.tar');
-  t.equal((await w.dockerd.docker(['save', '-o', saved, 'bxb-test/tools:1'])).code, 0);
-  t.equal((await w.dockerd.docker(['rmi', 'bxb-test/tools:1'])).code, 0);
-  const loaded = await w.dockerd.docker(['load', '-i', saved]);
-  t.equal(loaded.code, 0, loaded.stderr);
+  await loadLocalOnlyImage(t, w.dockerd, 'bxb-test/tools:1');
   const dockerfile = 'FROM scratch\nCOPY --from=bxb-test/tools:1 /bin/busybox /busybox\n';
 
   // No pinned version, no container-only need: the docker driver sees the local image itself.
@@ -103,7 +88,7 @@ t.test('a bridged image lacking a platform the build asks for is an error before
   if (!requireBinaries(t, BINARIES)) return;
   const w = await world(t);
   const fake = installFakeBuildx(t);
-  await loadLocalOnlyImage(t, w, 'bxb-test/tools:1');
+  await loadLocalOnlyImage(t, w.dockerd, 'bxb-test/tools:1');
   const dir = project(t, w, { builder: { name: 'multi' } }, { Dockerfile: 'FROM scratch\nCOPY --from=bxb-test/tools:1 /bin/busybox /busybox\n' });
   const host = `linux/${process.arch === 'x64' ? 'amd64' : process.arch}`;
   const other = host === 'linux/arm64' ? 'linux/amd64' : 'linux/arm64';

@@ -83,7 +83,7 @@ t.test('plain create with a local-only image prints the bridge flags; --json has
   if (!requireBinaries(t, BINARIES)) return;
   const w = await world(t);
   const fake = installFakeBuildx(t);
-  await loadLocalOnlyImage(t, w, 'bxb-test/tools:1');
+  await loadLocalOnlyImage(t, w.dockerd, 'bxb-test/tools:1');
   const dockerfile = 'FROM scratch\nCOPY --from=bxb-test/tools:1 /bin/busybox /busybox\n';
   const build = { dockerfile: 'Dockerfile', context: '.' };
   // A pinned version needs a container builder: the local image is bridged.

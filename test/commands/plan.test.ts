@@ -32,7 +32,7 @@ t.test('plan -- <build>: a bridged container builder, shown with the exact comma
   if (!requireBinaries(t, [...BINARIES, 'skopeo'])) return;
   const w = await world(t);
   const fake = installFakeBuildx(t);
-  await loadLocalOnlyImage(t, w, 'bxb-test/tools:1');
+  await loadLocalOnlyImage(t, w.dockerd, 'bxb-test/tools:1');
   const dir = project(t, w, { builder: { name: 'bridged' } }, { Dockerfile: 'FROM scratch\nCOPY --from=bxb-test/tools:1 /bin/busybox /busybox\n' });
   const env = cliEnv(w, fake);
   const build = ['docker', 'buildx', 'build', '-t', 'app', '.'];
@@ -65,7 +65,7 @@ t.test('plan -- <build> with the docker driver, and a command that is not a buil
   if (!requireBinaries(t, BINARIES)) return;
   const w = await world(t);
   const fake = installFakeBuildx(t);
-  await loadLocalOnlyImage(t, w, 'bxb-test/tools:1');
+  await loadLocalOnlyImage(t, w.dockerd, 'bxb-test/tools:1');
   // No pinned version, no container-only need: the docker driver sees the local image itself.
   const dir = tempDir(t);
   spawnSync('sh', ['-c', `printf 'FROM scratch\\nCOPY --from=bxb-test/tools:1 /bin/busybox /busybox\\n' > ${dir}/Dockerfile`]);

@@ -4,12 +4,12 @@
 // container builder that gets it as an OCI layout build context. A RUN step reads the local
 // image's file, and the result is exported to a local directory and read back.
 import t, { type Test } from 'tap';
-import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { requireEngines } from '../helpers/engines.js';
-import { pairs, realWorld, lastLine, tempDir, type RealWorld } from '../helpers/real-world.js';
+import { pairs, realWorld, lastLine, type RealWorld } from '../helpers/real-world.js';
 import { runCli, type CliResult } from '../helpers/cli.js';
+import { loadLocalOnlyImage } from '../helpers/local-image.js';
 
 function ok(t: Test, r: CliResult, what: string): void {
   t.equal(r.code, 0, `${what} exits 0${r.code ? `: ${lastLine(r)}\n${r.stderr.slice(-3000)}` : ''}`);
@@ -17,24 +17,6 @@ function ok(t: Test, r: CliResult, what: string): void {
 
 const LOCAL = 'bxb-test/tools:1';
 const MARKER = 'made by docker load, in no registry\n';
-
-/** A busybox image that only this daemon has: imported, saved, removed, then `docker load`ed. */
-async function loadLocalImage(t: Test, w: RealWorld): Promise<void> {
-  const root = tempDir(t);
-  const rootfs = join(root, 'rootfs');
-  const tar = join(root, 'rootfs.tar');
-  const made = spawnSync('sh', ['-c', `mkdir -p ${rootfs}/bin ${rootfs}/tmp && cp /bin/busybox ${rootfs}/bin/ && ln -s busybox ${rootfs}/bin/sh && ln -s busybox ${rootfs}/bin/cat && tar -C ${rootfs} -cf ${tar} .`]);
-  t.equal(made.status, 0, String(made.stderr));
-  writeFileSync(join(root, 'marker.txt'), MARKER);
-  t.equal(spawnSync('tar', ['-C', root, '-rf', tar, 'marker.txt']).status, 0);
-  const imported = await w.dockerd.docker(['import', tar, LOCAL]);
-  t.equal(imported.code, 0, imported.stderr);
-  const saved = join(root, 'tools-image.tar');
-  t.equal((await w.dockerd.docker(['save', '-o', saved, LOCAL])).code, 0);
-  t.equal((await w.dockerd.docker(['rmi', LOCAL])).code, 0);
-  const loaded = await w.dockerd.docker(['load', '-i', saved]);
-  t.equal(loaded.code, 0, loaded.stderr);
-}
 
 // FROM and COPY --from name the local image; the RUN step reads its file inside the build.
 const DOCKERFILE = `FROM ${LOCAL} AS base
@@ -54,7 +36,7 @@ const engines = requireEngines(t);
 for (const pair of engines ? pairs(engines) : []) {
   t.test(`buildx ${pair.buildx.version} + BuildKit ${pair.kit.version}: local-only images, docker driver then a bridged container builder`, async (t) => {
     const w = await realWorld(t, pair);
-    await loadLocalImage(t, w);
+    await loadLocalOnlyImage(t, w.dockerd, LOCAL, { applets: ['sh', 'cat'], files: { 'marker.txt': MARKER } });
 
     // No pin: the docker driver (dockerd's embedded BuildKit) sees the loaded image itself.
     const plain = w.project({ builder: { name: 'unused' } }, { Dockerfile: DOCKERFILE });

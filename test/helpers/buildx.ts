@@ -42,14 +42,7 @@ interface TeardownHost {
  * fixtures), removed in teardown; pass `dockerConfig` to install into an existing dir instead.
  */
 export function installFakeBuildx(t: TeardownHost, opts: { version?: FakeBuildxVersion; dockerConfig?: string } = {}): FakeBuildx {
-  let dockerConfig = opts.dockerConfig;
-  if (!dockerConfig) {
-    const dir = mkdtempSync(join(tmpdir(), 'bxb-docker-config-'));
-    t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-    dockerConfig = dir;
-  }
-  mkdirSync(join(dockerConfig, 'cli-plugins'), { recursive: true });
-  symlinkSync(FAKE_BUILDX_PLUGIN, join(dockerConfig, 'cli-plugins', 'docker-buildx'));
+  const dockerConfig = installPlugin(t, FAKE_BUILDX_PLUGIN, opts.dockerConfig);
   const logFile = join(dockerConfig, FAKE_BUILDX_LOG);
   return {
     dockerConfig,
@@ -69,4 +62,20 @@ export function installFakeBuildx(t: TeardownHost, opts: { version?: FakeBuildxV
         .filter((c) => includeMetadata || !(c.argv.length === 1 && c.argv[0] === 'docker-cli-plugin-metadata'));
     },
   };
+}
+
+/**
+ * Links `plugin` as `cli-plugins/docker-buildx` in `dockerConfig`, or in a fresh config dir
+ * removed in teardown; returns the dir. The real and the emulated plugin install the same way.
+ */
+export function installPlugin(t: TeardownHost, plugin: string, dockerConfig?: string): string {
+  let dir = dockerConfig;
+  if (!dir) {
+    const made = mkdtempSync(join(tmpdir(), 'bxb-docker-config-'));
+    t.teardown(() => rmSync(made, { recursive: true, force: true }));
+    dir = made;
+  }
+  mkdirSync(join(dir, 'cli-plugins'), { recursive: true });
+  symlinkSync(plugin, join(dir, 'cli-plugins', 'docker-buildx'));
+  return dir;
 }

@@ -4,7 +4,7 @@
 // BuildKit container on these machines (see runc-shim.sh), and assembles a real
 // `moby/buildkit:<version>` engine image from the binaries.
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -14,6 +14,7 @@ import type { Test } from 'tap';
 import { startDockerd, type Dockerd, type DockerdOptions, type TeardownHost } from './dockerd.js';
 import { buildEngineImage, MEDIA, pushImage, writeTar, type Blob, type EngineImage, type PushTarget, type TarEntry } from './engine-image.js';
 import { requireCondition } from './integration.js';
+import { installPlugin } from './buildx.js';
 
 export interface RealBuildx {
   version: string;
@@ -89,14 +90,7 @@ export interface InstalledBuildx {
 
 /** Installs the real docker-buildx into a fresh DOCKER_CONFIG (or `dockerConfig`). */
 export function installRealBuildx(t: TeardownHost, buildx: RealBuildx, opts: { dockerConfig?: string } = {}): InstalledBuildx {
-  let dockerConfig = opts.dockerConfig;
-  if (!dockerConfig) {
-    const dir = mkdtempSync(join(tmpdir(), 'bxb-docker-config-'));
-    t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-    dockerConfig = dir;
-  }
-  mkdirSync(join(dockerConfig, 'cli-plugins'), { recursive: true });
-  symlinkSync(buildx.plugin, join(dockerConfig, 'cli-plugins', 'docker-buildx'));
+  const dockerConfig = installPlugin(t, buildx.plugin, opts.dockerConfig);
   return { version: buildx.version, dockerConfig, env: { DOCKER_CONFIG: dockerConfig } };
 }
 

@@ -2,7 +2,6 @@
 // holding engine images, the emulated buildx plugin, project directories with a config file, and
 // a local-only image that arrived by `docker load` (as from an earlier CI step).
 import type { Test } from 'tap';
-import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -66,26 +65,7 @@ export function ok(t: Test, r: CliResult, what: string): void {
   t.equal(r.code, 0, `${what} exits 0${r.code ? `: ${r.stderr.trim().split('\n').pop()}` : ''}`);
 }
 
-/**
- * An image that exists only in this daemon: built from the machine's busybox, never pushed, and
- * brought in by `docker load` as in the CI job that motivates bridging.
- */
-export async function loadLocalOnlyImage(t: Test, w: World, ref: string): Promise<void> {
-  const root = tempDir(t);
-  const tar = join(root, 'tools.tar');
-  const files = join(root, 'rootfs');
-  await w.dockerd.docker(['version']);
-  const made = spawnSync('sh', ['-c', `mkdir -p ${files}/bin && cp /bin/busybox ${files}/bin/ && tar -C ${files} -cf ${tar} .`]);
-  t.equal(made.status, 0);
-  const imported = await w.dockerd.docker(['import', tar, ref]);
-  t.equal(imported.code, 0, imported.stderr);
-  const saved = join(root, 'tools-image.tar');
-  t.equal((await w.dockerd.docker(['save', '-o', saved, ref])).code, 0);
-  t.equal((await w.dockerd.docker(['rmi', ref])).code, 0);
-  const loaded = await w.dockerd.docker(['load', '-i', saved]);
-  t.equal(loaded.code, 0, loaded.stderr);
-}
-
+export { loadLocalOnlyImage } from './local-image.js';
 export { runBin, until } from './bin.js';
 
 /** Builders in the emulated plugin's store (`$DOCKER_CONFIG/buildx/instances`). */
