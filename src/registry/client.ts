@@ -257,7 +257,8 @@ class Client implements RegistryClientHandle {
     let url = new URL(`/v2/${repository}/blobs/${digest}`, this.baseUrl);
     const o: ExchangeOptions = { scope: pullScope(repository), signal };
     let authorization = await this.preemptiveAuthorization(o);
-    for (let hop = 0; hop < 5; hop++) {
+    const seen = new Set<string>();
+    for (let hop = 0; ; hop++) {
       const sameOrigin = url.origin === new URL(this.baseUrl).origin;
       const headers: Record<string, string> = { 'User-Agent': this.userAgent };
       if (authorization && sameOrigin) headers.Authorization = authorization.header;
@@ -268,12 +269,12 @@ class Client implements RegistryClientHandle {
         authorization = await this.authorize(parseWwwAuthenticate(res.headers['www-authenticate']), o, res.status);
         continue;
       }
-      const location = header(res as unknown as HttpResponse, 'location');
-      if (res.status >= 300 && res.status < 400 && location) {
-        // Registries on object storage (S3, Docker Hub's CDN) send blob reads elsewhere; our
-        // credentials never follow to another origin.
+      // Registries on object storage (S3, Docker Hub's CDN) send blob reads elsewhere; our
+      // credentials never follow to another origin.
+      const next = this.redirectTarget(res.status, header(res as unknown as HttpResponse, 'location'), url, seen, hop);
+      if (next) {
         res.body.resume();
-        url = new URL(location, url);
+        url = next;
         continue;
       }
       if (res.status !== 200) {
@@ -283,7 +284,6 @@ class Client implements RegistryClientHandle {
       const length = header(res as unknown as HttpResponse, 'content-length');
       return { size: length === undefined ? undefined : Number(length), body: res.body };
     }
-    this.fail('protocol', `blob ${repository}@${digest}: too many redirects`);
   }
 
   async startUpload(repository: string, mount?: { digest: string; from: string }, signal?: AbortSignal): Promise<UploadStart> {
@@ -425,21 +425,31 @@ class Client implements RegistryClientHandle {
       } catch (error) {
         throw this.networkError(error, url.origin === origin ? undefined : url.host, o.maxBodyBytes, 'redirect target');
       }
-      const location = header(res, 'location');
       // Only reads follow redirects: an upload's body is not sent twice.
-      if (!REDIRECT_STATUSES.has(res.status) || !location || (method !== 'GET' && method !== 'HEAD')) return { res, url };
-      seen.add(url.href);
-      let next: URL;
-      try {
-        next = new URL(location, url);
-      } catch {
-        this.fail('protocol', `redirect to an invalid location (${oneLine(location, 80)})`, res.status);
-      }
-      if (next.protocol !== 'http:' && next.protocol !== 'https:') this.fail('protocol', `redirect to a ${next.protocol} URL`, res.status);
-      if (seen.has(next.href)) this.fail('protocol', `redirect loop at ${next.host}${next.pathname}`, res.status);
-      if (hop + 1 >= MAX_REDIRECTS) this.fail('protocol', `more than ${MAX_REDIRECTS} redirects`, res.status);
+      const next = method === 'GET' || method === 'HEAD' ? this.redirectTarget(res.status, header(res, 'location'), url, seen, hop) : undefined;
+      if (!next) return { res, url };
       url = next;
     }
+  }
+
+  /**
+   * Where a redirect answer points, or undefined when the answer is not one. Refuses what a
+   * broken or hostile mirror can send: an invalid or non-http(s) location, a loop, a chain longer
+   * than MAX_REDIRECTS. `seen` carries the chain's URLs between hops.
+   */
+  private redirectTarget(status: number, location: string | undefined, url: URL, seen: Set<string>, hop: number): URL | undefined {
+    if (!REDIRECT_STATUSES.has(status) || !location) return undefined;
+    seen.add(url.href);
+    let next: URL;
+    try {
+      next = new URL(location, url);
+    } catch {
+      this.fail('protocol', `redirect to an invalid location (${oneLine(location, 80)})`, status);
+    }
+    if (next.protocol !== 'http:' && next.protocol !== 'https:') this.fail('protocol', `redirect to a ${next.protocol} URL`, status);
+    if (seen.has(next.href)) this.fail('protocol', `redirect loop at ${next.host}${next.pathname}`, status);
+    if (hop + 1 >= MAX_REDIRECTS) this.fail('protocol', `more than ${MAX_REDIRECTS} redirects`, status);
+    return next;
   }
 
   private networkError(error: unknown, via: string | undefined, maxBodyBytes?: number, viaWhat = 'token server'): RegistryRequestError {
