@@ -5,10 +5,10 @@ import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DockerError, InterruptedError } from '../errors.js';
 import type { Logger } from '../io.js';
-import { builderDir, dockerConfigDir, writeFileAtomic } from '../state.js';
+import { builderDir, writeFileAtomic } from '../state.js';
 import { buildInspectArgs, buildUseArgs } from '../docker/buildx-args.js';
 import { inspectBuilder, removeBuilder } from '../docker/buildx.js';
-import { readBuildxInstance } from '../docker/buildx-store.js';
+import { buildxStoreDir, readBuildxInstance } from '../docker/buildx-store.js';
 import { parseInspect, type BuilderInfo } from '../docker/parse.js';
 import { lastStderrLine, transcript, type DockerRunner } from '../docker/runner.js';
 import { decideConverge, type BuilderSpec, type ConvergeAction } from './converge.js';
@@ -230,7 +230,7 @@ async function verify(input: BringUpInput, info: BuilderInfo): Promise<void> {
 /** `buildx use NAME` unless buildx's store already has it as the current builder. */
 export async function makeCurrent(input: { runner: DockerRunner; env: Record<string, string | undefined>; log: Logger; name: string }): Promise<void> {
   try {
-    const current = JSON.parse(await readFile(join(dockerConfigDir(input.env), 'buildx', 'current'), 'utf8')) as { Name?: string };
+    const current = JSON.parse(await readFile(join(buildxStoreDir(input.env), 'current'), 'utf8')) as { Name?: string };
     if (current.Name === input.name) return;
   } catch {
     // no current builder recorded yet

@@ -1,7 +1,8 @@
 // The no-op re-run, without the full pipeline: with a lockfile that applies, the pinned digest,
-// the generated config and the recorded builder all agree, and buildx shows that builder running
-// the pinned version, there is nothing to do — one `buildx inspect`, no docker version probe, no
-// registry, no image check. Anything else (or any doubt) falls through to the full create.
+// the generated config and the recorded builder all agree, and the builder runs the pinned engine,
+// there is nothing to do — no docker version probe, no registry, no image check. What the builder
+// runs is read from buildx's store and the container (quick-state.ts) where that can tell, else
+// from one `buildx inspect`. Anything else (or any doubt) falls through to the full create.
 import type { CommandContext } from '../context.js';
 import type { Config } from '../config/schema.js';
 import { inspectBuilder } from '../docker/buildx.js';
