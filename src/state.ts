@@ -1,7 +1,6 @@
 // Where buildx-bootstrap keeps what it generates: next to buildx's own store, so a job that
 // caches ~/.docker keeps both. `$BUILDX_BOOTSTRAP_STATE_DIR` overrides.
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 
@@ -28,6 +27,9 @@ export function shortHash(text: string, length = 12): string {
 
 /** Writes a file atomically: a temp file in the same directory, then rename. */
 export async function writeFileAtomic(file: string, content: string | Buffer, mode?: number): Promise<void> {
+  // Loaded here: node:fs/promises (and the readline code it pulls in) is start-up cost for every
+  // command that only reads.
+  const { mkdir, rename, rm, writeFile } = await import('node:fs/promises');
   await mkdir(dirname(file), { recursive: true });
   // Hidden, unique per writer: parallel runs never share a temp file, and a reader never sees one.
   const temp = join(dirname(file), `.${basename(file)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);

@@ -2,10 +2,7 @@
 // way: data in, string[] out, tested as exact arrays). Every array starts with `buildx`; the docker
 // runner adds `docker` and any global flags. Nothing here passes a flag the given buildx lacks —
 // buildx answers an unknown flag with exit 125 (buildx-facts §1.1).
-// Per-function imports: the whole semver package costs start-up time in every command.
-import semverCoerce from 'semver/functions/coerce.js';
-import semverGte from 'semver/functions/gte.js';
-import semverInc from 'semver/functions/inc.js';
+import { semver } from '../semver.cjs';
 import { UsageError } from '../errors.js';
 
 export type CreateDriver = 'docker-container' | 'kubernetes' | 'remote';
@@ -83,13 +80,13 @@ const NAME = /^[a-zA-Z][a-zA-Z0-9.\-_]*$/;
 
 /** `0.19.3` from `v0.19.3`, `0.32.0-rc1`, `0.19.2-desktop.1`; pre-releases count as their release. */
 function coreVersion(version: string): string {
-  const v = semverCoerce(version)?.version;
+  const v = semver().coerce(version)?.version;
   if (!v) throw new UsageError(`not a buildx version: "${version}"`, { hint: 'pass the version reported by docker buildx version, e.g. 0.19.3' });
   return v;
 }
 
 function atLeast(version: string, min: string): boolean {
-  return semverGte(coreVersion(version), min);
+  return semver().gte(coreVersion(version), min);
 }
 
 function checkName(name: string, what = 'builder name'): void {
@@ -118,7 +115,7 @@ function tableKey(key: string): string {
 
 function checkDriverOpts(version: string, driver: CreateDriver, opts: Record<string, string>): void {
   const table = DRIVER_OPT_SINCE[driver];
-  const knownTable = !atLeast(version, semverInc(KEY_TABLE_VERSION, 'minor')!);
+  const knownTable = !atLeast(version, semver().inc(KEY_TABLE_VERSION, 'minor')!);
   for (const [key, value] of Object.entries(opts)) {
     if (key === 'image') {
       throw new UsageError('driver option "image" is set by buildx-bootstrap from the resolved engine image', {

@@ -1,8 +1,6 @@
 // buildx calls over the docker runner: one small function per buildx command; argv comes from the
 // pure builders in buildx-args.ts, output goes through the parsers in parse.ts.
-// Per-function imports: the whole semver package costs start-up time in every command.
-import semverCoerce from 'semver/functions/coerce.js';
-import semverLt from 'semver/functions/lt.js';
+import { semver } from '../semver.cjs';
 import { DockerError } from '../errors.js';
 import { buildInspectArgs, buildRmArgs } from './buildx-args.js';
 import { parseBuildxVersion, parseInspect, type BuilderInfo } from './parse.js';
@@ -36,8 +34,8 @@ export async function detectBuildx(runner: DockerRunner, signal?: AbortSignal): 
   } catch (e) {
     throw new DockerError(`cannot read the buildx version: ${(e as Error).message}`, { hint: 'check the buildx plugin installation', transcript: transcript(r) });
   }
-  const coerced = semverCoerce(parsed.version)?.version;
-  if (coerced && coerced !== '0.0.0' && semverLt(coerced, MIN_BUILDX)) {
+  const coerced = semver().coerce(parsed.version)?.version;
+  if (coerced && coerced !== '0.0.0' && semver().lt(coerced, MIN_BUILDX)) {
     throw new DockerError(`buildx ${parsed.version} is too old (buildx-bootstrap needs ${MIN_BUILDX} or later)`, {
       hint: 'upgrade the docker-buildx-plugin package or the buildx binary in ~/.docker/cli-plugins/',
     });

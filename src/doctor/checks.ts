@@ -7,9 +7,7 @@
 // docker/buildx/context 1, registry/quota 3, lockfile 4. Report order goes from what everything
 // else depends on (configuration, the daemon) to what depends on it (registries, the lock), so
 // the code names the problem to fix first.
-// Per-function imports: the whole semver package costs start-up time in every command.
-import semverCoerce from 'semver/functions/coerce.js';
-import semverLt from 'semver/functions/lt.js';
+import { semver } from '../semver.cjs';
 import type { Config } from '../config/schema.js';
 import type { BuildxFacts } from '../docker/buildx.js';
 import { MIN_BUILDX } from '../docker/buildx.js';
@@ -134,7 +132,7 @@ function shortDigest(digest: string): string {
 }
 
 function coreVersion(version: string): string | undefined {
-  const v = semverCoerce(version)?.version;
+  const v = semver().coerce(version)?.version;
   return v && v !== '0.0.0' ? v : undefined;
 }
 
@@ -158,10 +156,10 @@ function buildxCheck(f: DoctorFacts): DoctorCheck {
   if (!f.buildx.ok) return { check: 'buildx', verdict: 'fail', detail: problemText(f.buildx.problem) };
   const { version, raw } = f.buildx.value;
   const core = coreVersion(version);
-  if (core && semverLt(core, MIN_BUILDX)) {
+  if (core && semver().lt(core, MIN_BUILDX)) {
     return { check: 'buildx', verdict: 'fail', detail: `${raw} is older than ${MIN_BUILDX}, the oldest buildx-bootstrap drives — upgrade docker-buildx-plugin` };
   }
-  if (core && semverLt(core, BUILDKITD_CONFIG_FLAG_BUILDX)) {
+  if (core && semver().lt(core, BUILDKITD_CONFIG_FLAG_BUILDX)) {
     return {
       check: 'buildx',
       verdict: 'warn',

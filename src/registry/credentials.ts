@@ -4,7 +4,6 @@
 // `auths`), `DOCKER_AUTH_CONFIG` (a config.json-style document; docker CLI ≥ 28.3 layers it over
 // the configured store), and GitLab CI's job variables. Every secret found is registered with
 // Secrets so that no output can show it.
-import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
@@ -73,8 +72,10 @@ export function helperServerUrl(host: string): string {
   return normalizeRegistryHost(host) === 'docker.io' ? DOCKER_HUB_AUTH_KEY : host;
 }
 
-export const defaultHelperRunner: HelperRunner = (program, args, input, env) =>
-  new Promise<HelperResult>((resolve, reject) => {
+// node:child_process is loaded when a helper runs: most runs read plain `auths` or nothing.
+export const defaultHelperRunner: HelperRunner = async (program, args, input, env) => {
+  const { spawn } = await import('node:child_process');
+  return await new Promise<HelperResult>((resolve, reject) => {
     const child = spawn(program, args, { env: env as NodeJS.ProcessEnv, stdio: ['pipe', 'pipe', 'pipe'], timeout: HELPER_TIMEOUT_MS });
     let stdout = '';
     let stderr = '';
@@ -85,6 +86,7 @@ export const defaultHelperRunner: HelperRunner = (program, args, input, env) =>
     child.stdin.on('error', () => undefined); // helper exited without reading stdin
     child.stdin.end(input);
   });
+};
 
 function decodeAuthEntry(entry: AuthEntry | undefined): Credential | undefined {
   if (!entry || typeof entry !== 'object') return undefined;

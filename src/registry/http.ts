@@ -3,8 +3,8 @@
 // connect + complete response, an AbortSignal, TLS settings per registry and HTTP(S)_PROXY /
 // NO_PROXY. Failures become TransportError with a RegistryFailureKind; the client words them.
 import { Agent as HttpAgent, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage, type RequestOptions } from 'node:http';
+import type { Agent as HttpsAgent } from 'node:https';
 import type { Readable } from 'node:stream';
-import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { isLoopbackHost } from './reference.js';
 import type { RegistryFailureKind } from './types.js';
 
@@ -71,7 +71,7 @@ export class TransportError extends Error {
 }
 
 export interface TlsSettings {
-  /** Trusted CAs replacing node's default store (already combined with it by the caller). */
+  /** Extra trusted CAs (PEM), added to node's root certificates for every https exchange. */
   ca?: string[];
   /** false only for `insecure: true`. */
   rejectUnauthorized: boolean;
@@ -169,21 +169,40 @@ export function proxyFor(url: URL, env: Record<string, string | undefined>): URL
 }
 
 type AgentLike = RequestOptions['agent'];
+type Send = typeof httpRequest;
+
+// node:https (and the TLS stack under it) is loaded on the first https exchange only: a plain-HTTP
+// mirror (the loopback and in-cluster case) never pays for it.
+let httpsModule: Promise<typeof import('node:https')> | undefined;
+const loadHttps = (): Promise<typeof import('node:https')> => (httpsModule ??= import('node:https'));
 
 export function createTransport(opts: TransportOptions): Transport {
-  const tlsOptions = {
-    ...(opts.tls.ca ? { ca: opts.tls.ca } : {}),
-    rejectUnauthorized: opts.tls.rejectUnauthorized,
-  };
+  // Passing `ca` to a TLS connection *replaces* node's store, so a custom bundle is node's root
+  // certificates + the extra ones; node:tls is loaded for that only when an https exchange needs it.
+  const { rejectUnauthorized, ca: extraCa } = opts.tls;
+  let tlsValue: Promise<{ ca?: string[]; rejectUnauthorized: boolean }> | undefined;
+  const tlsOptions = (): Promise<{ ca?: string[]; rejectUnauthorized: boolean }> =>
+    (tlsValue ??= extraCa?.length ? import('node:tls').then(({ rootCertificates }) => ({ ca: [...rootCertificates, ...extraCa], rejectUnauthorized })) : Promise.resolve({ rejectUnauthorized }));
   let httpAgent: HttpAgent | undefined;
   let httpsAgent: HttpsAgent | undefined;
   const proxyAgents = new Map<string, Promise<AgentLike>>();
 
-  const agentFor = async (url: URL): Promise<AgentLike> => {
-    const proxy = proxyFor(url, opts.env);
+  /**
+   * The agent, request function and target TLS options for `url`, direct or through the proxy
+   * that applies. The TLS options go on each request too: https-proxy-agent takes the target's
+   * TLS settings from the request options (its constructor options are for the proxy connection).
+   */
+  const routeFor = async (url: URL): Promise<{ agent: AgentLike; send: Send; tls: object }> => {
     const https = url.protocol === 'https:';
+    if (!https) return { agent: await agentFor(url, false), send: httpRequest, tls: {} };
+    const [{ request: send }, tls] = await Promise.all([loadHttps(), tlsOptions()]);
+    return { agent: await agentFor(url, true), send, tls };
+  };
+
+  const agentFor = async (url: URL, https: boolean): Promise<AgentLike> => {
+    const proxy = proxyFor(url, opts.env);
     if (!proxy) {
-      if (https) return (httpsAgent ??= new HttpsAgent({ keepAlive: true, ...tlsOptions }));
+      if (https) return (httpsAgent ??= new (await loadHttps()).Agent({ keepAlive: true, ...(await tlsOptions()) }));
       return (httpAgent ??= new HttpAgent({ keepAlive: true }));
     }
     const key = `${https ? 'https' : 'http'} ${proxy.href}`;
@@ -201,8 +220,7 @@ export function createTransport(opts: TransportOptions): Transport {
   const request = async (req: HttpRequest): Promise<HttpResponse> => {
     const { signal } = req;
     if (signal?.aborted) throw new TransportError('aborted', 'aborted', undefined, signal.reason);
-    const agent = await agentFor(req.url);
-    const send = req.url.protocol === 'https:' ? httpsRequest : httpRequest;
+    const { agent, send, tls: tlsForTarget } = await routeFor(req.url);
     const maxBody = req.maxBodyBytes ?? DEFAULT_MAX_BODY;
     return await new Promise<HttpResponse>((resolve, reject) => {
       let settled = false;
@@ -221,9 +239,6 @@ export function createTransport(opts: TransportOptions): Transport {
       const timer = setTimeout(() => fail(new TransportError('timeout', `no answer within ${req.timeoutMs} ms`, 'ETIMEDOUT')), req.timeoutMs);
       const headers: Record<string, string> = { ...req.headers };
       if (req.body !== undefined) headers['Content-Length'] = String(Buffer.byteLength(req.body));
-      // TLS options go on the request too: https-proxy-agent takes the target's TLS settings from
-      // the request options (its constructor options are for the connection to the proxy).
-      const tlsForTarget = req.url.protocol === 'https:' ? tlsOptions : {};
       let response: IncomingMessage | undefined;
       const clientRequest = send(req.url, { method: req.method, headers, agent, ...tlsForTarget }, (res) => {
         response = res;
@@ -272,9 +287,7 @@ export function createTransport(opts: TransportOptions): Transport {
   const open = async (req: StreamRequest): Promise<StreamResponse> => {
     const { signal } = req;
     if (signal?.aborted) throw new TransportError('aborted', 'aborted', undefined, signal.reason);
-    const agent = await agentFor(req.url);
-    const send = req.url.protocol === 'https:' ? httpsRequest : httpRequest;
-    const tlsForTarget = req.url.protocol === 'https:' ? tlsOptions : {};
+    const { agent, send, tls: tlsForTarget } = await routeFor(req.url);
     return await new Promise<StreamResponse>((resolve, reject) => {
       let answered = false;
       const clientRequest = send(req.url, { method: req.method, headers: req.headers, agent, ...tlsForTarget });

@@ -1,11 +1,10 @@
 // Which certificates a registry connection trusts: the mirror's `ca:` file,
 // `<certsDir>/<host>/*.crt` (docker's per-registry CA directory, default /etc/docker/certs.d),
 // and NODE_EXTRA_CA_CERTS. Node loads NODE_EXTRA_CA_CERTS into its default store at start-up,
-// but passing `ca` to a TLS connection *replaces* that store, so a custom bundle is always
-// node's root certificates + every extra file.
+// but passing `ca` to a TLS connection *replaces* that store, so the transport (http.ts) adds
+// node's root certificates to these extra ones: a custom bundle is always roots + every file.
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { rootCertificates } from 'node:tls';
 import type { TlsSettings } from './http.js';
 import type { RegistryEndpoint } from './types.js';
 
@@ -62,5 +61,5 @@ export function resolveTls(endpoint: RegistryEndpoint, sources: TlsSources): Res
   }
   const rejectUnauthorized = !endpoint.insecure;
   if (extra.length === 0) return { rejectUnauthorized, caFiles };
-  return { ca: [...rootCertificates, ...extra], rejectUnauthorized, caFiles };
+  return { ca: extra, rejectUnauthorized, caFiles };
 }

@@ -1,11 +1,6 @@
-// Per-function imports: the whole semver package costs start-up time in every command.
-import Range from 'semver/classes/range.js';
-import SemVer from 'semver/classes/semver.js';
-import semverGt from 'semver/functions/gt.js';
-import semverParse from 'semver/functions/parse.js';
-import semverValid from 'semver/functions/valid.js';
-import semverValidRange from 'semver/ranges/valid.js';
+import type SemVer from 'semver/classes/semver.js';
 import { isValidTag } from '../registry/reference.js';
+import { semver } from '../semver.cjs';
 
 // `buildkit.version` takes three shapes (product.md, Configuration):
 //   exact  `v0.18.2` / `0.18.2` / `v0.19.0-rc1` -> that tag (BuildKit tags carry a leading v)
@@ -16,15 +11,31 @@ export type VersionSpec =
   | { kind: 'range'; spec: string; range: string; includePrerelease: boolean }
   | { kind: 'tag'; spec: string; tag: string };
 
-const EXACT = /^v?(\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?)$/;
+// An exact version is semver's strict grammar without build metadata: numeric parts without
+// leading zeros, dot-separated prerelease identifiers (numeric ones without leading zeros). This is
+// what semver.valid() accepts for such text (property-tested against it), decided without loading
+// semver: an exact pin is the common case and needs no range code.
+const NUM = '(?:0|[1-9]\\d*)';
+const PRE_ID = '(?:0|[1-9]\\d*|\\d*[A-Za-z-][0-9A-Za-z-]*)';
+const EXACT = new RegExp(`^v?(${NUM}\\.${NUM}\\.${NUM}(?:-${PRE_ID}(?:\\.${PRE_ID})*)?)$`);
+const MAX_VERSION_LENGTH = 256; // semver's MAX_LENGTH
+
+/** The normalized version (`0.18.2`, no `v`) when `text` is an exact semver version, else undefined. */
+export function exactVersion(text: string): string | undefined {
+  const m = EXACT.exec(text);
+  if (!m || m[1]!.length > MAX_VERSION_LENGTH) return undefined;
+  // semver refuses a major, minor or patch past Number.MAX_SAFE_INTEGER.
+  const core = m[1]!.split('-', 1)[0]!.split('.');
+  return core.every((n) => Number(n) <= Number.MAX_SAFE_INTEGER) ? m[1] : undefined;
+}
 
 /** Classifies a version spec; throws an Error naming what is wrong when it is none of the three. */
 export function parseVersionSpec(spec: string): VersionSpec {
   const text = spec.trim();
   if (!text) throw new Error('empty version');
-  const exact = EXACT.exec(text);
-  if (exact && semverValid(exact[1]!)) return { kind: 'exact', spec: text, version: semverValid(exact[1]!)! };
-  const range = semverValidRange(text);
+  const version = exactVersion(text);
+  if (version !== undefined) return { kind: 'exact', spec: text, version };
+  const range = semver().validRange(text);
   if (range !== null && /[\d*xX]/.test(text)) {
     // A range admits prereleases only when the user wrote one (`^0.19.0-rc1`), as npm does.
     return { kind: 'range', spec: text, range, includePrerelease: /-[0-9A-Za-z]/.test(text.replace(/\s-\s/g, ' ')) };
@@ -70,6 +81,7 @@ export function selectTag(spec: VersionSpec, tags: readonly string[], opts: TagO
     const tag = directTag(spec, opts);
     return tag !== undefined && tags.includes(tag) ? tag : undefined;
   }
+  const { Range, parse: semverParse, gt: semverGt } = semver();
   const range = new Range(spec.range, { includePrerelease: spec.includePrerelease });
   let best: SemVer | undefined;
   let bestTag: string | undefined;
