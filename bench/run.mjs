@@ -155,7 +155,7 @@ const median = (xs) => {
 };
 
 async function main() {
-  if (!existsSync(join(ROOT, 'dist', 'cli.js'))) return fail('dist/ is missing: run npm run build first');
+  if (!existsSync(join(ROOT, 'dist', 'cli.cjs'))) return fail('dist/ is missing: run npm run build first');
   if (!which('docker-registry')) return fail('docker-registry is not installed (Debian package docker-registry)');
   const haveSkopeo = Boolean(which('skopeo'));
 

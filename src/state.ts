@@ -1,8 +1,8 @@
 // Where buildx-bootstrap keeps what it generates: next to buildx's own store, so a job that
 // caches ~/.docker keeps both. `$BUILDX_BOOTSTRAP_STATE_DIR` overrides.
-import { createHash, randomBytes } from 'node:crypto';
 import { homedir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
+import { crypto } from './lazy.cjs';
 
 export function dockerConfigDir(env: Record<string, string | undefined>): string {
   return env.DOCKER_CONFIG || join(env.HOME || homedir(), '.docker');
@@ -18,7 +18,7 @@ export function builderDir(env: Record<string, string | undefined>, name: string
 }
 
 export function sha256(text: string): string {
-  return createHash('sha256').update(text).digest('hex');
+  return crypto().createHash('sha256').update(text).digest('hex');
 }
 
 export function shortHash(text: string, length = 12): string {
@@ -32,7 +32,7 @@ export async function writeFileAtomic(file: string, content: string | Buffer, mo
   const { mkdir, rename, rm, writeFile } = await import('node:fs/promises');
   await mkdir(dirname(file), { recursive: true });
   // Hidden, unique per writer: parallel runs never share a temp file, and a reader never sees one.
-  const temp = join(dirname(file), `.${basename(file)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+  const temp = join(dirname(file), `.${basename(file)}.${process.pid}.${crypto().randomBytes(4).toString('hex')}.tmp`);
   try {
     await writeFile(temp, content, mode === undefined ? {} : { mode });
     await rename(temp, file);

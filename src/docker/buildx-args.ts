@@ -2,7 +2,7 @@
 // way: data in, string[] out, tested as exact arrays). Every array starts with `buildx`; the docker
 // runner adds `docker` and any global flags. Nothing here passes a flag the given buildx lacks —
 // buildx answers an unknown flag with exit 125 (buildx-facts §1.1).
-import { semver } from '../semver.cjs';
+import { semver } from '../lazy.cjs';
 import { UsageError } from '../errors.js';
 
 export type CreateDriver = 'docker-container' | 'kubernetes' | 'remote';

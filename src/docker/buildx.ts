@@ -1,6 +1,6 @@
 // buildx calls over the docker runner: one small function per buildx command; argv comes from the
 // pure builders in buildx-args.ts, output goes through the parsers in parse.ts.
-import { semver } from '../semver.cjs';
+import { semver } from '../lazy.cjs';
 import { DockerError } from '../errors.js';
 import { buildInspectArgs, buildRmArgs } from './buildx-args.js';
 import { parseBuildxVersion, parseInspect, type BuilderInfo } from './parse.js';

@@ -7,7 +7,7 @@
 // docker/buildx/context 1, registry/quota 3, lockfile 4. Report order goes from what everything
 // else depends on (configuration, the daemon) to what depends on it (registries, the lock), so
 // the code names the problem to fix first.
-import { semver } from '../semver.cjs';
+import { semver } from '../lazy.cjs';
 import type { Config } from '../config/schema.js';
 import type { BuildxFacts } from '../docker/buildx.js';
 import { MIN_BUILDX } from '../docker/buildx.js';

@@ -10,8 +10,8 @@
 // back to HTTP for "insecure" registries (127.0.0.0/8 by default); we do not, because a probe that
 // doubles its round trips on every loopback mirror costs more than the rare loopback TLS
 // registry, which says so with `ca:`. Everything else → HTTPS.
-import { createHash } from 'node:crypto';
 import type { Secrets } from '../io.js';
+import { crypto } from '../lazy.cjs';
 import { VERSION } from '../version.js';
 import { basicAuthorization, fetchToken, TOKEN_MAX_BYTES, TokenCache, tokenCacheKey, TokenError } from './auth.js';
 import type { Credential, CredentialStore } from './credentials.js';
@@ -115,13 +115,13 @@ function registryErrorText(body: Buffer): string | undefined {
 }
 
 function sha256(body: Buffer): string {
-  return `sha256:${createHash('sha256').update(body).digest('hex')}`;
+  return `sha256:${crypto().createHash('sha256').update(body).digest('hex')}`;
 }
 
 /** The body's digest in `digest`'s algorithm; undefined for an algorithm we cannot compute. */
 function digestLike(digest: string, body: Buffer): string | undefined {
   const algorithm = DIGEST_ALGORITHMS[digest.slice(0, digest.indexOf(':'))];
-  return algorithm ? `${algorithm}:${createHash(algorithm).update(body).digest('hex')}` : undefined;
+  return algorithm ? `${algorithm}:${crypto().createHash(algorithm).update(body).digest('hex')}` : undefined;
 }
 
 function header(res: HttpResponse, name: string): string | undefined {

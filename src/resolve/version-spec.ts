@@ -1,6 +1,6 @@
 import type SemVer from 'semver/classes/semver.js';
 import { isValidTag } from '../registry/reference.js';
-import { semver } from '../semver.cjs';
+import { semver } from '../lazy.cjs';
 
 // `buildkit.version` takes three shapes (product.md, Configuration):
 //   exact  `v0.18.2` / `0.18.2` / `v0.19.0-rc1` -> that tag (BuildKit tags carry a leading v)

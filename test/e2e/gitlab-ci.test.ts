@@ -181,7 +181,7 @@ function transcript(r: JobRun): string {
 
 t.test('GitLab CI jobs run by gitlab-ci-local (shell executor, emulated buildx)', async (t) => {
   if (!requireBinaries(t, BINARIES)) return;
-  if (!existsSync(join(REPO, 'dist', 'cli.js'))) {
+  if (!existsSync(join(REPO, 'dist', 'cli.cjs'))) {
     t.fail('dist/ is not built: run `npm run build` (npm test does) before this test');
     return;
   }

@@ -8,7 +8,7 @@ import type lt = require('semver/functions/lt.js');
 import type parse = require('semver/functions/parse.js');
 import type validRange = require('semver/ranges/valid.js');
 
-/** The semver functions this package uses, loaded on the first call (see semver.cjs). */
+/** The semver functions this package uses, loaded on the first call (see lazy.cjs). */
 export declare function semver(): {
   Range: typeof Range;
   SemVer: typeof SemVer;
@@ -20,3 +20,6 @@ export declare function semver(): {
   parse: typeof parse;
   validRange: typeof validRange;
 };
+
+/** node:crypto, loaded on the first call (see lazy.cjs). */
+export declare function crypto(): typeof import('node:crypto');
