@@ -4,7 +4,8 @@
 // our own chunks with vm.Script and V8's cachedData, the way v8-compile-cache does.
 //
 // - Only files directly in dist/ with the .cjs extension; anything else (a user's .cjs config,
-//   which cosmiconfig requires) goes through node's own loader.
+//   which cosmiconfig loads) goes through node's own loader, and so does a chunk with a real
+//   import() in it.
 // - The cache sits beside the code, in dist/.v8-cache/: whoever may write it may already change
 //   the code, so it grants nothing new. Read-only installs simply run uncached.
 // - An entry is keyed by chunk name, size and mtime, and V8 itself refuses data made by another
@@ -19,8 +20,7 @@ const vm = require('node:vm');
 
 /** Installs the loader for `distDir`; returns a function that writes the new entries. */
 exports.install = function install(distDir) {
-  const importModuleDynamically = vm.constants && vm.constants.USE_MAIN_CONTEXT_DEFAULT_LOADER;
-  if (process.env.BXB_COMPILE_CACHE === '0' || !importModuleDynamically) return () => undefined;
+  if (process.env.BXB_COMPILE_CACHE === '0') return () => undefined;
   const cacheDir = path.join(distDir, '.v8-cache');
   const fresh = [];
   const jsLoader = Module._extensions['.js'];
@@ -39,6 +39,9 @@ exports.install = function install(distDir) {
     } finally {
       fs.closeSync(fd);
     }
+    // A chunk with a real import() (cosmiconfig loading a user's ES-module config) compiles the
+    // way node compiles it: a vm.Script only runs import() with an experimental option.
+    if (source.includes('import(')) return module._compile(source, filename);
     const entry = path.join(cacheDir, `${path.basename(filename)}.${stat.size}.${Math.trunc(stat.mtimeMs)}`);
     let cachedData;
     try {
@@ -46,7 +49,7 @@ exports.install = function install(distDir) {
     } catch {
       // no entry yet
     }
-    const script = new vm.Script(Module.wrap(source), { filename, cachedData, importModuleDynamically });
+    const script = new vm.Script(Module.wrap(source), { filename, cachedData });
     if (!cachedData || script.cachedDataRejected) fresh.push({ script, entry });
     const compiled = script.runInThisContext({ displayErrors: true });
     compiled.call(module.exports, module.exports, requireChunk, module, filename, distDir);

@@ -90,6 +90,8 @@ const merged = [
   '  __bxbChunks[name].call(module.exports, module.exports, __bxbRequire, module, `${__dirname}/${name}`, __dirname);',
   '  return module.exports;',
   '}',
+  '__bxbRequire.resolve = require.resolve;',
+  '__bxbRequire.cache = require.cache;',
   'exports.__bxbRequire = __bxbRequire;',
   `Object.assign(exports, __bxbRequire(${JSON.stringify(`./${entryChunk.get('src/cli/run.ts')}`)}));`,
   '',
