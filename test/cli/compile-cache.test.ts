@@ -19,14 +19,16 @@ async function closedPort(): Promise<number> {
 }
 
 /** A copy of the package (bin/, dist/ without its cache, package.json) and a project using it. */
-async function install(t: Test): Promise<{ run: (env?: Record<string, string>) => { code: number | null; stdout: string; stderr: string }; cache: string }> {
+async function install(t: Test, configFile = 'buildx-bootstrap.config.cjs'): Promise<{ run: (env?: Record<string, string>) => { code: number | null; stdout: string; stderr: string }; cache: string }> {
   const dir = t.testdir({ project: {} });
   cpSync(join(REPO, 'bin'), join(dir, 'bin'), { recursive: true });
   cpSync(join(REPO, 'package.json'), join(dir, 'package.json'));
   cpSync(join(REPO, 'dist'), join(dir, 'dist'), { recursive: true, filter: (src) => !src.includes('.v8-cache') });
   const port = await closedPort();
-  // A CommonJS config file: cosmiconfig requires it, so it must go through node's own loader.
-  writeFileSync(join(dir, 'project', 'buildx-bootstrap.config.cjs'), `module.exports = { buildkit: { version: 'v0.18.2', image: '127.0.0.1:${port}/moby/buildkit' } };\n`);
+  // A JavaScript config file: cosmiconfig loads it with import() (then require), through node's
+  // own loaders, from a chunk that holds a real import().
+  const config = `{ buildkit: { version: 'v0.18.2', image: '127.0.0.1:${port}/moby/buildkit' } }`;
+  writeFileSync(join(dir, 'project', configFile), configFile.endsWith('.mjs') ? `export default ${config};\n` : `module.exports = ${config};\n`);
   const run = (env: Record<string, string> = {}) => {
     const r = spawnSync(process.execPath, [join(dir, 'bin', 'buildx-bootstrap.js'), 'resolve'], {
       cwd: join(dir, 'project'),
@@ -82,4 +84,13 @@ t.test('a cache that cannot be written costs nothing but the cache', async (t) =
   const r = run();
   t.equal(r.code, 3);
   t.same(r, run({ BXB_COMPILE_CACHE: '0' }), 'exactly what a run without the cache says: nothing about the cache');
+});
+
+t.test('an ES-module config file loads on cached runs as on the first', async (t) => {
+  const { run } = await install(t, 'buildx-bootstrap.config.mjs');
+  const first = run();
+  t.equal(first.code, 3, `the .mjs config was read: ${first.stderr}`);
+  t.match(first.stderr, /127\.0\.0\.1:\d+\/moby\/buildkit/);
+  t.same(run(), first);
+  t.same(run(), first);
 });
