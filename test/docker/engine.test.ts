@@ -89,6 +89,9 @@ t.test('unix socket: version, image inspect, tag, save, load and container inspe
   const badLoad = await api.run(['load', '-i', notTar]);
   t.equal(badLoad.exitCode, 1, 'a broken archive fails like docker load does');
   t.ok(badLoad.stderr.trim(), 'with the daemon\'s reason');
+  const noArchive = await api.run(['load', '-i', join(dir, 'missing.tar')]);
+  t.equal(noArchive.exitCode, 1, 'a missing archive fails like docker load does');
+  t.match(noArchive.stderr, /missing\.tar.*no such file or directory/, 'naming the file');
 
   t.equal((await d.docker(['create', '--name', 'c1', '--network', 'none', 'local/one:v1', '/hello.txt'])).code, 0);
   const container = await api.run(['container', 'inspect', '--format', '{{.Image}}', 'c1']);

@@ -13,6 +13,8 @@ export interface EngineRequest {
   query?: Record<string, string>;
   /** Streamed as the request body. */
   body?: Readable;
+  /** The body's length when known: sent as Content-Length instead of chunked encoding. */
+  contentLength?: number;
   contentType?: string;
   timeoutMs?: number;
   signal?: AbortSignal | undefined;
@@ -67,6 +69,7 @@ export async function createEngineClient(endpoint: EngineEndpoint): Promise<Engi
       const doRequest = https ? https.request : httpRequest;
       const headers: Record<string, string> = {};
       if (req.body) headers['Content-Type'] = req.contentType ?? 'application/octet-stream';
+      if (req.body && req.contentLength !== undefined) headers['Content-Length'] = String(req.contentLength);
       let answered = false;
       const r = doRequest({ ...target, agent, method: req.method ?? 'GET', path: `${req.path}${qs}`, headers, ...(req.signal ? { signal: req.signal } : {}) }, (res) => {
         answered = true;

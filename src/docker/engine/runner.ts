@@ -5,7 +5,7 @@
 // global flags — goes to the CLI runner, and so does any call when the daemon cannot be reached
 // over the API, so the CLI's own error wording reaches the user unchanged.
 import { createReadStream, createWriteStream } from 'node:fs';
-import { rm } from 'node:fs/promises';
+import { rm, stat } from 'node:fs/promises';
 import type { CommandResult, DockerRunner, RunOptions } from '../runner.js';
 import { EngineUnreachable, engineMessage, type EngineClient, type EngineResponse } from './client.js';
 
@@ -87,7 +87,16 @@ function match(args: string[]): Handler | undefined {
   }
   if (a === 'load' && b === '-i' && c && args.length === 3) {
     return async (client, _args, opts) => {
-      const res = await client.call({ method: 'POST', path: '/images/load', query: { quiet: '1' }, body: createReadStream(c), contentType: 'application/x-tar', ...common(opts) });
+      // 1 MiB reads and a Content-Length: with node's 64 KiB default the ~90 MB engine tar went up
+      // in ~1,400 chunked writes and the load took ~100 ms longer than `docker load -i` (bench).
+      let size: number;
+      try {
+        size = (await stat(c)).size;
+      } catch (error) {
+        return failed(`cannot read ${c}: ${(error as Error).message}`);
+      }
+      const body = createReadStream(c, { highWaterMark: 1 << 20 });
+      const res = await client.call({ method: 'POST', path: '/images/load', query: { quiet: '1' }, body, contentLength: size, contentType: 'application/x-tar', ...common(opts) });
       if (res.status !== 200) return fromDaemon(res);
       // A JSON message stream: `{"stream":"Loaded image ID: …\n"}` lines, or `{"error":"…"}`.
       let stdout = '';
