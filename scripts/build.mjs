@@ -55,8 +55,9 @@ for (const [out, info] of Object.entries(metafile.outputs)) {
   const esm = readFileSync(join(ROOT, out), 'utf8').replace(LOCAL_CHUNK, '$1./$2.cjs$1');
   const { code } = await transform(esm, { format: 'cjs', platform: 'node', target: 'node20', loader: 'js', logLevel: 'warning' });
   const cjs = code.replace(DEFERRED_IMPORT, (_, q, spec) => `Promise.resolve().then(() => require(${q}${spec}${q}))`);
+  // Strict, as the ES modules they were: the tests ran this code with ESM semantics.
   const header = cjs.includes('__bxbModuleUrl') ? "const __bxbModuleUrl = require('node:url').pathToFileURL(__filename).href;\n" : '';
-  chunks.set(name, header + cjs);
+  chunks.set(name, `'use strict';\n${header}${cjs}`);
 }
 rmSync(STAGE, { recursive: true, force: true });
 
