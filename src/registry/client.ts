@@ -3,7 +3,8 @@
 // client that does not accept it, and swaps a manifest list for its amd64 child by tag —
 // DIST@v2.8.2 registry/handlers/manifests.go); tags are listed following `Link` (distribution v3,
 // OCI) and also taken all at once, unsorted (2.8 ignores n/last); Basic and Bearer challenges are
-// answered with the user's credentials, tokens cached per (realm, service, scope).
+// answered with the user's credentials, tokens cached per (realm, service, scope). Failures are worded
+// by failures.ts.
 //
 // Scheme: `http: true` → plain HTTP. A loopback host → plain HTTP too unless it has a `ca:` (or
 // `insecure: true`), which can only mean it serves TLS. dockerd instead tries HTTPS first and falls
@@ -16,12 +17,12 @@ import { VERSION } from '../version.js';
 import { basicAuthorization, fetchToken, TOKEN_MAX_BYTES, TokenCache, tokenCacheKey, TokenError } from './auth.js';
 import type { Credential, CredentialStore } from './credentials.js';
 import { bareMediaType, parseLinkNext, parseRateLimit, parseWwwAuthenticate, type Challenge } from './headers.js';
-import { BODY_OVERRUN, BODY_TOO_LARGE, createTransport, TransportError, UNTRUSTED_CERT_CODES, type HttpResponse, type StreamResponse, type Transport } from './http.js';
+import { answerError, header, networkError, oneLine, registryError, registryErrorText, type FailureContext } from './failures.js';
+import { createTransport, type HttpResponse, type StreamResponse, type Transport } from './http.js';
 import { endpointScheme, isLoopbackHost, isValidDigest } from './reference.js';
 import { resolveTls } from './tls.js';
 import {
   MANIFEST_MEDIA_TYPES,
-  RegistryRequestError,
   type BlobInfo,
   type ManifestInfo,
   type RegistryPushClient,
@@ -87,33 +88,6 @@ interface ExchangeOptions {
 
 type Method = 'GET' | 'HEAD' | 'POST' | 'PUT';
 
-function oneLine(text: string, max = 200): string {
-  const flat = text.replace(/\s+/g, ' ').trim();
-  return flat.length > max ? `${flat.slice(0, max - 1)}…` : flat;
-}
-
-/** `{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown"}]}` → `MANIFEST_UNKNOWN`. */
-function registryErrorCode(body: Buffer): string | undefined {
-  try {
-    const parsed = JSON.parse(body.toString('utf8')) as { errors?: { code?: unknown }[] };
-    const code = parsed.errors?.[0]?.code;
-    return typeof code === 'string' ? code : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-/** `{"errors":[{"code":"DENIED","message":"quota exceeded"}]}` → `DENIED: quota exceeded`. */
-function registryErrorText(body: Buffer): string | undefined {
-  try {
-    const first = (JSON.parse(body.toString('utf8')) as { errors?: { code?: unknown; message?: unknown }[] }).errors?.[0];
-    if (typeof first?.code !== 'string') return undefined;
-    return typeof first.message === 'string' && first.message ? `${first.code}: ${first.message}` : first.code;
-  } catch {
-    return undefined;
-  }
-}
-
 function sha256(body: Buffer): string {
   return `sha256:${crypto().createHash('sha256').update(body).digest('hex')}`;
 }
@@ -124,17 +98,13 @@ function digestLike(digest: string, body: Buffer): string | undefined {
   return algorithm ? `${algorithm}:${crypto().createHash(algorithm).update(body).digest('hex')}` : undefined;
 }
 
-function header(res: HttpResponse, name: string): string | undefined {
-  const value = res.headers[name];
-  return Array.isArray(value) ? value[0] : value;
-}
-
 class Client implements RegistryClientHandle {
   readonly endpoint: RegistryEndpoint;
   readonly baseUrl: string;
   private readonly host: string;
   private readonly userAgent: string;
   private readonly tokens: TokenCache;
+  private readonly failures: FailureContext;
   private transportValue: Transport | undefined;
   private authState: AuthState | undefined;
   private credential: Promise<Credential | undefined> | undefined;
@@ -149,6 +119,7 @@ class Client implements RegistryClientHandle {
     this.baseUrl = `${endpointScheme(endpoint)}://${endpoint.host}`;
     this.userAgent = opts.userAgent ?? `buildx-bootstrap/${VERSION}`;
     this.tokens = opts.tokenCache ?? opts.credentials.tokens ?? new TokenCache();
+    this.failures = { host: this.host, baseUrl: this.baseUrl, timeoutMs: opts.timeoutMs, secrets: opts.secrets };
     if (opts.transport) this.transportValue = opts.transport;
   }
 
@@ -271,7 +242,7 @@ class Client implements RegistryClientHandle {
       }
       // Registries on object storage (S3, Docker Hub's CDN) send blob reads elsewhere; our
       // credentials never follow to another origin.
-      const next = this.redirectTarget(res.status, header(res as unknown as HttpResponse, 'location'), url, seen, hop);
+      const next = this.redirectTarget(res.status, header(res, 'location'), url, seen, hop);
       if (next) {
         res.body.resume();
         url = next;
@@ -281,7 +252,7 @@ class Client implements RegistryClientHandle {
         const body = await drain(res.body);
         this.expectOk({ status: res.status, headers: res.headers, body }, `blob ${repository}@${digest}`);
       }
-      const length = header(res as unknown as HttpResponse, 'content-length');
+      const length = header(res, 'content-length');
       return { size: length === undefined ? undefined : Number(length), body: res.body };
     }
   }
@@ -331,7 +302,7 @@ class Client implements RegistryClientHandle {
     try {
       return await transport.open({ ...req, idleTimeoutMs: this.opts.timeoutMs });
     } catch (error) {
-      throw this.networkError(error, undefined);
+      throw networkError(this.failures, error, undefined);
     }
   }
 
@@ -357,34 +328,13 @@ class Client implements RegistryClientHandle {
   }
 
   private fail(kind: RegistryFailureKind, detail: string, status?: number): never {
-    throw new RegistryRequestError(kind, this.host, this.opts.secrets.redact(oneLine(`${this.host}: ${detail}`, 400)), status);
+    throw registryError(this.failures, kind, detail, status);
   }
 
   /** Throws the right RegistryRequestError for any non-2xx answer. */
   private expectOk(res: HttpResponse, what: string): void {
-    const status = res.status;
-    if (status >= 200 && status < 300) return;
-    try {
-      this.failOn(res, what);
-    } catch (error) {
-      if (error instanceof RegistryRequestError) error.retryAfterMs = retryAfterMs(header(res, 'retry-after'));
-      throw error;
-    }
-  }
-
-  private failOn(res: HttpResponse, what: string): never {
-    const status = res.status;
-    const code = registryErrorCode(res.body);
-    const codeText = code ? ` ${code}` : '';
-    if (status === 404) this.fail('not-found', `${what} not found (404${codeText})`, status);
-    if (status === 429) {
-      const retry = header(res, 'retry-after');
-      const rl = parseRateLimit(res.headers);
-      const quota = rl?.limit !== undefined ? `; quota ${rl.limit}${rl.windowSeconds ? ` per ${rl.windowSeconds / 3600} h` : ''}` : '';
-      this.fail('rate-limited', `rate limited (429${codeText})${retry ? `, retry after ${oneLine(retry, 40)} s` : ''}${quota} — use a mirror or log in`, status);
-    }
-    if (status >= 500) this.fail('server', `server error (${status}${codeText}) for ${what}`, status);
-    this.fail('protocol', `unexpected answer ${status}${codeText} for ${what}`, status);
+    if (res.status >= 200 && res.status < 300) return;
+    throw answerError(this.failures, res, what);
   }
 
   private transport(): Transport {
@@ -423,7 +373,7 @@ class Client implements RegistryClientHandle {
           ...(o.maxBodyBytes ? { maxBodyBytes: o.maxBodyBytes } : {}),
         });
       } catch (error) {
-        throw this.networkError(error, url.origin === origin ? undefined : url.host, o.maxBodyBytes, 'redirect target');
+        throw networkError(this.failures, error, url.origin === origin ? undefined : url.host, o.maxBodyBytes, 'redirect target');
       }
       // Only reads follow redirects: an upload's body is not sent twice.
       const next = method === 'GET' || method === 'HEAD' ? this.redirectTarget(res.status, header(res, 'location'), url, seen, hop) : undefined;
@@ -450,53 +400,6 @@ class Client implements RegistryClientHandle {
     if (seen.has(next.href)) this.fail('protocol', `redirect loop at ${next.host}${next.pathname}`, status);
     if (hop + 1 >= MAX_REDIRECTS) this.fail('protocol', `more than ${MAX_REDIRECTS} redirects`, status);
     return next;
-  }
-
-  private networkError(error: unknown, via: string | undefined, maxBodyBytes?: number, viaWhat = 'token server'): RegistryRequestError {
-    if (error instanceof RegistryRequestError) return error;
-    const where = via ? `${viaWhat} ${via}: ` : '';
-    if (error instanceof TransportError) {
-      if (error.code === BODY_TOO_LARGE) {
-        return this.error('protocol', `${where}answer larger than ${maxBodyBytes ?? 'the'} bytes allowed for it — refused (a broken mirror or proxy?)`);
-      }
-      if (error.code === BODY_OVERRUN) return this.error('protocol', `${where}answer longer than its Content-Length — refused (a broken mirror or proxy?)`);
-      if (error.kind === 'aborted') {
-        // The resolver aborts losers and timed-out probes with a RegistryRequestError reason.
-        if (error.reason instanceof RegistryRequestError) return error.reason;
-        return this.error('aborted', `${where}request aborted`);
-      }
-      const code = error.code ? ` (${error.code})` : '';
-      switch (error.kind) {
-        case 'timeout':
-          return this.error('timeout', `${where}no answer within ${this.opts.timeoutMs} ms`);
-        case 'refused':
-          return this.error('refused', `${where}connection refused${code}`);
-        case 'dns':
-          return this.error('dns', `${where}host not found${code}`);
-        case 'tls':
-          if (error.code && UNTRUSTED_CERT_CODES.has(error.code)) {
-            const certHost = via ?? this.host;
-            return this.error('tls', `${where}TLS certificate not trusted${code} — set ca: for this mirror or put the CA in /etc/docker/certs.d/${certHost}/ca.crt`);
-          }
-          if (error.code === 'ERR_TLS_CERT_ALTNAME_INVALID') return this.error('tls', `${where}TLS certificate is not valid for this host name${code}`);
-          if (error.code === 'CERT_HAS_EXPIRED') return this.error('tls', `${where}TLS certificate has expired${code}`);
-          return this.error('tls', `${where}TLS handshake failed${code} — if it serves plain HTTP, set http: true for it`);
-        case 'reset':
-          return this.error('reset', `${where}connection reset${code}${this.baseUrl.startsWith('http:') ? ' — if it serves HTTPS, give it a ca: (or drop http: true)' : ''}`);
-        default:
-          // Plain HTTP to a port that speaks TLS gets a garbled answer, not a TLS error.
-          return this.error(
-            error.kind,
-            `${where}malformed HTTP answer${code}${this.baseUrl.startsWith('http:') ? ' — if it serves HTTPS, give it a ca: (or insecure: true)' : ''}`,
-          );
-      }
-    }
-    const { message } = error instanceof Error ? error : new Error(String(error));
-    return this.error('protocol', `${where}${message}`);
-  }
-
-  private error(kind: RegistryFailureKind, detail: string, status?: number): RegistryRequestError {
-    return new RegistryRequestError(kind, this.host, this.opts.secrets.redact(oneLine(`${this.host}: ${detail}`, 400)), status);
   }
 
   private getCredential(): Promise<Credential | undefined> {
@@ -610,7 +513,7 @@ class Client implements RegistryClientHandle {
         }
         this.fail(error.kind, `token server ${realmHost}: ${error.message}`, error.status);
       }
-      throw this.networkError(error, realmHost, TOKEN_MAX_BYTES);
+      throw networkError(this.failures, error, realmHost, TOKEN_MAX_BYTES);
     }
   }
 }
@@ -626,14 +529,6 @@ function pullScope(repository: string): string {
 
 function pushScope(repository: string): string {
   return `repository:${repository}:pull,push`;
-}
-
-/** `Retry-After`: seconds or an HTTP date. */
-function retryAfterMs(value: string | undefined): number | undefined {
-  if (!value) return undefined;
-  if (/^\d+$/.test(value.trim())) return Number(value.trim()) * 1000;
-  const at = Date.parse(value);
-  return Number.isNaN(at) ? undefined : Math.max(0, at - Date.now());
 }
 
 async function drain(body: AsyncIterable<Buffer>, max = 64 * 1024): Promise<Buffer> {
