@@ -3,8 +3,8 @@
 // client that does not accept it, and swaps a manifest list for its amd64 child by tag —
 // DIST@v2.8.2 registry/handlers/manifests.go); tags are listed following `Link` (distribution v3,
 // OCI) and also taken all at once, unsorted (2.8 ignores n/last); Basic and Bearer challenges are
-// answered with the user's credentials, tokens cached per (realm, service, scope). Failures are worded
-// by failures.ts.
+// answered by authorizer.ts with the user's credentials, tokens cached per (realm, service, scope).
+// Failures are worded by failures.ts.
 //
 // Scheme: `http: true` → plain HTTP. A loopback host → plain HTTP too unless it has a `ca:` (or
 // `insecure: true`), which can only mean it serves TLS. dockerd instead tries HTTPS first and falls
@@ -14,12 +14,13 @@
 import type { Secrets } from '../io.js';
 import { crypto } from '../lazy.cjs';
 import { VERSION } from '../version.js';
-import { basicAuthorization, fetchToken, TOKEN_MAX_BYTES, TokenCache, tokenCacheKey, TokenError } from './auth.js';
-import type { Credential, CredentialStore } from './credentials.js';
-import { bareMediaType, parseLinkNext, parseRateLimit, parseWwwAuthenticate, type Challenge } from './headers.js';
+import { TokenCache } from './auth.js';
+import { Authorizer } from './authorizer.js';
+import type { CredentialStore } from './credentials.js';
+import { bareMediaType, parseLinkNext, parseRateLimit, parseWwwAuthenticate } from './headers.js';
 import { answerError, header, networkError, oneLine, registryError, registryErrorText, type FailureContext } from './failures.js';
 import { createTransport, type HttpResponse, type StreamResponse, type Transport } from './http.js';
-import { endpointScheme, isLoopbackHost, isValidDigest } from './reference.js';
+import { endpointScheme, isValidDigest } from './reference.js';
 import { resolveTls } from './tls.js';
 import {
   MANIFEST_MEDIA_TYPES,
@@ -67,15 +68,6 @@ const MAX_REDIRECTS = 10;
 const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
 const DIGEST_ALGORITHMS: Record<string, string> = { sha256: 'sha256', sha384: 'sha384', sha512: 'sha512' };
 
-interface Authorization {
-  header: string;
-  /** Built from the user's credentials (not an anonymous token). */
-  withCredentials: boolean;
-  cacheKey?: string;
-}
-
-type AuthState = { kind: 'basic' } | { kind: 'bearer'; realm: string; service: string | undefined };
-
 interface ExchangeOptions {
   accept?: string;
   /** Token scope, e.g. `repository:moby/buildkit:pull`; none for `/v2/`. */
@@ -103,12 +95,9 @@ class Client implements RegistryClientHandle {
   readonly baseUrl: string;
   private readonly host: string;
   private readonly userAgent: string;
-  private readonly tokens: TokenCache;
   private readonly failures: FailureContext;
+  private readonly auth: Authorizer;
   private transportValue: Transport | undefined;
-  private authState: AuthState | undefined;
-  private credential: Promise<Credential | undefined> | undefined;
-  private readonly inflightTokens = new Map<string, Promise<string>>();
 
   constructor(
     endpoint: RegistryEndpoint,
@@ -118,8 +107,14 @@ class Client implements RegistryClientHandle {
     this.host = endpoint.host;
     this.baseUrl = `${endpointScheme(endpoint)}://${endpoint.host}`;
     this.userAgent = opts.userAgent ?? `buildx-bootstrap/${VERSION}`;
-    this.tokens = opts.tokenCache ?? opts.credentials.tokens ?? new TokenCache();
     this.failures = { host: this.host, baseUrl: this.baseUrl, timeoutMs: opts.timeoutMs, secrets: opts.secrets };
+    this.auth = new Authorizer({
+      failures: this.failures,
+      credentials: opts.credentials,
+      tokens: opts.tokenCache ?? opts.credentials.tokens ?? new TokenCache(),
+      userAgent: this.userAgent,
+      transport: () => this.transport(),
+    });
     if (opts.transport) this.transportValue = opts.transport;
   }
 
@@ -227,7 +222,7 @@ class Client implements RegistryClientHandle {
   async openBlob(repository: string, digest: string, signal?: AbortSignal): Promise<{ size: number | undefined; body: StreamResponse['body'] }> {
     let url = new URL(`/v2/${repository}/blobs/${digest}`, this.baseUrl);
     const o: ExchangeOptions = { scope: pullScope(repository), signal };
-    let authorization = await this.preemptiveAuthorization(o);
+    let authorization = await this.auth.upFront(o.scope, o.signal);
     const seen = new Set<string>();
     for (let hop = 0; ; hop++) {
       const sameOrigin = url.origin === new URL(this.baseUrl).origin;
@@ -236,8 +231,8 @@ class Client implements RegistryClientHandle {
       const res = await this.openStream({ method: 'GET', url, headers, signal });
       if ((res.status === 401 || res.status === 403) && sameOrigin && hop === 0) {
         res.body.resume();
-        if (res.status === 403) this.authFailure(res.status, authorization);
-        authorization = await this.authorize(parseWwwAuthenticate(res.headers['www-authenticate']), o, res.status);
+        if (res.status === 403) this.auth.refused(res.status, authorization);
+        authorization = await this.auth.answer(parseWwwAuthenticate(res.headers['www-authenticate']), o.scope, o.signal, res.status);
         continue;
       }
       // Registries on object storage (S3, Docker Hub's CDN) send blob reads elsewhere; our
@@ -276,12 +271,12 @@ class Client implements RegistryClientHandle {
     const scope = pushScope(/^\/v2\/(.+)\/blobs\/uploads\//.exec(url.pathname)?.[1] ?? '');
     // The upload was started with this scope a moment ago, so the authorization is known: a
     // streamed body cannot be sent twice to answer a challenge.
-    const authorization = await this.preemptiveAuthorization({ scope, signal });
+    const authorization = await this.auth.upFront(scope, signal);
     const headers: Record<string, string> = { 'User-Agent': this.userAgent, 'Content-Type': 'application/octet-stream', 'Content-Length': String(size) };
     if (authorization) headers.Authorization = authorization.header;
     const res = await this.openStream({ method: 'PUT', url, headers, upload: body as import('node:stream').Readable, signal });
     const answer = await drain(res.body);
-    if (res.status === 401 || res.status === 403) this.authFailure(res.status, authorization);
+    if (res.status === 401 || res.status === 403) this.auth.refused(res.status, authorization);
     this.expectOk({ status: res.status, headers: res.headers, body: answer }, `upload of ${digest}`);
   }
 
@@ -402,18 +397,13 @@ class Client implements RegistryClientHandle {
     return next;
   }
 
-  private getCredential(): Promise<Credential | undefined> {
-    this.credential ??= this.opts.credentials.get(this.host);
-    return this.credential;
-  }
-
   /**
    * A request with authentication: the scheme learnt from an earlier challenge is used up front
    * (saving the 401 round trip); a 401 is answered once with fresh authorization.
    */
   private async exchange(method: Method, target: string | URL, o: ExchangeOptions): Promise<{ res: HttpResponse; authenticated: boolean }> {
     const url = typeof target === 'string' ? new URL(target, this.baseUrl) : target;
-    let authorization = await this.preemptiveAuthorization(o);
+    let authorization = await this.auth.upFront(o.scope, o.signal);
     for (let round = 0; ; round++) {
       const headers: Record<string, string> = { 'User-Agent': this.userAgent, ...o.headers };
       if (o.accept) headers.Accept = o.accept;
@@ -423,97 +413,11 @@ class Client implements RegistryClientHandle {
       if (answered.origin !== url.origin) {
         this.fail('auth', `redirected to ${answered.host}, which asks for authentication (${res.status}); credentials for ${this.host} are not sent to another host`, res.status);
       }
-      if (res.status === 403 || round > 0) this.authFailure(res.status, authorization, registryErrorText(res.body));
-      if (authorization?.cacheKey) this.tokens.delete(authorization.cacheKey);
-      const next = await this.authorize(parseWwwAuthenticate(res.headers['www-authenticate']), o, res.status);
-      if (authorization && next.header === authorization.header) this.authFailure(res.status, authorization);
+      if (res.status === 403 || round > 0) this.auth.refused(res.status, authorization, registryErrorText(res.body));
+      this.auth.forget(authorization);
+      const next = await this.auth.answer(parseWwwAuthenticate(res.headers['www-authenticate']), o.scope, o.signal, res.status);
+      if (authorization && next.header === authorization.header) this.auth.refused(res.status, authorization);
       authorization = next;
-    }
-  }
-
-  private authFailure(status: number, authorization: Authorization | undefined, reason?: string): never {
-    // A 403 with credentials is often not about them: a push quota, an immutable tag, a
-    // read-only robot account; the registry's own words say which.
-    if (authorization?.withCredentials && status === 403 && reason) {
-      this.fail('auth', `denied (403 ${oneLine(reason, 160)}) — check the rights of the credentials for ${this.host}`, status);
-    }
-    if (authorization?.withCredentials) {
-      this.fail('auth', `authentication failed (${status}) — check the credentials for ${this.host} in docker config.json / DOCKER_AUTH_CONFIG`, status);
-    }
-    this.fail('auth', `authentication required (${status}) — no credentials for ${this.host}; add them to docker config.json / DOCKER_AUTH_CONFIG`, status);
-  }
-
-  private async preemptiveAuthorization(o: ExchangeOptions): Promise<Authorization | undefined> {
-    const state = this.authState;
-    if (!state) return undefined;
-    if (state.kind === 'basic') return this.basicAuthorization();
-    return await this.bearerAuthorization(state.realm, state.service, o.scope, o.signal);
-  }
-
-  private async basicAuthorization(): Promise<Authorization | undefined> {
-    const credential = await this.getCredential();
-    if (!credential || !('password' in credential)) return undefined;
-    return { header: basicAuthorization(credential.username, credential.password), withCredentials: true };
-  }
-
-  private async authorize(challenges: Challenge[], o: ExchangeOptions, status: number): Promise<Authorization> {
-    const bearer = challenges.find((c) => c.scheme === 'bearer' && c.params.realm);
-    if (bearer) {
-      this.authState = { kind: 'bearer', realm: bearer.params.realm!, service: bearer.params.service };
-      return await this.bearerAuthorization(bearer.params.realm!, bearer.params.service, bearer.params.scope ?? o.scope, o.signal);
-    }
-    if (challenges.some((c) => c.scheme === 'basic')) {
-      this.authState = { kind: 'basic' };
-      const basic = await this.basicAuthorization();
-      if (basic) return basic;
-      this.authFailure(status, undefined);
-    }
-    this.fail('auth', `authentication required (${status}) with no usable challenge (WWW-Authenticate: ${challenges.map((c) => c.scheme).join(', ') || 'none'})`, status);
-  }
-
-  private async bearerAuthorization(realm: string, service: string | undefined, scope: string | undefined, signal: AbortSignal | undefined): Promise<Authorization> {
-    const credential = await this.getCredential();
-    const account = !credential ? 'anonymous' : 'identityToken' in credential ? 'identity-token' : `user:${credential.username}`;
-    const key = `${tokenCacheKey(realm, service, scope)}|${account}`;
-    const cached = this.tokens.get(key);
-    const withCredentials = credential !== undefined;
-    if (cached) return { header: `Bearer ${cached}`, withCredentials, cacheKey: key };
-    let pending = this.inflightTokens.get(key);
-    if (!pending) {
-      pending = this.fetchTokenFor(realm, service, scope, credential, signal, key);
-      this.inflightTokens.set(key, pending);
-      pending.then(
-        () => this.inflightTokens.delete(key),
-        () => this.inflightTokens.delete(key),
-      );
-    }
-    return { header: `Bearer ${await pending}`, withCredentials, cacheKey: key };
-  }
-
-  private async fetchTokenFor(realm: string, service: string | undefined, scope: string | undefined, credential: Credential | undefined, signal: AbortSignal | undefined, key: string): Promise<string> {
-    let realmHost = realm;
-    try {
-      realmHost = new URL(realm).host;
-    } catch {
-      // fetchToken reports the bad realm
-    }
-    if (credential && /^http:/i.test(realm) && !isLoopbackHost(realmHost) && !(realmHost === this.host && this.baseUrl.startsWith('http:'))) {
-      this.fail('auth', `token realm ${realmHost} is plain HTTP; credentials for ${this.host} are not sent over it — the registry's WWW-Authenticate must name an https:// realm`);
-    }
-    try {
-      const issued = await fetchToken(this.transport(), { realm, service, scope, credential, timeoutMs: this.opts.timeoutMs, signal, userAgent: this.userAgent });
-      this.opts.secrets.add(issued.token);
-      this.tokens.set(key, issued.token, issued.expiresInSeconds);
-      return issued.token;
-    } catch (error) {
-      if (error instanceof TokenError) {
-        if (error.kind === 'auth') {
-          if (credential) this.fail('auth', `authentication failed at token server ${realmHost} (${error.status}) — check the credentials for ${this.host} in docker config.json / DOCKER_AUTH_CONFIG`, error.status);
-          this.fail('auth', `token server ${realmHost} requires credentials (${error.status}) — no credentials for ${this.host}; add them to docker config.json / DOCKER_AUTH_CONFIG`, error.status);
-        }
-        this.fail(error.kind, `token server ${realmHost}: ${error.message}`, error.status);
-      }
-      throw networkError(this.failures, error, realmHost, TOKEN_MAX_BYTES);
     }
   }
 }

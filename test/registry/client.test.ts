@@ -384,6 +384,44 @@ t.test('a 401 that keeps coming after credentials is an auth error after one ret
   t.equal(e403.status, 403);
 });
 
+t.test('a cached bearer token the registry stops accepting is fetched anew, once', async (t) => {
+  // One stub plays registry and token server; the token it accepts changes mid-test (revoked,
+  // or expired early), as happens when a registry restarts with a new signing key.
+  let accepted = 'token-1';
+  const issued: string[] = [];
+  const digest = `sha256:${'a'.repeat(64)}`;
+  const stub = await startHttpStub(t, (req, res) => {
+    if (req.url?.startsWith('/token')) {
+      issued.push(accepted);
+      res.writeHead(200, { 'Content-Type': 'application/json' });
+      res.end(JSON.stringify({ token: accepted, expires_in: 300 }));
+      return;
+    }
+    if (req.headers.authorization !== `Bearer ${accepted}`) {
+      res.writeHead(401, { 'WWW-Authenticate': `Bearer realm="http://${req.headers.host}/token",service="stub",scope="repository:moby/buildkit:pull"` });
+      res.end();
+      return;
+    }
+    res.writeHead(200, { 'Docker-Content-Digest': digest, 'Content-Type': MEDIA.ociIndex, 'Content-Length': '100' });
+    res.end();
+  });
+  const { client } = clientFor(t, { host: stub.host });
+  t.equal((await client.headManifest('moby/buildkit', 'v1')).digest, digest);
+  t.same(issued, ['token-1']);
+  accepted = 'token-2';
+  t.equal((await client.headManifest('moby/buildkit', 'v1')).digest, digest, 'the refused token was dropped and a new one fetched');
+  t.same(issued, ['token-1', 'token-2']);
+  const heads = stub
+    .requests()
+    .map((line, i) => ({ line, authorization: stub.requestHeaders()[i]!.authorization ?? 'none' }))
+    .filter((r) => r.line.startsWith('HEAD'));
+  t.same(
+    heads.map((r) => r.authorization),
+    ['none', 'Bearer token-1', 'Bearer token-1', 'Bearer token-2'],
+    'challenged, accepted; then sent up front, refused, and the new token accepted',
+  );
+});
+
 t.test('Docker Hub rate-limit headers are recorded; a HEAD without a digest header falls back to hashing the GET body', async (t) => {
   const body = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MEDIA.ociIndex, manifests: [] }));
   const { createHash } = await import('node:crypto');
