@@ -5,6 +5,8 @@
 //   --version                      vs  node -e 0                               target ≤ 1.25 × node -e 0
 //   resolve (exact tag)            vs  node -e 0 (skopeo inspect --raw shown)  target ≤ 2 × node -e 0
 //   resolve, first mirror silent   vs  probe + 150 ms                          target ≤ probe + 150 ms
+//   references, no target: a bare node:http HEAD of the same tag (the least a Node program does for
+//   this answer), resolve without the compile cache (a first run), skopeo inspect --raw
 //
 // Plain node on purpose (no TypeScript loader is installed, and the test harness needs tap): the
 // registry set-up here is a few HTTP requests. Loopback only; everything started is stopped by
@@ -200,6 +202,14 @@ async function main() {
     );
 
     const expected = `${image}:${TAG}@${index.digest}`;
+    // Reference: the least a Node program can do for the same answer, one node:http HEAD of the tag
+    // (what is left between this and `resolve` is this tool's own work).
+    const bare = join(dir, 'bare-head.cjs');
+    const [regHost, regPort] = registry.host.split(':');
+    writeFileSync(
+      bare,
+      `require('node:http').request({ host: ${JSON.stringify(regHost)}, port: ${regPort}, method: 'HEAD', path: '/v2/${REPO}/manifests/${TAG}', headers: { Accept: ${JSON.stringify(index.mediaType)} } }, (res) => { res.resume(); res.on('end', () => process.stdout.write(res.headers['docker-content-digest'] + '\\n')); }).end();\n`,
+    );
     const cases = [
       { name: 'node -e 0', run: () => time(process.execPath, ['-e', '0'], { env }) },
       {
@@ -215,6 +225,24 @@ async function main() {
         run: () => {
           const r = time(process.execPath, [BIN, 'resolve'], { env, cwd: plainDir });
           if (r.stdout.trim() !== expected) throw new Error(`resolve printed ${JSON.stringify(r.stdout)}, expected ${expected}`);
+          return r;
+        },
+      },
+      {
+        name: 'bare node:http HEAD',
+        run: () => {
+          const r = time(process.execPath, [bare], { env });
+          if (r.stdout.trim() !== index.digest) throw new Error(`bare HEAD printed ${JSON.stringify(r.stdout)}`);
+          return r;
+        },
+      },
+      {
+        // Reference: a run that compiles every chunk (bin/compile-cache.js off), as the first run on
+        // a machine does.
+        name: 'resolve, no compile cache',
+        run: () => {
+          const r = time(process.execPath, [BIN, 'resolve'], { env: { ...env, BXB_COMPILE_CACHE: '0' }, cwd: plainDir });
+          if (r.stdout.trim() !== expected) throw new Error(`uncached resolve printed ${JSON.stringify(r.stdout)}`);
           return r;
         },
       },
@@ -241,6 +269,8 @@ async function main() {
       ['node -e 0', base, 'the floor', NaN, '', ''],
       ['buildx-bootstrap --version', m['buildx-bootstrap --version'], 'node -e 0', base, '≤ 1.25×', m['buildx-bootstrap --version'] <= 1.25 * base],
       ['buildx-bootstrap resolve (exact tag)', m['buildx-bootstrap resolve'], 'node -e 0', base, '≤ 2.00×', m['buildx-bootstrap resolve'] <= 2 * base],
+      ['bare node:http HEAD of the tag (reference)', m['bare node:http HEAD'], 'node -e 0', base, '', ''],
+      ['resolve, no compile cache (reference)', m['resolve, no compile cache'], 'node -e 0', base, '', ''],
       haveSkopeo ? ['skopeo inspect --raw (reference)', m['skopeo inspect --raw'], 'node -e 0', base, '', ''] : ['skopeo inspect --raw', NaN, 'skopeo not installed', NaN, '', ''],
       [`resolve, blackholed mirror (probe ${PROBE_MS} ms)`, m['resolve, first mirror blackholed'], `probe ${PROBE_MS} ms`, PROBE_MS, `≤ +150 ms`, m['resolve, first mirror blackholed'] <= PROBE_MS + 150],
     ];
