@@ -72,20 +72,14 @@ export function helperServerUrl(host: string): string {
   return normalizeRegistryHost(host) === 'docker.io' ? DOCKER_HUB_AUTH_KEY : host;
 }
 
-// node:child_process is loaded when a helper runs: most runs read plain `auths` or nothing.
+// Through execa, like every external command (product.md), loaded when a helper runs: most runs
+// read plain `auths` or nothing. A helper that cannot start rejects (the caller words it); one
+// killed or timed out answers 128, as a shell would count a signal.
 export const defaultHelperRunner: HelperRunner = async (program, args, input, env) => {
-  const { spawn } = await import('node:child_process');
-  return await new Promise<HelperResult>((resolve, reject) => {
-    const child = spawn(program, args, { env: env as NodeJS.ProcessEnv, stdio: ['pipe', 'pipe', 'pipe'], timeout: HELPER_TIMEOUT_MS });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString('utf8')));
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString('utf8')));
-    child.on('error', reject);
-    child.on('close', (code, signal) => resolve({ code: code ?? (signal ? 128 : 1), stdout, stderr }));
-    child.stdin.on('error', () => undefined); // helper exited without reading stdin
-    child.stdin.end(input);
-  });
+  const { execa } = await import('execa');
+  const r = await execa(program, args, { env, extendEnv: false, input, reject: false, timeout: HELPER_TIMEOUT_MS, stripFinalNewline: false });
+  if (r.exitCode === undefined && !r.signal && !r.timedOut) throw Object.assign(new Error(r.shortMessage), { code: r.code });
+  return { code: r.exitCode ?? 128, stdout: String(r.stdout ?? ''), stderr: String(r.stderr ?? '') };
 };
 
 function decodeAuthEntry(entry: AuthEntry | undefined): Credential | undefined {
