@@ -111,8 +111,8 @@ export async function bringUpBuilder(input: BringUpInput): Promise<BringUpResult
     }
     if (interrupted(input.signal)) throw interruptError(input.signal);
     try {
-      const info = await create(input);
-      await verify(input, info);
+      const { info, pinnedImageSeen } = await create(input);
+      await verify(input, info, pinnedImageSeen);
       await writeFileAtomic(recordPath(env, spec.name), `${JSON.stringify(spec, null, 2)}\n`);
       return { decision, info };
     } catch (error) {
@@ -125,7 +125,8 @@ export async function bringUpBuilder(input: BringUpInput): Promise<BringUpResult
   }
 }
 
-async function create(input: BringUpInput): Promise<BuilderInfo> {
+/** The new builder; `pinnedImageSeen` when its container was already seen running the pinned image ID. */
+async function create(input: BringUpInput): Promise<{ info: BuilderInfo; pinnedImageSeen: boolean }> {
   const { runner, env, spec, log } = input;
   const configFile = input.configText ? configFilePath(env, spec.name) : undefined;
   if (configFile) await writeFileAtomic(configFile, input.configText);
@@ -155,9 +156,10 @@ async function create(input: BringUpInput): Promise<BuilderInfo> {
   }
   if (booting && !input.appendArgs.length) {
     const seen = await bootedWithoutBuildx(input);
-    if (seen) return seen;
+    // verify() need not ask for the image again when this look saw the expected ID itself.
+    if (seen) return { info: seen.info, pinnedImageSeen: seen.image === input.expectedImageId };
   }
-  return bootstrap(input);
+  return { info: await bootstrap(input), pinnedImageSeen: false };
 }
 
 async function bootstrap(input: BringUpInput): Promise<BuilderInfo> {
@@ -193,16 +195,17 @@ async function bootstrap(input: BringUpInput): Promise<BuilderInfo> {
  * instead of a second plugin start. The BuildKit version is then the pinned image's, proven by
  * its ID rather than reported. Undefined: ask buildx.
  */
-async function bootedWithoutBuildx(input: BringUpInput): Promise<BuilderInfo | undefined> {
+async function bootedWithoutBuildx(input: BringUpInput): Promise<{ info: BuilderInfo; image: string | undefined } | undefined> {
   const { spec } = input;
   if (!input.expectedImageId || !input.pinLock) return undefined;
   const quick = await readBuilderWithoutBuildx(input.runner, input.env, spec, input.pinLock, { tlsContext: input.tlsContext, signal: input.signal });
   const node = quick?.info?.nodes[0];
-  if (!quick?.runsPinned || node?.status !== 'running') return undefined;
-  return quick.info;
+  if (!quick?.info || !quick.runsPinned || node?.status !== 'running') return undefined;
+  return { info: quick.info, image: quick.image };
 }
 
-async function verify(input: BringUpInput, info: BuilderInfo): Promise<void> {
+/** The builder runs, with the expected BuildKit and (unless already seen) the pinned image ID. */
+async function verify(input: BringUpInput, info: BuilderInfo, pinnedImageSeen = false): Promise<void> {
   const { spec, runner } = input;
   const node = info.nodes[0];
   if (!node || node.status !== 'running') {
@@ -215,7 +218,7 @@ async function verify(input: BringUpInput, info: BuilderInfo): Promise<void> {
       hint: 'the engine image tag does not contain the version it names; check the mirror serves the real moby/buildkit image',
     });
   }
-  if (input.expectedImageId && spec.driver === 'docker-container' && !spec.endpoint.includes('://')) {
+  if (input.expectedImageId && !pinnedImageSeen && spec.driver === 'docker-container' && !spec.endpoint.includes('://')) {
     const container = `buildx_buildkit_${node.name}`;
     const r = await runner.run([...(spec.endpoint ? ['--context', spec.endpoint] : []), 'container', 'inspect', '--format', '{{.Image}}', container], { timeoutMs: 30_000 });
     const running = r.stdout.trim();

@@ -15,6 +15,8 @@ export interface QuickBuilderState {
   info: BuilderInfo | undefined;
   /** Its container runs one of the lockfile's image IDs. */
   runsPinned: boolean;
+  /** The image ID its container runs, when there is one. */
+  image?: string;
 }
 
 /** Image IDs the pinned digest has on any platform (its config digests). */
@@ -45,5 +47,6 @@ export async function readBuilderWithoutBuildx(
   if (instance.Nodes?.length !== 1 || !node?.Name) return undefined;
   const container = await inspectBuilderContainer(runner, node.Name, opts.signal);
   if (container === 'unreadable') return undefined;
-  return { info: builderInfoFromStore(instance, [container]), runsPinned: container !== undefined && ids.has(container.image) };
+  if (!container) return { info: builderInfoFromStore(instance, [container]), runsPinned: false };
+  return { info: builderInfoFromStore(instance, [container]), runsPinned: ids.has(container.image), image: container.image };
 }
