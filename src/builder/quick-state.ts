@@ -47,6 +47,6 @@ export async function readBuilderWithoutBuildx(
   if (instance.Nodes?.length !== 1 || !node?.Name) return undefined;
   const container = await inspectBuilderContainer(runner, node.Name, opts.signal);
   if (container === 'unreadable') return undefined;
-  if (!container) return { info: builderInfoFromStore(instance, [container]), runsPinned: false };
-  return { info: builderInfoFromStore(instance, [container]), runsPinned: ids.has(container.image), image: container.image };
+  const info = builderInfoFromStore(instance, [container]);
+  return container ? { info, runsPinned: ids.has(container.image), image: container.image } : { info, runsPinned: false };
 }

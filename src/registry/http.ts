@@ -180,8 +180,9 @@ export function createTransport(opts: TransportOptions): Transport {
   // Passing `ca` to a TLS connection *replaces* node's store, so a custom bundle is node's root
   // certificates + the extra ones; node:tls is loaded for that only when an https exchange needs it.
   const { rejectUnauthorized, ca: extraCa } = opts.tls;
-  let tlsValue: Promise<{ ca?: string[]; rejectUnauthorized: boolean }> | undefined;
-  const tlsOptions = (): Promise<{ ca?: string[]; rejectUnauthorized: boolean }> =>
+  type TargetTls = { ca?: string[]; rejectUnauthorized: boolean };
+  let tlsValue: Promise<TargetTls> | undefined;
+  const tlsOptions = (): Promise<TargetTls> =>
     (tlsValue ??= extraCa?.length ? import('node:tls').then(({ rootCertificates }) => ({ ca: [...rootCertificates, ...extraCa], rejectUnauthorized })) : Promise.resolve({ rejectUnauthorized }));
   let httpAgent: HttpAgent | undefined;
   let httpsAgent: HttpsAgent | undefined;
@@ -193,16 +194,16 @@ export function createTransport(opts: TransportOptions): Transport {
    * TLS settings from the request options (its constructor options are for the proxy connection).
    */
   const routeFor = async (url: URL): Promise<{ agent: AgentLike; send: Send; tls: object }> => {
-    const https = url.protocol === 'https:';
-    if (!https) return { agent: await agentFor(url, false), send: httpRequest, tls: {} };
-    const [{ request: send }, tls] = await Promise.all([loadHttps(), tlsOptions()]);
-    return { agent: await agentFor(url, true), send, tls };
+    if (url.protocol !== 'https:') return { agent: await agentFor(url, undefined), send: httpRequest, tls: {} };
+    const [{ request: send, Agent }, tls] = await Promise.all([loadHttps(), tlsOptions()]);
+    return { agent: await agentFor(url, { Agent, tls }), send, tls };
   };
 
-  const agentFor = async (url: URL, https: boolean): Promise<AgentLike> => {
+  /** `https`: node:https's Agent and the target's TLS options, for an https URL. */
+  const agentFor = async (url: URL, https: { Agent: typeof HttpsAgent; tls: TargetTls } | undefined): Promise<AgentLike> => {
     const proxy = proxyFor(url, opts.env);
     if (!proxy) {
-      if (https) return (httpsAgent ??= new (await loadHttps()).Agent({ keepAlive: true, ...(await tlsOptions()) }));
+      if (https) return (httpsAgent ??= new https.Agent({ keepAlive: true, ...https.tls }));
       return (httpAgent ??= new HttpAgent({ keepAlive: true }));
     }
     const key = `${https ? 'https' : 'http'} ${proxy.href}`;

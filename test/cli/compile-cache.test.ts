@@ -3,20 +3,12 @@
 // private copy of bin/ + dist/ so the checkout's own cache is left alone.
 import { spawnSync } from 'node:child_process';
 import { cpSync, existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { BIN } from '../helpers/bin.js';
+import { startRefusingPort } from '../helpers/net.js';
 
 const REPO = join(BIN, '..', '..');
-
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 /** A copy of the package (bin/, dist/ without its cache, package.json) and a project using it. */
 async function install(t: Test, configFile = 'buildx-bootstrap.config.cjs'): Promise<{ run: (env?: Record<string, string>) => { code: number | null; stdout: string; stderr: string }; cache: string }> {
@@ -24,7 +16,7 @@ async function install(t: Test, configFile = 'buildx-bootstrap.config.cjs'): Pro
   cpSync(join(REPO, 'bin'), join(dir, 'bin'), { recursive: true });
   cpSync(join(REPO, 'package.json'), join(dir, 'package.json'));
   cpSync(join(REPO, 'dist'), join(dir, 'dist'), { recursive: true, filter: (src) => !src.includes('.v8-cache') });
-  const port = await closedPort();
+  const { port } = await startRefusingPort();
   // A JavaScript config file: cosmiconfig loads it with import() (then require), through node's
   // own loaders, from a chunk that holds a real import().
   const config = `{ buildkit: { version: 'v0.18.2', image: '127.0.0.1:${port}/moby/buildkit' } }`;
