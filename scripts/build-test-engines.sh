@@ -16,20 +16,37 @@ set -uo pipefail
 # conformance test checks.
 BUILDX_VERSIONS=(v0.12.1 v0.38.2)
 BUILDKIT_VERSIONS=(v0.12.5 v0.34.2)
+# A current Docker daemon (what every docker:29-dind job runs: the containerd image store by
+# default): dockerd from moby's v2 module (beta.25's pseudo-version dependencies are refused by the
+# module proxy), containerd v2 with its runc shim, and a runc new enough for the time namespace
+# dockerd 29 asks for (Debian's 1.1.5 is not), built with cgo and seccomp like the release.
+DOCKERD_VERSION=v2.0.0-beta.24
+CONTAINERD_VERSION=v2.3.4
+RUNC_VERSION=v1.5.3
+# Registry copy tools the mirror benchmark compares against (peers, not product dependencies).
+CRANE_VERSION=v0.22.1
+REGCLIENT_VERSION=v0.11.7
 
 dir=${BXB_ENGINES_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/buildx-bootstrap/engines}
 
 if [ "${1:-}" = "--list" ]; then
   for v in "${BUILDX_VERSIONS[@]}"; do echo "buildx $v $dir/buildx-$v/docker-buildx"; done
   for v in "${BUILDKIT_VERSIONS[@]}"; do echo "buildkit $v $dir/buildkit-$v/"; done
+  echo "dockerd $DOCKERD_VERSION $dir/dockerd-$DOCKERD_VERSION/"
+  echo "containerd $CONTAINERD_VERSION $dir/containerd-$CONTAINERD_VERSION/"
+  echo "runc $RUNC_VERSION $dir/runc-$RUNC_VERSION/"
+  echo "crane $CRANE_VERSION $dir/crane-$CRANE_VERSION/"
+  echo "regclient $REGCLIENT_VERSION $dir/regclient-$REGCLIENT_VERSION/"
   exit 0
 fi
 
 command -v go >/dev/null || { echo "build-test-engines: go is not installed (needs Go ≥ 1.22)" >&2; exit 1; }
 mkdir -p "$dir" || exit 1
 
-# build MODULE VERSION OUTDIR TOOL... — go install each cmd/TOOL with the version stamped the way
-# the upstream Dockerfiles do it (-X MODULE/version.{Version,Revision,Package}), into OUTDIR.
+# build MODULE VERSION OUTDIR TOOL... — go install each cmd/TOOL (or the module's root package for
+# TOOL ".") with the version stamped the way the upstream Dockerfiles do it (-X
+# MODULE/version.{Version,Revision,Package}, or VERSION_PKG's Version when set), into OUTDIR.
+# CGO=1 and TAGS=... (set on the call) build with cgo and those build tags.
 build() {
   local module=$1 version=$2 out=$3; shift 3
   local done_marker="$out/.complete"
@@ -41,13 +58,17 @@ build() {
   revision=$(go mod download -json "$module@$version" 2>/dev/null | sed -nE 's/^\s*"Hash": "([0-9a-f]{40})".*/\1/p' | head -n 1)
   revision=${revision:-$version}
   local ldflags="-s -w -X $module/version.Version=$version -X $module/version.Revision=$revision -X $module/version.Package=$module"
+  if [ -n "${VERSION_PKG:-}" ]; then ldflags="-s -w -X $VERSION_PKG.Version=${version#v} -X $VERSION_PKG.GitCommit=$revision -X $VERSION_PKG.Revision=$revision"; fi
+  local cgo=${CGO:-0} tags=${TAGS:-}
   local pkgs=()
-  for tool in "$@"; do pkgs+=("$module/cmd/$tool@$version"); done
+  for tool in "$@"; do
+    if [ "$tool" = . ]; then pkgs+=("$module@$version"); else pkgs+=("$module/cmd/$tool@$version"); fi
+  done
   echo "build-test-engines: building $module $version ($*) ..."
   local log="$tmp/build.log"
   local start=$SECONDS
   local ok=1
-  if ! CGO_ENABLED=0 GOBIN="$tmp" GOFLAGS=-buildvcs=false go install -trimpath -ldflags "$ldflags" "${pkgs[@]}" >"$log" 2>&1; then
+  if ! CGO_ENABLED=$cgo GOBIN="$tmp" GOFLAGS=-buildvcs=false go install -trimpath -tags "$tags" -ldflags "$ldflags" "${pkgs[@]}" >"$log" 2>&1; then
     ok=0
     # `go install pkg@version` refuses a module whose go.mod has replace or exclude directives
     # (BuildKit ≥ 0.2x has excludes). Then build the same module source from the module cache as
@@ -57,8 +78,8 @@ build() {
       src=$(go mod download -json "$module@$version" | sed -nE 's/^\s*"Dir": "(.*)",?$/\1/p')
       if [ -n "$src" ]; then
         local cmds=()
-        for tool in "$@"; do cmds+=("./cmd/$tool"); done
-        (cd "$src" && CGO_ENABLED=0 GOFLAGS="-buildvcs=false -mod=readonly" go build -trimpath -ldflags "$ldflags" -o "$tmp/" "${cmds[@]}") >"$log" 2>&1 && ok=1
+        for tool in "$@"; do if [ "$tool" = . ]; then cmds+=(.); else cmds+=("./cmd/$tool"); fi; done
+        (cd "$src" && CGO_ENABLED=$cgo GOFLAGS="-buildvcs=false -mod=readonly" go build -trimpath -tags "$tags" -ldflags "$ldflags" -o "$tmp/" "${cmds[@]}") >"$log" 2>&1 && ok=1
       fi
     fi
   fi
@@ -88,10 +109,24 @@ done
 for v in "${BUILDKIT_VERSIONS[@]}"; do
   build github.com/moby/buildkit "$v" "$dir/buildkit-$v" buildkitd buildctl || status=1
 done
+VERSION_PKG=github.com/moby/moby/v2/dockerversion build github.com/moby/moby/v2 "$DOCKERD_VERSION" "$dir/dockerd-$DOCKERD_VERSION" dockerd || status=1
+VERSION_PKG=github.com/containerd/containerd/v2/version build github.com/containerd/containerd/v2 "$CONTAINERD_VERSION" "$dir/containerd-$CONTAINERD_VERSION" containerd containerd-shim-runc-v2 || status=1
+if [ -e /usr/include/seccomp.h ]; then
+  CGO=1 TAGS=seccomp VERSION_PKG=main build github.com/opencontainers/runc "$RUNC_VERSION" "$dir/runc-$RUNC_VERSION" . || status=1
+else
+  echo "build-test-engines: runc needs libseccomp-dev (Debian) for its seccomp build" >&2; status=1
+fi
+VERSION_PKG=github.com/google/go-containerregistry/cmd/crane/cmd build github.com/google/go-containerregistry "$CRANE_VERSION" "$dir/crane-$CRANE_VERSION" crane || status=1
+build github.com/regclient/regclient "$REGCLIENT_VERSION" "$dir/regclient-$REGCLIENT_VERSION" regctl regsync || status=1
 
 {
   echo "BXB_ENGINES_DIR=$dir"
   echo "BXB_BUILDX_VERSIONS=\"${BUILDX_VERSIONS[*]}\""
   echo "BXB_BUILDKIT_VERSIONS=\"${BUILDKIT_VERSIONS[*]}\""
+  echo "BXB_DOCKERD_VERSION=$DOCKERD_VERSION"
+  echo "BXB_CONTAINERD_VERSION=$CONTAINERD_VERSION"
+  echo "BXB_RUNC_VERSION=$RUNC_VERSION"
+  echo "BXB_CRANE_VERSION=$CRANE_VERSION"
+  echo "BXB_REGCLIENT_VERSION=$REGCLIENT_VERSION"
 } >"$dir/versions.env"
 exit $status
