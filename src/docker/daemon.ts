@@ -47,6 +47,35 @@ export async function daemonRegistryMirrors(runner: DockerRunner): Promise<strin
   }
 }
 
+/**
+ * Which image store the daemon keeps images in. A fresh Docker 29 daemon (every `docker:29-dind`
+ * job) uses containerd's (`/info` `DriverStatus` has `driver-type` = `io.containerd.snapshotter.v1`);
+ * older daemons, and 29 with `--feature containerd-snapshotter=false`, the classic graph-driver
+ * store. It decides what an image ID is (config digest vs manifest digest), whether the docker
+ * exporter takes a manifest list, and whether the docker driver can export cache. Read from the
+ * daemon, never guessed from its version.
+ */
+export type ImageStore = 'containerd' | 'classic';
+
+export const CONTAINERD_SNAPSHOTTER = 'io.containerd.snapshotter.v1';
+
+/** The store from `/info`'s `DriverStatus` pairs (`[["driver-type", "io.containerd.snapshotter.v1"], …]`). */
+export function imageStoreFromDriverStatus(status: unknown): ImageStore {
+  if (!Array.isArray(status)) return 'classic';
+  return status.some((pair) => Array.isArray(pair) && pair[0] === 'driver-type' && pair[1] === CONTAINERD_SNAPSHOTTER) ? 'containerd' : 'classic';
+}
+
+/** The daemon's image store; `undefined` when the daemon could not be asked. */
+export async function daemonImageStore(runner: DockerRunner, signal?: AbortSignal): Promise<ImageStore | undefined> {
+  const r = await runner.run(['info', '--format', '{{json .DriverStatus}}'], { timeoutMs: 30_000, ...(signal ? { signal } : {}) });
+  if (r.exitCode !== 0) return undefined;
+  try {
+    return imageStoreFromDriverStatus(JSON.parse(r.stdout.trim() || 'null'));
+  } catch {
+    return undefined;
+  }
+}
+
 /** Identifies the docker endpoint in use, for the per-daemon lock. */
 export function endpointKey(env: Record<string, string | undefined>): string {
   return env.DOCKER_HOST || (env.DOCKER_CONTEXT ? `context:${env.DOCKER_CONTEXT}` : 'default');

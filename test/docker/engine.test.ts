@@ -6,7 +6,7 @@ import t from 'tap';
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createEngineClient, resolveEngineEndpoint, withEngineApi } from '../../src/docker/engine/index.js';
-import { inspectDaemon } from '../../src/docker/daemon.js';
+import { daemonImageStore, imageStoreFromDriverStatus, inspectDaemon } from '../../src/docker/daemon.js';
 import { inspectLocalImages } from '../../src/docker/images.js';
 import { createDockerRunner, type DockerRunner } from '../../src/docker/runner.js';
 import { sha256 } from '../../src/state.js';
@@ -44,6 +44,13 @@ t.test('endpoint resolution follows the docker CLI (pure files, no daemon)', asy
   t.equal(await resolveEngineEndpoint({ ...env, DOCKER_CONTEXT: 'missing' }), undefined, 'an unknown context is left to the CLI');
 });
 
+t.test('the image store is read from /info DriverStatus (pure)', async (t) => {
+  t.equal(imageStoreFromDriverStatus([['driver-type', 'io.containerd.snapshotter.v1']]), 'containerd', 'Docker 29 default');
+  t.equal(imageStoreFromDriverStatus([['Backing Filesystem', 'extfs'], ['Supports d_type', 'true']]), 'classic', 'overlay2 graph driver');
+  t.equal(imageStoreFromDriverStatus([['driver-type', 'something-else']]), 'classic');
+  t.equal(imageStoreFromDriverStatus(null), 'classic', 'vfs reports no pairs');
+});
+
 t.test('unix socket: version, image inspect, tag, save, load and container inspect match the CLI', async (t) => {
   if (!requireBinaries(t, ['dockerd', 'docker'])) return;
   const d = await startDockerd(t);
@@ -55,6 +62,10 @@ t.test('unix socket: version, image inspect, tag, save, load and container inspe
   t.match(version.command, viaApi);
   t.equal(version.stdout, (await cli.run(['version', '--format', '{{.Server.Version}} {{.Server.Os}}/{{.Server.Arch}}'])).stdout);
   t.same(await inspectDaemon(api), await inspectDaemon(cli));
+  const store = await api.run(['info', '--format', '{{json .DriverStatus}}']);
+  t.match(store.command, viaApi);
+  t.equal(store.stdout, (await cli.run(['info', '--format', '{{json .DriverStatus}}'])).stdout, 'DriverStatus as the CLI prints it');
+  t.equal(await daemonImageStore(api), 'classic', "Debian's dockerd 20.10 keeps the classic image store");
 
   await importImage(d, dir, 'local/one:v1');
   const facts = await inspectLocalImages(api, ['local/one:v1', 'local/absent:v1']);

@@ -58,6 +58,12 @@ function match(args: string[]): Handler | undefined {
       return ok(`${JSON.stringify(info?.RegistryConfig?.Mirrors ?? null)}\n`);
     };
   }
+  if (a === 'info' && b === '--format' && c === '{{json .DriverStatus}}' && args.length === 3) {
+    return async (client, _args, opts) => {
+      const info = await client.json<{ DriverStatus?: unknown }>({ path: '/info', ...common(opts) });
+      return ok(`${JSON.stringify(info?.DriverStatus ?? null)}\n`);
+    };
+  }
   if (a === 'image' && b === 'inspect' && c === '--format' && d === '{{.Id}}' && rest.length === 1) {
     return async (client, _args, opts) => {
       const ref = rest[0]!;
