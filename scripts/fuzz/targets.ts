@@ -6,7 +6,7 @@ import { renderBuildkitdConfig } from '../../src/buildkitd/render.js';
 import { describeJsonError } from '../../src/config/json-error.js';
 import { environmentLayer } from '../../src/config/load.js';
 import { validateConfigLayer } from '../../src/config/schema.js';
-import { analyzeDockerfile } from '../../src/driver/dockerfile.js';
+import { analyzeDockerfile } from '../../src/dockerfile/dockerfile.js';
 import { BxbError, type ConfigProblem } from '../../src/errors.js';
 import { parseLockfile } from '../../src/resolve/lockfile.js';
 

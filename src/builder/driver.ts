@@ -11,7 +11,7 @@ import type { DockerRunner } from '../docker/runner.js';
 import type { BuildRequest } from '../driver/build-args.js';
 import type { BridgePlan } from '../driver/build-needs.js';
 import type { Driver } from '../driver/choose-driver.js';
-import type { DockerfileNeeds } from '../driver/dockerfile.js';
+import type { DockerfileNeeds } from '../dockerfile/dockerfile.js';
 import { UsageError } from '../errors.js';
 
 export type { Driver } from '../driver/choose-driver.js';
@@ -41,7 +41,7 @@ export function buildkitConfigReasons(config: Config): string[] {
 }
 
 async function analyse(ctx: CommandContext, request: BuildRequest): Promise<DockerfileNeeds | undefined> {
-  const [{ dockerfileToRead }, { analyzeDockerfile }] = await Promise.all([import('../driver/build-needs.js'), import('../driver/dockerfile.js')]);
+  const [{ dockerfileToRead }, { analyzeDockerfile }] = await Promise.all([import('../driver/build-needs.js'), import('../dockerfile/dockerfile.js')]);
   const source = dockerfileToRead(request);
   if ('unreadable' in source) {
     ctx.log.info(`not analysing the build: ${source.unreadable}`);

@@ -19,7 +19,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { BxbError, DockerError, UsageError } from '../errors.js';
 import { isValidTag } from '../registry/reference.js';
-import { normalizePlatform } from '../driver/platform.js';
+import { normalizePlatform } from '../dockerfile/platform.js';
 import { saveImage } from './images.js';
 import { MEDIA_TYPE, REF_NAME_ANNOTATION, type Descriptor } from './oci-image.js';
 import type { DockerRunner } from './runner.js';

@@ -8,9 +8,9 @@
 // (global docker flags). Value parsing follows BX `util/buildflags/{export,cache,context}.go`.
 // Bake file analysis is out of scope: for `bake` only the builder is read and set.
 import { UsageError } from '../errors.js';
-import { buildContextName } from './dockerfile.js';
-import { hostPlatform, splitPlatforms } from './platform.js';
-import { csvFields } from './csv.js';
+import { buildContextName } from '../dockerfile/dockerfile.js';
+import { hostPlatform, splitPlatforms } from '../dockerfile/platform.js';
+import { csvFields } from '../dockerfile/csv.js';
 
 export type DockerfileSource =
   /** A local file (as given: relative paths are relative to the working directory). */

@@ -5,8 +5,8 @@ import type { BuildConfig } from '../config/schema.js';
 import type { LocalImageFact } from '../docker/images.js';
 import { parseCacheSpec, type BuildRequest } from './build-args.js';
 import type { BuildNeeds, DriverDecision } from './choose-driver.js';
-import { buildContextName, type DockerfileNeeds } from './dockerfile.js';
-import { splitPlatforms } from './platform.js';
+import { buildContextName, type DockerfileNeeds } from '../dockerfile/dockerfile.js';
+import { splitPlatforms } from '../dockerfile/platform.js';
 
 /** The config's `build:` section as the same shape a prefixed command gives. */
 export function buildRequestFromConfig(build: BuildConfig): BuildRequest {

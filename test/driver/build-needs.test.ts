@@ -2,7 +2,7 @@ import t from 'tap';
 import { parseBuildCommand } from '../../src/driver/build-args.js';
 import { buildNeedsFrom, buildRequestFromConfig, dockerfileToRead, planBridges } from '../../src/driver/build-needs.js';
 import { chooseDriver } from '../../src/driver/choose-driver.js';
-import { analyzeDockerfile } from '../../src/driver/dockerfile.js';
+import { analyzeDockerfile } from '../../src/dockerfile/dockerfile.js';
 import type { LocalImageFact } from '../../src/docker/images.js';
 
 const DOCKERFILE = 'FROM local/base:dev AS base\nFROM alpine:3.20\nCOPY --from=base /x /x\nCOPY --from=registry.corp/tools:1 /t /t\n';

@@ -1,11 +1,11 @@
-// Property tests of the Dockerfile reader (src/driver/dockerfile*.ts): whatever a user writes, it
+// Property tests of the Dockerfile reader (src/dockerfile/*.ts): whatever a user writes, it
 // ends in the images it needs or a one-line UsageError (exit 2) naming `Dockerfile:<line>` with a
 // line inside the file (or just `Dockerfile:` for a --target that is not there, the build arg for a
 // bad BUILDKIT_SYNTAX) — never a
 // TypeError, a RangeError or a hang.
 import fc from 'fast-check';
 import t from 'tap';
-import { analyzeDockerfile, detectSyntax } from '../../src/driver/dockerfile.js';
+import { analyzeDockerfile, detectSyntax } from '../../src/dockerfile/dockerfile.js';
 import { bytesAsText, dockerfileFixtures, endsWell, hostileString, mutated, runs } from '../helpers/properties.js';
 
 const FIXTURES = dockerfileFixtures();

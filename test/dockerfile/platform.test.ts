@@ -1,5 +1,5 @@
 import t from 'tap';
-import { hostPlatform, normalizePlatform, splitPlatforms } from '../../src/driver/platform.js';
+import { hostPlatform, normalizePlatform, splitPlatforms } from '../../src/dockerfile/platform.js';
 
 t.test('platforms normalise the way BuildKit compares them', async (t) => {
   const cases: [string, string][] = [

@@ -1,8 +1,8 @@
 // Dockerfile syntax: lines, comments, parser directives, continuations, heredocs and each
 // instruction's flags and arguments, the way BuildKit's parser reads them (BK @73ed6825c
 // `frontend/dockerfile/parser/parser.go`, `directives.go`, `split_command.go`, `line_parsers.go`).
-// No meaning here: stages and images are ./dockerfile-stages.ts and ./dockerfile.ts.
-import { expandWord } from './dockerfile-lexer.js';
+// No meaning here: stages and images are ./stages.ts and ./dockerfile.ts.
+import { expandWord } from './lexer.js';
 
 // ---- lines → nodes (parser.go) ----------------------------------------------------------------
 

@@ -1,8 +1,8 @@
 // What a Dockerfile pulls: every image named by FROM, COPY --from and RUN --mount=from, plus the
 // `# syntax=` frontend, after ARG substitution, with stages told apart from images and only the
 // stages the target needs. Read the way BuildKit's Dockerfile frontend reads it (BK @73ed6825c):
-//   - lines, comments, directives, continuations, heredocs: ./dockerfile-syntax.ts
-//   - instructions and stages: ./dockerfile-stages.ts
+//   - lines, comments, directives, continuations, heredocs: ./syntax.ts
+//   - instructions and stages: ./stages.ts
 //   - ARG/FROM evaluation, stage lookup and reachability: `frontend/dockerfile/dockerfile2llb/
 //     convert.go` (`buildMetaArgs`, `defaultArgs` in platform.go, `toCommand`, `detectRunMount`
 //     in convert_runmount.go, `dispatchStates`)
@@ -11,9 +11,9 @@
 // Anything BuildKit would reject (and we can see) is a UsageError naming `file:line`; we never guess.
 import { UsageError } from '../errors.js';
 import { formatImageRef, parseImageRef, type ImageRef } from '../registry/reference.js';
-import { expandWord, LexError } from './dockerfile-lexer.js';
-import { parseStages, type MetaArg, type Stage } from './dockerfile-stages.js';
-import { detectSyntax, parseLines, ParseFailure, type Lines } from './dockerfile-syntax.js';
+import { expandWord, LexError } from './lexer.js';
+import { parseStages, type MetaArg, type Stage } from './stages.js';
+import { detectSyntax, parseLines, ParseFailure, type Lines } from './syntax.js';
 import { hostPlatform, normalizePlatform, parsePlatform } from './platform.js';
 
 export { detectSyntax };

@@ -2,7 +2,7 @@
 // with COPY --from and RUN --mount=from (also inside ONBUILD), with BuildKit's own refusals
 // (BK @73ed6825c `frontend/dockerfile/instructions/parse.go`, `commands_runmount.go`).
 import { csvFields } from './csv.js';
-import { INSTRUCTIONS, ParseFailure, type Node } from './dockerfile-syntax.js';
+import { INSTRUCTIONS, ParseFailure, type Node } from './syntax.js';
 
 // ---- nodes → stages (instructions/parse.go) ---------------------------------------------------
 

@@ -1,7 +1,7 @@
 import t from 'tap';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { analyzeDockerfile, buildContextName, detectSyntax, normalizeImageName, type AnalyzeOptions, type DockerfileNeeds } from '../../src/driver/dockerfile.js';
+import { analyzeDockerfile, buildContextName, detectSyntax, normalizeImageName, type AnalyzeOptions, type DockerfileNeeds } from '../../src/dockerfile/dockerfile.js';
 import { UsageError } from '../../src/errors.js';
 
 const fixture = (name: string): string => readFileSync(fileURLToPath(new URL(`../fixtures/dockerfiles/${name}`, import.meta.url)), 'utf8');
