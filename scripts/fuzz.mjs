@@ -76,10 +76,12 @@ async function runTarget(name, bundle, seconds) {
       const input = Buffer.from(new Uint8Array(current, 8, length)).toString('utf8');
       report(name, 'hang', `no progress for ${HANG_MS} ms`, input);
       findings++;
+      hung = true;
       void worker.terminate();
     }
   }, 1000);
-  await new Promise((resolve) => {
+  let hung = false;
+  const exitCode = await new Promise((resolve) => {
     worker.on('message', (m) => {
       if (m.type === 'finding') {
         findings++;
@@ -96,8 +98,20 @@ async function runTarget(name, bundle, seconds) {
     worker.on('exit', resolve);
   });
   clearInterval(watchdog);
+  // A worker that died, never said it was done, or ran nothing has not fuzzed: that is a failure,
+  // not a pass (a hang already terminated it and was reported as one).
+  const broken = hung ? undefined : workerFailure(exitCode, summary);
+  if (broken) console.error(`fuzz ${name}: ${broken}`);
   if (summary) console.log(`fuzz ${name}: ${summary.execs} inputs in ${seconds} s, corpus ${summary.corpus} (from ${summary.seeds} seeds), ${summary.edges} coverage points, ${findings} failing input(s), ${distinct.size} distinct`);
-  return findings > 0;
+  return findings > 0 || broken !== undefined;
+}
+
+/** Why a worker's run does not count, or undefined when it fuzzed and ended cleanly. */
+function workerFailure(exitCode, summary) {
+  if (exitCode !== 0) return `worker exited with code ${exitCode}`;
+  if (!summary) return 'worker ended without reporting its results';
+  if (!(summary.execs > 0)) return 'worker ran no inputs';
+  return undefined;
 }
 
 function report(name, kind, error, input) {
