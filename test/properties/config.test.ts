@@ -122,10 +122,10 @@ const mirror: fc.Arbitrary<MirrorConfig> = fc.record({
 });
 
 t.test('buildkitd.toml: render → parse → render is stable, and a hostile base file ends in exit 2 naming it', async () => {
+  // Every generated configuration is valid (absolute CA paths, known hosts): each one must render.
   fc.assert(
     fc.property(fc.array(mirror, { maxLength: 5 }), fc.dictionary(host, fc.record({ http: fc.boolean(), insecure: fc.boolean() }), { maxKeys: 3 }), (mirrors, registries) => {
-      const first = endsWell(() => renderBuildkitdConfig({ mirrors, registries }), 2, /^invalid configuration/);
-      if (first === undefined) return;
+      const first = renderBuildkitdConfig({ mirrors, registries });
       const parsed = parse(first);
       const again = renderBuildkitdConfig({ mirrors: [], registries: {}, base: { text: first, file: '/b/buildkitd.toml' } });
       if (JSON.stringify(parse(again)) !== JSON.stringify(parsed)) throw new Error(`not stable:\n${first}\n---\n${again}`);
@@ -143,18 +143,34 @@ t.test('buildkitd.toml: render → parse → render is stable, and a hostile bas
   );
 });
 
-t.test('the build-argument rewrite keeps every user argument, in order, byte for byte', async () => {
-  const userArg = fc.oneof(fc.constantFrom('--platform', 'linux/amd64,linux/arm64', '-t', 'app:1', '--build-arg', 'X=$Y "q"', '--builder', 'mine', '-f', '-', '--', '.', '--build-context', 'a=b', '--load', '--push'), hostileString(15));
+t.test('the build-argument rewrite inserts exactly --builder and the contexts after the subcommand, every user argument kept', async (t) => {
+  // User arguments never name a builder by accident; whether the user chose one is generated.
+  const userArg = fc.oneof(
+    fc.constantFrom('--platform', 'linux/amd64,linux/arm64', '-t', 'app:1', '--build-arg', 'X=$Y "q"', '-f', '-', '--', '.', '--build-context', 'a=b', '--load', '--push'),
+    hostileString(15).filter((s) => !s.startsWith('--builder')),
+  );
+  const heads = [['docker', 'buildx', 'build'], ['docker', 'build'], ['docker', '--context', 'x', 'buildx', 'build'], ['docker', 'buildx', 'bake']];
+  let rewritten = 0;
+  let total = 0;
   fc.assert(
-    fc.property(fc.constantFrom(['docker', 'buildx', 'build'], ['docker', 'build'], ['docker', '--context', 'x', 'buildx', 'build'], ['docker', 'buildx', 'bake']), fc.array(userArg, { maxLength: 12 }), fc.dictionary(fc.constantFrom('alpine', 'base', 'ghcr.io/a/b:1'), fc.constantFrom('oci-layout:///tmp/x:alpine'), { maxKeys: 2 }), (head, rest, contexts) => {
+    fc.property(fc.constantFrom(...heads), fc.boolean(), fc.array(userArg, { maxLength: 12 }), fc.dictionary(fc.constantFrom('alpine', 'base', 'ghcr.io/a/b:1'), fc.constantFrom('oci-layout:///tmp/x:alpine'), { maxKeys: 2 }), (head, chose, more, contexts) => {
+      total++;
+      const rest = chose ? ['--builder', 'mine', ...more] : more;
       const argv = [...head, ...rest];
       const out = endsWell(() => rewriteBuildCommand(argv, { builder: 'bxb', addBuildContexts: contexts }), 2, /./);
-      if (out === undefined) return;
-      let j = 0;
-      for (const a of out) if (j < argv.length && a === argv[j]) j++;
-      if (j !== argv.length) throw new Error(`user arguments lost or reordered: ${JSON.stringify(out)}`);
-      if (out.length - argv.length !== out.filter((a, i) => !argv.includes(a) || i < 0).length && out.length < argv.length) throw new Error('arguments dropped');
+      const named = Object.entries(contexts);
+      if (head.includes('bake') && named.length > 0) {
+        if (out !== undefined) throw new Error(`build contexts were added to bake: ${JSON.stringify(out)}`);
+        return;
+      }
+      if (out === undefined) return; // a malformed user flag (e.g. -t with no value): exit 2, checked by endsWell
+      rewritten++;
+      const inserted = [...(chose ? [] : ['--builder', 'bxb']), ...named.flatMap(([name, value]) => ['--build-context', `${name}=${value}`])];
+      const want = [...head, ...inserted, ...rest];
+      if (JSON.stringify(out) !== JSON.stringify(want)) throw new Error(`rewrote ${JSON.stringify(argv)}\n  into ${JSON.stringify(out)}\n  want ${JSON.stringify(want)}`);
     }),
     runs(800),
   );
+  // A rewrite that always refused would pass the loop above: most generated commands are fine.
+  t.ok(rewritten >= total * 0.5, `${rewritten} of ${total} generated commands were rewritten`);
 });
