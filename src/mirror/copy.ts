@@ -5,7 +5,7 @@
 // untagged blobs and manifests, which the next run finds (HEAD) and skips.
 //
 // Requests to the source on a re-run: one manifest HEAD (Docker Hub does not count HEADs against
-// the pull limit). Blobs stream source → target through a digest check, never held in memory.
+// the pull limit), none for the engine image, whose HEAD the resolver has just made. Blobs stream source → target through a digest check, never held in memory.
 import { isAttestation, manifestBlobs, parseManifest, platformText, verifyingStream, type Descriptor } from '../docker/oci-image.js';
 import { TransportError } from '../registry/http.js';
 import { RegistryRequestError, type RegistryPushClient } from '../registry/types.js';
@@ -113,7 +113,8 @@ export async function copyImage(job: MirrorJob, deps: CopyDeps): Promise<CopyRes
   const targetRef = job.tag ?? job.digest;
   const inTarget = targetRef ? targetHas(targetRef) : undefined;
   inTarget?.catch(() => undefined); // awaited below, after the source has answered
-  const head = await op('source', job.source, () => source.headManifest(fromRepo, job.reference, signal));
+  // The engine image's digest comes from the resolver, which just asked this source for it.
+  const head = job.digestFromSource && job.digest ? { digest: job.digest } : await op('source', job.source, () => source.headManifest(fromRepo, job.reference, signal));
   if (job.digest && head.digest !== job.digest) {
     throw new CopyError('source', job.from.endpoint.host, `${job.from.label}:${job.reference} is ${head.digest} at the source, not ${job.digest}`);
   }

@@ -15,6 +15,8 @@ export interface MirrorJob {
   reference: string;
   /** The digest the source must have (an `@digest` image, or the locked engine digest). */
   digest?: string;
+  /** The source answered `digest` for `reference` moments ago (the resolver's HEAD): not asked again. */
+  digestFromSource?: boolean;
   to: Candidate;
   /** Tag to set in the target; none for an `@digest`-only image. */
   tag?: string;
@@ -93,7 +95,7 @@ export function engineJob(image: ImageRef & { tag: string; digest: string }, fro
   const source = formatImageRef({ registry: image.registry, repository: image.repository, tag: image.tag });
   const target = targetFor(image, config, to);
   if (!target) throw noTarget(source, image.registry);
-  return { source, from, reference: image.tag, digest: image.digest, to: target, tag: image.tag, engine: true };
+  return { source, from, reference: image.tag, digest: image.digest, digestFromSource: true, to: target, tag: image.tag, engine: true };
 }
 
 /** `host/repository:tag` of a job's target. */

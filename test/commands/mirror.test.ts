@@ -92,10 +92,37 @@ if (requireBinaries(t, ['docker-registry', 'openssl', 'busybox', 'skopeo'])) {
     await Promise.all([upstream.settle(), target.settle()]);
     const upLog = upstream.requestLog().slice(upBefore);
     const targetLog = target.requestLog().slice(targetBefore);
+    const asked = Object.keys(images).map((name) => `HEAD /v2/${name.replace(':', '/manifests/')} 200`);
+    t.same(upLog.filter((l) => /^HEAD \/v2\/.+\/manifests\/.+ 200$/.test(l)).sort(), asked.sort(), 'the upstream was asked for each tag once (HEAD)');
     t.same(upLog.filter((l) => /^GET \/v2\/.+\/manifests\//.test(l)), [], 'no manifest GET upstream');
     t.same(upLog.filter((l) => /\/blobs\//.test(l)), [], 'no blob read upstream');
     t.same(targetLog.filter((l) => /^(POST|PUT|PATCH) /.test(l)), [], 'nothing uploaded to the target');
     noSecrets(t, first, second);
+  });
+
+  t.test('a tag that moved upstream between runs: the re-run copies the new image under it', async (t) => {
+    const target = await startRegistry(t);
+    const p = project(t, { ...baseConfig(target.host), mirror: { engine: false } });
+    const before = buildEngineImage({ version: 'moving-1', platforms: ['linux/amd64', 'linux/arm64'] });
+    const after = buildEngineImage({ version: 'moving-2', platforms: ['linux/amd64', 'linux/arm64'] });
+    t.not(after.digest, before.digest);
+    await pushImage(upstream.url, 'team/moving', ['1'], before, { auth: HUB_USER });
+    const first = await mirror(p, `${hub}/team/moving:1`);
+    t.equal(first.code, 0, first.stderr);
+    t.equal(await rawDigest(`${target.host}/hub/team/moving:1`), before.digest);
+
+    await pushImage(upstream.url, 'team/moving', ['1'], after, { auth: HUB_USER });
+    await Promise.all([upstream.settle(), target.settle()]);
+    const upBefore = upstream.requestLog().length;
+    const second = await mirror(p, `${hub}/team/moving:1`, '--json');
+    t.equal(second.code, 0, second.stderr);
+    const moved = (JSON.parse(second.stdout) as { source: string; digest: string; upToDate: boolean }[]).find((r) => r.source.endsWith('/team/moving:1'));
+    t.same([moved?.digest, moved?.upToDate], [after.digest, false], 'reported as copied, with the new digest');
+    t.equal(await rawDigest(`${target.host}/hub/team/moving:1`), after.digest, 'the target tag now holds the new image (skopeo)');
+    for (const child of after.children) t.equal(await rawDigest(`${target.host}/hub/team/moving@${child.manifest.digest}`), child.manifest.digest, `child ${child.platform.architecture} present`);
+    await upstream.settle();
+    const upLog = upstream.requestLog().slice(upBefore);
+    t.ok(upLog.includes(`GET /v2/team/moving/manifests/${after.digest} 200`), 'the new index was read upstream');
   });
 
   t.test('--to an htpasswd target (and a TLS one): Basic auth with push rights, nothing printed that is secret', async (t) => {
@@ -209,10 +236,14 @@ if (requireBinaries(t, ['docker-registry', 'openssl', 'busybox', 'skopeo'])) {
   t.test('bad input: an image with no target is exit 2 naming it; bad mirror config keys name their path', async (t) => {
     const target = await startRegistry(t);
     const p = project(t, { ...baseConfig(target.host), mirror: { engine: false } });
-    const none = await mirror(p, 'quay.io/prometheus/busybox:latest');
+    await upstream.settle();
+    const upBefore = upstream.requestLog().length;
+    const none = await mirror(p, `${hub}/library/alpine:3.20`, 'quay.io/prometheus/busybox:latest');
     t.equal(none.code, 2);
     t.match(none.stderr, 'no mirror to copy quay.io/prometheus/busybox:latest into');
-    t.equal(target.requests(), 0, 'nothing was asked of any registry');
+    await Promise.all([upstream.settle(), target.settle()]);
+    t.equal(target.requests(), 0, 'nothing was asked of the target');
+    t.same(upstream.requestLog().slice(upBefore), [], 'nor of the upstream');
     const bad = project(t, { mirror: { images: ['Not A Ref'], engine: 'yes' } });
     const r = await mirror(bad);
     t.equal(r.code, 2);
