@@ -12,9 +12,10 @@ import { pushEngineTags } from '../helpers/engine-image.js';
 import { installFakeBuildx as installFake } from '../helpers/buildx.js';
 import { runCli } from '../helpers/cli.js';
 import { BINARIES, cliEnv, containers, createCalls, installFakeBuildx, instances, loadLocalOnlyImage, ok, project, tempDir, world } from '../helpers/world.js';
+import { dockerOutput } from '../helpers/docker-out.js';
 
 async function volumes(d: Dockerd): Promise<string[]> {
-  return (await d.docker(['volume', 'ls', '-q'])).stdout.split('\n').filter((v) => v.startsWith('buildx_buildkit_'));
+  return (await dockerOutput(d, ['volume', 'ls', '-q'])).split('\n').filter((v) => v.startsWith('buildx_buildkit_'));
 }
 
 /** Every file under dir, recursively. */

@@ -9,6 +9,7 @@ import { startDockerd } from '../helpers/dockerd.js';
 import { type FakeBuildxVersion } from '../helpers/buildx.js';
 import { runCli } from '../helpers/cli.js';
 import { BINARIES, cliEnv, containers, createCalls, installFakeBuildx, instances, ok, project, runBin, tempDir, until, world } from '../helpers/world.js';
+import { dockerOutput } from '../helpers/docker-out.js';
 
 t.test('mirror-only network: the builder comes up from the mirror, the upstream sees nothing (emulated buildx)', async (t) => {
   if (!requireBinaries(t, BINARIES)) return;
@@ -174,8 +175,7 @@ t.test('SIGINT or SIGTERM during bootstrap leaves no builder, container or volum
     t.equal(result.stdout, '', `${signal}: no builder name printed`);
     t.same(instances(fake), [], `${signal}: no builder in the store`);
     t.same(await containers(w.dockerd), [], `${signal}: no buildx_buildkit_* container`);
-    const volumes = await w.dockerd.docker(['volume', 'ls', '-q']);
-    t.notMatch(volumes.stdout, /buildx_buildkit_/, `${signal}: no state volume`);
+    t.notMatch(await dockerOutput(w.dockerd, ['volume', 'ls', '-q']), /buildx_buildkit_/, `${signal}: no state volume`);
   }
 });
 

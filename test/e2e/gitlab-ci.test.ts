@@ -30,6 +30,7 @@ import { startDockerd, type Dockerd } from '../helpers/dockerd.js';
 import { startRegistry, type RunningRegistry } from '../helpers/registry.js';
 import { pushEngineTags } from '../helpers/engine-image.js';
 import { installFakeBuildx, type FakeBuildx, type FakeBuildxCall } from '../helpers/buildx.js';
+import { dockerOutput } from '../helpers/docker-out.js';
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const BIN = join(REPO, 'bin', 'buildx-bootstrap.js');
@@ -170,8 +171,7 @@ function builds(fake: FakeBuildx): FakeBuildxCall[] {
 }
 
 async function builderContainers(d: Dockerd): Promise<string[]> {
-  const r = await d.docker(['ps', '--filter', 'status=running', '--format', '{{.Names}}']);
-  return r.stdout.split('\n').filter((l) => l.startsWith('buildx_buildkit_')).sort();
+  return (await dockerOutput(d, ['ps', '--filter', 'status=running', '--format', '{{.Names}}'])).split('\n').filter((l) => l.startsWith('buildx_buildkit_')).sort();
 }
 
 /** Diagnostics for a failed assertion: what gitlab-ci-local and the job printed. */

@@ -9,19 +9,18 @@ import { pairs, realWorld, lastLine, tempDir, dockerWith, type RealWorld } from 
 import { runCli, type CliResult } from '../helpers/cli.js';
 import { runBin, until } from '../helpers/bin.js';
 import type { Dockerd } from '../helpers/dockerd.js';
+import { dockerOutput } from '../helpers/docker-out.js';
 
 function ok(t: Test, r: CliResult, what: string): void {
   t.equal(r.code, 0, `${what} exits 0${r.code ? `: ${lastLine(r)}` : ''}`);
 }
 
 async function buildkitContainers(d: Dockerd): Promise<string[]> {
-  const r = await d.docker(['ps', '-a', '--format', '{{.Names}}']);
-  return r.stdout.split('\n').filter((l) => l.startsWith('buildx_buildkit_'));
+  return (await dockerOutput(d, ['ps', '-a', '--format', '{{.Names}}'])).split('\n').filter((l) => l.startsWith('buildx_buildkit_'));
 }
 
 async function buildkitVolumes(d: Dockerd): Promise<string[]> {
-  const r = await d.docker(['volume', 'ls', '--format', '{{.Name}}']);
-  return r.stdout.split('\n').filter((l) => l.startsWith('buildx_buildkit_'));
+  return (await dockerOutput(d, ['volume', 'ls', '--format', '{{.Name}}'])).split('\n').filter((l) => l.startsWith('buildx_buildkit_'));
 }
 
 function instances(w: { buildx: { dockerConfig: string } }): string[] {

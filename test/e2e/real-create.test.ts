@@ -5,19 +5,18 @@ import t, { type Test } from 'tap';
 import { requireEngines } from '../helpers/engines.js';
 import { pairs, realWorld, lastLine, type RealWorld } from '../helpers/real-world.js';
 import { runCli, type CliResult } from '../helpers/cli.js';
+import { dockerOutput } from '../helpers/docker-out.js';
 
 function ok(t: Test, r: CliResult, what: string): void {
   t.equal(r.code, 0, `${what} exits 0${r.code ? `: ${lastLine(r)}` : ''}`);
 }
 
 async function buildkitContainers(w: RealWorld): Promise<string[]> {
-  const r = await w.dockerd.docker(['ps', '-a', '--format', '{{.Names}} {{.ID}} {{.State}}']);
-  return r.stdout.split('\n').filter((l) => l.startsWith('buildx_buildkit_'));
+  return (await dockerOutput(w.dockerd, ['ps', '-a', '--format', '{{.Names}} {{.ID}} {{.State}}'])).split('\n').filter((l) => l.startsWith('buildx_buildkit_'));
 }
 
 async function volumes(w: RealWorld): Promise<string[]> {
-  const r = await w.dockerd.docker(['volume', 'ls', '--format', '{{.Name}}']);
-  return r.stdout.split('\n').filter(Boolean);
+  return (await dockerOutput(w.dockerd, ['volume', 'ls', '--format', '{{.Name}}'])).split('\n').filter(Boolean);
 }
 
 // Real engines are slow to start on two cores: a file-level bound above tap's default per file.

@@ -10,6 +10,7 @@ import { requireEngines } from '../helpers/engines.js';
 import { pairs, realWorld, lastLine, type RealWorld } from '../helpers/real-world.js';
 import { runCli, type CliResult } from '../helpers/cli.js';
 import { loadLocalOnlyImage } from '../helpers/local-image.js';
+import { dockerOutput } from '../helpers/docker-out.js';
 
 function ok(t: Test, r: CliResult, what: string): void {
   t.equal(r.code, 0, `${what} exits 0${r.code ? `: ${lastLine(r)}\n${r.stderr.slice(-3000)}` : ''}`);
@@ -45,7 +46,7 @@ for (const pair of engines ? pairs(engines) : []) {
     t.equal(readFileSync(join(plain, 'out', 'ran.txt'), 'utf8'), MARKER + MARKER, 'the RUN step read the local image (FROM and COPY --from)');
     const ls = await w.docker(['buildx', 'ls']);
     t.notMatch(ls.stdout, /^unused\s/m, 'no builder was created');
-    t.same((await w.dockerd.docker(['ps', '-aq'])).stdout.trim(), '', 'no BuildKit container');
+    t.same((await dockerOutput(w.dockerd, ['ps', '-aq'])).trim(), '', 'no BuildKit container');
 
     // A pinned BuildKit needs a container builder: the image is bridged as an OCI layout.
     const pinned = w.project(
@@ -58,7 +59,7 @@ for (const pair of engines ? pairs(engines) : []) {
     const viaContainer = await runCli(['--', 'docker', 'buildx', 'build', '--output', 'type=local,dest=out', '.'], { cwd: pinned, env: w.env });
     ok(t, viaContainer, 'build with a bridged container builder');
     t.equal(readFileSync(join(pinned, 'out', 'ran.txt'), 'utf8'), MARKER + MARKER, 'the RUN step read the bridged image in the BuildKit container');
-    const containers = (await w.dockerd.docker(['ps', '--format', '{{.Names}}'])).stdout.split('\n').filter(Boolean);
+    const containers = (await dockerOutput(w.dockerd, ['ps', '--format', '{{.Names}}'])).split('\n').filter(Boolean);
     t.same(containers, ['buildx_buildkit_bridged0'], 'the build ran in the pinned container builder');
     const version = await w.dockerd.docker(['exec', 'buildx_buildkit_bridged0', 'buildkitd', '--version']);
     t.match(version.stdout, ` ${pair.kit.version} `, 'which runs the pinned BuildKit');

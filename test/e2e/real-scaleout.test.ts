@@ -11,6 +11,7 @@ import { pairs, realWorld, lastLine, tempDir } from '../helpers/real-world.js';
 import { runCli, type CliResult } from '../helpers/cli.js';
 import { freePort } from '../helpers/net.js';
 import { makeCa, makeClientCert, makeServerCert } from '../helpers/tls.js';
+import { dockerOutput } from '../helpers/docker-out.js';
 
 t.setTimeout(600_000);
 
@@ -88,7 +89,7 @@ for (const pair of engines ? pairs(engines) : []) {
     const du = await run(pair.kit.buildctl, ['--addr', kitd.addr, '--tlscacert', kitd.ca, '--tlscert', kitd.clientCert, '--tlskey', kitd.clientKey, 'du', '--verbose']);
     t.equal(du.code, 0, du.stderr);
     t.match(du.stdout, /local source for context/, 'the host buildkitd holds the build context: the build ran there');
-    t.same((await w.dockerd.docker(['ps', '-aq'])).stdout.trim(), '', 'no BuildKit container on the daemon');
+    t.same((await dockerOutput(w.dockerd, ['ps', '-aq'])).trim(), '', 'no BuildKit container on the daemon');
   });
 
   t.test(`buildx ${pair.buildx.version} + BuildKit ${pair.kit.version}: two nodes on two daemons, one build for linux/amd64 and linux/386`, async (t) => {
@@ -113,8 +114,8 @@ for (const pair of engines ? pairs(engines) : []) {
     ok(t, r, 'the two-platform build');
     const inspect = await w.docker(['buildx', 'inspect', 'wide']);
     t.match(inspect.stdout, /Name:\s+wide-386/, 'the second node is part of the builder');
-    const first = (await w.dockerd.docker(['ps', '--format', '{{.Names}}'])).stdout.trim();
-    const other = (await second.docker(['ps', '--format', '{{.Names}}'])).stdout.trim();
+    const first = (await dockerOutput(w.dockerd, ['ps', '--format', '{{.Names}}'])).trim();
+    const other = (await dockerOutput(second, ['ps', '--format', '{{.Names}}'])).trim();
     t.equal(first, 'buildx_buildkit_wide0', 'one BuildKit container on the first daemon');
     t.equal(other, 'buildx_buildkit_wide-386', 'one on the second');
     t.ok(existsSync(join(dir, 'out', 'linux_amd64', 'platform.txt')) && existsSync(join(dir, 'out', 'linux_386', 'platform.txt')), 'both platforms were built');

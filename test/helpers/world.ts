@@ -10,6 +10,7 @@ import { startRegistry, type RunningRegistry } from './registry.js';
 import { pushEngineTags, type EngineImage } from './engine-image.js';
 import { installFakeBuildx as installFake, type FakeBuildx, type FakeBuildxVersion } from './buildx.js';
 import type { CliResult } from './cli.js';
+import { dockerOutput } from './docker-out.js';
 
 export const BINARIES = ['dockerd', 'docker', 'docker-registry', 'busybox'];
 
@@ -53,8 +54,7 @@ export function cliEnv(w: World, fake: FakeBuildx | string, extra: Record<string
 }
 
 export async function containers(d: Dockerd): Promise<string[]> {
-  const r = await d.docker(['ps', '-a', '--format', '{{.Names}} {{.ID}}']);
-  return r.stdout.split('\n').filter((l) => l.startsWith('buildx_buildkit_'));
+  return (await dockerOutput(d, ['ps', '-a', '--format', '{{.Names}} {{.ID}}'])).split('\n').filter((l) => l.startsWith('buildx_buildkit_'));
 }
 
 export function createCalls(calls: { args: string[] }[]): string[][] {
