@@ -6,7 +6,6 @@
 import t, { type Test } from 'tap';
 import { copyFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseHistoriesJson } from '../../src/docker/history.js';
 import { requireEngines } from '../helpers/engines.js';
 import { pairs, realWorld, lastLine, type RealWorld } from '../helpers/real-world.js';
 import { runCli, type CliResult } from '../helpers/cli.js';
@@ -32,12 +31,26 @@ function startBuild(w: RealWorld, builder: string, context: string, cacheBust: s
   return w.docker(['buildx', 'build', '--builder', builder, '--progress', 'plain', '--no-cache', '--build-arg', `BUST=${cacheBust}`, context], { timeoutMs: 300_000 });
 }
 
-/** Waits (bounded) until BuildKit in the builder's container reports a running build; returns its ref. */
-async function waitForActiveBuild(w: RealWorld, builder: string): Promise<string> {
+/**
+ * The ref of the build started with `--build-arg BUST=<bust>` while BuildKit in the builder's
+ * container reports it running (no CompletedAt), read from `buildctl debug histories` JSON right
+ * here — not through src/docker/history.ts, whose reading is what the product's answers rest on.
+ */
+async function runningBuild(w: RealWorld, builder: string, bust: string): Promise<string | undefined> {
+  const r = await w.dockerd.docker(['exec', `buildx_buildkit_${builder}0`, 'buildctl', 'debug', 'histories', '--format', '{{json .}}']);
+  if (r.code !== 0) return undefined;
+  for (const line of r.stdout.split('\n').filter((l) => l.trim())) {
+    const record = (JSON.parse(line) as { record?: { Ref?: string; CompletedAt?: string; FrontendAttrs?: Record<string, string> } }).record;
+    if (record?.Ref && record.CompletedAt === undefined && record.FrontendAttrs?.['build-arg:BUST'] === bust) return record.Ref;
+  }
+  return undefined;
+}
+
+/** Waits (bounded) until that build runs; returns its ref. */
+async function waitForActiveBuild(w: RealWorld, builder: string, bust: string): Promise<string> {
   for (let i = 0; i < 240; i++) {
-    const r = await w.dockerd.docker(['exec', `buildx_buildkit_${builder}0`, 'buildctl', 'debug', 'histories', '--format', '{{json .}}']);
-    const active = r.code === 0 ? parseHistoriesJson(r.stdout) : [];
-    if (active[0]) return active[0].ref;
+    const ref = await runningBuild(w, builder, bust);
+    if (ref) return ref;
     await new Promise((res) => setTimeout(res, 250));
   }
   throw new Error(`no build became active on ${builder}`);
@@ -56,6 +69,9 @@ for (const pair of engines ? pairs(engines) : []) {
     if (!requireBinaries(t, ['busybox'])) return;
     const w = await realWorld(t, pair);
     const base = { buildkit: { image: `${w.upstream.host}/moby/buildkit`, version: pair.kit.version }, mirrors: [{ host: w.mirror.host, for: w.upstream.host }] };
+    // A's build outlasts everything up to rm --stale with a wide margin (two builders come up
+    // meanwhile on a busy machine); it is checked to be running right before and after rm --stale.
+    const longContext = longBuildContext(w, 150);
     const context = longBuildContext(w, 20);
 
     // Config A, default name; a long build runs on it.
@@ -64,8 +80,8 @@ for (const pair of engines ? pairs(engines) : []) {
     const nameA = a.stdout.trim();
     t.match(nameA, /^buildx-bootstrap-[0-9a-f]{8}$/);
     const idA = await containerId(w, nameA);
-    const longA = startBuild(w, nameA, context, 'a');
-    const refA = await waitForActiveBuild(w, nameA);
+    const longA = startBuild(w, nameA, longContext, 'a');
+    const refA = await waitForActiveBuild(w, nameA, 'a');
 
     // Config B on the same daemon meanwhile: its own builder, A untouched.
     const b = await runCli([], { cwd: w.project({ ...base, buildkitd: { flags: ['--debug'] } }), env: w.env });
@@ -82,8 +98,10 @@ for (const pair of engines ? pairs(engines) : []) {
     const old = new Date(Date.now() - 10 * 86_400_000);
     setLastActivity(w, nameA, old);
     setLastActivity(w, nameB, old);
+    t.equal(await runningBuild(w, nameA, 'a'), refA, "A's build still runs right before rm --stale");
     const stale = await runCli(['rm', '--stale', '--json'], { cwd: w.project({}), env: w.env });
     ok(t, stale, 'rm --stale');
+    t.equal(await runningBuild(w, nameA, 'a'), refA, 'and right after');
     const result = JSON.parse(stale.stdout) as { removed: string[]; kept: { name: string; reason: string }[] };
     t.same(result.removed, [nameB], 'the idle old builder is removed');
     t.match(result.kept.find((k) => k.name === nameA)?.reason, new RegExp(`build\\(s\\) running: ${refA}`), 'the busy one is kept because BuildKit reports its build');
@@ -94,7 +112,7 @@ for (const pair of engines ? pairs(engines) : []) {
 
     // Explicit name, drifted, busy: a short drain gives up naming the build; the build goes on.
     const longShared = startBuild(w, 'shared', context, 'shared');
-    const refShared = await waitForActiveBuild(w, 'shared');
+    const refShared = await waitForActiveBuild(w, 'shared', 'shared');
     const idShared = await containerId(w, 'shared');
     const drifted = w.project({ ...base, builder: { name: 'shared' }, buildkitd: { flags: ['--debug'] } });
     const gaveUp = await runCli(['--drain-timeout', '1s'], { cwd: drifted, env: w.env });

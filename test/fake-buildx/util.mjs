@@ -9,12 +9,9 @@ export class BuildxError extends Error {
   }
 }
 
-// Revisions are the release commits (git rev-parse vX.Y.Z^{commit} in docker/buildx).
-const KNOWN = {
-  '0.12.1': '30feaa1a915b869ebc2eea6328624b49facd4bfb',
-  '0.19.3': '48d6a3927a14668da1a0c4439a6d454a3abbdf05',
-  '0.36.0': 'df28b0a0b6a44453a87bd53c438432f4120962c9',
-};
+// The emulation prints a revision of the release binaries' shape (40 hex) that is no commit of
+// docker/buildx: buildx-bootstrap never reads it, and the real-engine tests tell the Go-built plugin
+// from the emulation by the revision stamped at its build (test/helpers/real-world.ts).
 export const DEFAULT_VERSION = '0.36.0';
 
 export function buildxVersion(env) {
@@ -22,7 +19,7 @@ export function buildxVersion(env) {
   const m = /^(\d+)\.(\d+)\.(\d+)$/.exec(raw);
   if (!m) throw new BuildxError(`fake buildx: BXB_FAKE_BUILDX_VERSION must be X.Y.Z, got ${raw}`);
   const [major, minor, patch] = m.slice(1).map(Number);
-  const revision = KNOWN[raw] ?? fakeRevision(raw);
+  const revision = fakeRevision(raw);
   return { version: raw, major, minor, patch, revision };
 }
 

@@ -20,6 +20,8 @@ export interface RealBuildx {
   version: string;
   /** The docker-buildx plugin binary. */
   plugin: string;
+  /** The commit the build script stamped into it (module proxy Origin.Hash; its REVISION file). */
+  revision: string | undefined;
 }
 
 export interface RealBuildkit {
@@ -53,13 +55,21 @@ export function findEngines(env: NodeJS.ProcessEnv = process.env): RealEngines {
   const list = (key: string): string[] => (new RegExp(`^${key}="([^"]*)"`, 'm').exec(text)?.[1] ?? '').split(/\s+/).filter(Boolean);
   for (const version of list('BXB_BUILDX_VERSIONS')) {
     const d = join(dir, `buildx-${version}`);
-    if (existsSync(join(d, '.complete')) && existsSync(join(d, 'docker-buildx'))) out.buildx.push({ version, plugin: join(d, 'docker-buildx') });
+    if (existsSync(join(d, '.complete')) && existsSync(join(d, 'docker-buildx'))) out.buildx.push({ version, plugin: join(d, 'docker-buildx'), revision: readRevision(d) });
   }
   for (const version of list('BXB_BUILDKIT_VERSIONS')) {
     const d = join(dir, `buildkit-${version}`);
     if (existsSync(join(d, '.complete'))) out.buildkit.push({ version, buildkitd: join(d, 'buildkitd'), buildctl: join(d, 'buildctl') });
   }
   return out;
+}
+
+function readRevision(dir: string): string | undefined {
+  try {
+    return readFileSync(join(dir, 'REVISION'), 'utf8').trim() || undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 let cached: RealEngines | undefined;

@@ -49,6 +49,10 @@ export async function realWorld(t: Test, pair: { buildx: RealBuildx; kit: RealBu
   const root = tempDir(t);
   const buildx = installRealBuildx(t, pair.buildx, { dockerConfig: join(root, 'docker-config') });
   const env = { PATH: process.env.PATH, HOME: root, ...buildx.env, ...dockerd.env };
+  // The Go-built plugin answers, not the emulation: its version line carries the commit the build
+  // script stamped (REVISION), which the emulation never prints (test/fake-buildx/util.mjs).
+  const v = await dockerWith(env, ['buildx', 'version']);
+  t.equal(v.stdout, `github.com/docker/buildx ${pair.buildx.version} ${pair.buildx.revision ?? '(no REVISION: rebuild with scripts/build-test-engines.sh)'}\n`, `the real buildx ${pair.buildx.version} plugin runs: it prints the version and revision stamped at its build`);
   let n = 0;
   return {
     dockerd,
