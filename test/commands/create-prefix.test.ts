@@ -58,7 +58,7 @@ t.test('a build that needs a local-only image: docker driver, or a bridged conta
   t.match(context, new RegExp(`^${local.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}=oci-layout://\\S+:\\S+$`), `the build gets the local image as a named OCI layout context (${args.join(' ')})`);
   t.same(args.filter((_, i) => i !== at && i !== at + 1), ['build', '--builder', 'bridged', '-t', 'app', '.'], 'user arguments unchanged and in order');
   const layoutDir = context?.replace(/^.*oci-layout:\/\//, '').replace(/:[^:]+$/, '') ?? '';
-  t.same(second?.ociLayouts?.map(({ name, dir, valid, error }) => ({ name, dir, valid, error })), [{ name: local, dir: layoutDir, valid: true, error: undefined }], 'while the build ran, the context was a valid OCI layout holding its tag (emulated buildx)');
+  t.same(second?.ociLayouts?.map(({ name, dir, valid, byTag, error }) => ({ name, dir, valid, byTag, error })), [{ name: local, dir: layoutDir, valid: true, byTag: true, error: undefined }], 'while the build ran, the context was a valid OCI layout holding its tag (emulated buildx)');
   t.notOk(existsSync(layoutDir), 'the temporary layout was removed after the command');
   await noPullOf(t, [w.upstream, w.mirror], 'bxb-test/tools');
 });

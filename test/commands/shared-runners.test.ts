@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { requireBinaries } from '../helpers/integration.js';
 import { startDockerd, type Dockerd } from '../helpers/dockerd.js';
 import { startRegistry, type RunningRegistry } from '../helpers/registry.js';
-import { pushEngineTags } from '../helpers/engine-image.js';
+import { pushEngineTags, standInBuildLine } from '../helpers/engine-image.js';
 import { installFakeBuildx, type FakeBuildx } from '../helpers/buildx.js';
 import { runCli, type CliResult } from '../helpers/cli.js';
 
@@ -55,7 +55,7 @@ function ok(t: Test, r: CliResult, what: string): void {
 
 /** Marks a build as running on the builder's first node, the way the stand-in buildctl reports it. */
 async function startBuild(w: World, builder: string, ref: string): Promise<void> {
-  const line = JSON.stringify({ record: { Ref: ref, CreatedAt: new Date().toISOString() } });
+  const line = standInBuildLine(ref, 'v0.18.2');
   const r = await w.dockerd.docker(['exec', `buildx_buildkit_${builder}0`, 'sh', '-c', 'mkdir -p /run/bxb-builds && printf "%s\\n" "$1" > "/run/bxb-builds/$2"', 'sh', line, ref]);
   if (r.code !== 0) throw new Error(`cannot mark a build on ${builder}: ${r.stderr}`);
 }

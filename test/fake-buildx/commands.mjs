@@ -583,12 +583,26 @@ function lsJson(v, b, nodes, current) {
       );
     }
     if (Object.keys(n.labels).length) o.Labels = sortKeys(n.labels);
+    // A running node lists its BuildKit worker IDs (seen in real v0.38.2; where it began is not
+    // checked, so only the current emulation prints it). The ID is derived from the node name.
+    if (status === 'running' && atLeast(v, 0, 36)) o.IDs = [workerId(`${b.Name}/${n.Name}`)];
     return o;
   };
   const la = b.LastActivity && !Number.isNaN(b.LastActivity.getTime()) ? rfc3339(b.LastActivity) : '0001-01-01T00:00:00Z';
   const o = { Name: b.Name, Driver: b.Driver, LastActivity: la, Dynamic: false, Nodes: nodes.map(nodeJson) };
   // v0.24+ re-marshals through a map: every level alphabetical, plus Current (BX a3180cbf3).
   return atLeast(v, 0, 24) ? deepSort({ ...o, Current: current }) : o;
+}
+
+/** A BuildKit-shaped worker ID (25 lower-case letters and digits), stable per node. */
+function workerId(seed) {
+  let h = 0x811c9dc5;
+  let id = '';
+  for (let i = 0; id.length < 25; i++) {
+    h = Math.imul(h ^ seed.charCodeAt(i % seed.length) ^ i, 0x01000193) >>> 0;
+    id += (h % 36).toString(36);
+  }
+  return id;
 }
 
 const sortKeys = (m) => Object.fromEntries(Object.entries(m).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));

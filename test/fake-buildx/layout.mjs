@@ -22,9 +22,11 @@ export function buildContextFlags(args) {
 }
 
 /**
- * One entry per oci-layout context: `{ name, dir, tag, valid, error? }`; `valid` means the
- * directory is an OCI layout whose index.json names TAG, and every blob the tag reaches (index,
- * manifests, config, layers) is present with its digest and size.
+ * One entry per oci-layout context: `{ name, dir, tag, valid, byTag, error? }`; `valid` means the
+ * directory is an OCI layout in which buildx finds the image — the manifest index.json names TAG,
+ * else its only manifest (BX build/build.go: lookup by name, then "lookup single"; `byTag` says
+ * which) — and every blob it reaches (index, manifests, config, layers) is present with its
+ * digest and size. Held to real buildx by test/e2e/real-conformance.test.ts.
  */
 export function checkOciLayoutContexts(args) {
   const results = [];
@@ -42,10 +44,10 @@ export function checkOciLayoutContexts(args) {
     const dir = colon > noDigest.lastIndexOf('/') ? noDigest.slice(0, colon) : noDigest;
     const tag = colon > noDigest.lastIndexOf('/') ? noDigest.slice(colon + 1) : 'latest';
     try {
-      checkLayout(dir, tag);
-      results.push({ name, dir, tag, valid: true });
+      const byTag = checkLayout(dir, tag);
+      results.push({ name, dir, tag, valid: true, byTag });
     } catch (err) {
-      results.push({ name, dir, tag, valid: false, error: String(err?.message ?? err) });
+      results.push({ name, dir, tag, valid: false, byTag: false, error: String(err?.message ?? err) });
     }
   }
   return results;
@@ -55,9 +57,12 @@ function checkLayout(dir, tag) {
   const marker = JSON.parse(readFileSync(join(dir, 'oci-layout'), 'utf8'));
   if (marker.imageLayoutVersion !== '1.0.0') throw new Error(`oci-layout: imageLayoutVersion ${marker.imageLayoutVersion}`);
   const index = JSON.parse(readFileSync(join(dir, 'index.json'), 'utf8'));
-  const entry = (index.manifests ?? []).find((m) => m.annotations?.[REF_NAME] === tag);
-  if (!entry) throw new Error(`index.json names no manifest with ${REF_NAME}=${tag}`);
+  const manifests = index.manifests ?? [];
+  const named = manifests.find((m) => m.annotations?.[REF_NAME] === tag);
+  const entry = named ?? (manifests.length === 1 ? manifests[0] : undefined);
+  if (!entry) throw new Error(`index.json names no manifest with ${REF_NAME}=${tag} and holds ${manifests.length} manifests`);
   checkDescriptor(dir, entry, 0);
+  return named !== undefined;
 }
 
 function checkDescriptor(dir, desc, depth) {

@@ -22,7 +22,7 @@ export interface FakeBuildxCall {
    * For `build`: each `--build-context NAME=oci-layout://DIR:TAG` as the emulation found it while
    * the command ran (test/fake-buildx/layout.mjs): a valid OCI layout holding TAG, or why not.
    */
-  ociLayouts?: { name: string; dir: string; tag: string; valid: boolean; error?: string }[];
+  ociLayouts?: { name: string; dir: string; tag: string; valid: boolean; byTag: boolean; error?: string }[];
 }
 
 export interface FakeBuildx {

@@ -193,6 +193,23 @@ export function buildkitdScript(version: string, revision: string): string {
   ].join('\n');
 }
 
+/**
+ * One running build as BuildKit `version` prints it under `buildctl debug histories --format
+ * '{{json .}}'` (test/fixtures/history): `record` with `Ref`, `FrontendAttrs` (omitted when empty,
+ * as Go's omitempty does) and `CreatedAt` — an RFC 3339 string up to v0.14 (gogo protobuf's
+ * stdtime), `{seconds, nanos}` after the move to google.golang.org/protobuf (v0.15; v0.12.5 and
+ * v0.34.2 checked against real BuildKit in test/e2e/real-conformance.test.ts). The stand-in
+ * buildctl prints what a test writes to /run/bxb-builds/<ref>.
+ */
+export function standInBuildLine(ref: string, version: string, opts: { attrs?: Record<string, string>; createdAt?: Date } = {}): string {
+  const at = opts.createdAt ?? new Date();
+  const m = /^v?(\d+)\.(\d+)/.exec(version);
+  const gogo = m !== null && Number(m[1]) === 0 && Number(m[2]) < 15;
+  const createdAt = gogo ? at.toISOString() : { seconds: Math.floor(at.getTime() / 1000), nanos: (at.getTime() % 1000) * 1_000_000 };
+  const attrs = opts.attrs && Object.keys(opts.attrs).length ? { FrontendAttrs: opts.attrs } : {};
+  return JSON.stringify({ record: { Ref: ref, ...attrs, CreatedAt: createdAt } });
+}
+
 function buildctlScript(platforms: string): string {
   return [
     '#!/bin/sh',
