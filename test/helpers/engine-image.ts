@@ -59,6 +59,8 @@ export interface EngineImageOptions {
   flavour?: string;
   /** Adds a layer per platform with this many bytes of incompressible data (`/payload.bin`). */
   payloadBytes?: number;
+  /** How many such layers per platform (default 1), each with its own data. */
+  payloadLayers?: number;
   /** Adds a BuildKit-style attestation manifest (`unknown/unknown`) per platform to the index. */
   attestations?: boolean;
 }
@@ -280,10 +282,11 @@ export function buildEngineImage(opts: EngineImageOptions): EngineImage {
         { created: FIXED_TIME, created_by: `stand-in buildkitd ${opts.version}` },
       ],
     };
-    const payload = opts.payloadBytes ? payloadLayer(`${opts.version} ${opts.flavour ?? ''} ${platform.os}/${platform.architecture}`, opts.payloadBytes) : undefined;
-    if (payload) config.rootfs.diff_ids.push(payload.diffId);
+    const seed = `${opts.version} ${opts.flavour ?? ''} ${platform.os}/${platform.architecture}`;
+    const payloads = opts.payloadBytes ? Array.from({ length: opts.payloadLayers ?? 1 }, (_, i) => payloadLayer(i ? `${seed} ${i}` : seed, opts.payloadBytes!)) : [];
+    for (const payload of payloads) config.rootfs.diff_ids.push(payload.diffId);
     const configBlob = blob(Buffer.from(JSON.stringify(config)), format === 'oci' ? MEDIA.ociConfig : MEDIA.dockerConfig);
-    const layers = [blob(base.gz, layerType), blob(top.gz, layerType), ...(payload ? [blob(payload.gz, layerType)] : [])];
+    const layers = [blob(base.gz, layerType), blob(top.gz, layerType), ...payloads.map((payload) => blob(payload.gz, layerType))];
     for (const b of [configBlob, ...layers]) blobs.set(b.digest, b);
     const manifestType = format === 'oci' ? MEDIA.ociManifest : MEDIA.dockerManifest;
     const manifest = {
