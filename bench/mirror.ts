@@ -81,6 +81,8 @@ interface Tool {
   name: string;
   /** Copies every image from `upstream` into `target` under `prefix/`. */
   copy(target: RunningRegistry, prefix: string): Promise<number>;
+  /** Where the tool puts `team/image-N` (skopeo sync keeps only the last path component). */
+  repoIn?(prefix: string, repo: string): string;
 }
 
 async function main(): Promise<number> {
@@ -155,8 +157,9 @@ async function main(): Promise<number> {
         const file = join(work, `skopeo-${target.port}.yml`);
         const source = { [upstream.host]: { 'tls-verify': false, images: Object.fromEntries(images.map((i) => [i.repo, ['1.0']])) } };
         writeFileSync(file, JSON.stringify(source, null, 2));
-        return time('skopeo', ['sync', '--all', '--quiet', '--src', 'yaml', '--dest', 'docker', '--dest-tls-verify=false', file, `${target.host}/${prefix}`], env);
+        return time('skopeo', ['sync', '--all', '--src', 'yaml', '--dest', 'docker', '--dest-tls-verify=false', file, `${target.host}/${prefix}`], env);
       },
+      repoIn: (prefix, repo) => `${prefix}/${repo.split('/').pop()!}`,
     },
   ];
 
@@ -164,10 +167,11 @@ async function main(): Promise<number> {
   const verify = async (tool: Tool, target: RunningRegistry, prefix: string): Promise<void> => {
     for (const image of images) {
       for (const ref of ['1.0', ...image.children]) {
-        const r = await harnessRequest(`${target.url}/v2/${prefix}/${image.repo}/manifests/${ref}`, { method: 'HEAD', headers: { Accept: ACCEPT } });
+        const repo = tool.repoIn ? tool.repoIn(prefix, image.repo) : `${prefix}/${image.repo}`;
+        const r = await harnessRequest(`${target.url}/v2/${repo}/manifests/${ref}`, { method: 'HEAD', headers: { Accept: ACCEPT } });
         const want = ref === '1.0' ? image.digest : ref;
         const got = r.status === 200 ? String(r.headers['docker-content-digest']) : `HTTP ${r.status}`;
-        if (got !== want) throw new Error(`${tool.name}: ${target.host}/${prefix}/${image.repo}@${ref} is ${got}, not ${want}`);
+        if (got !== want) throw new Error(`${tool.name}: ${target.host}/${repo}@${ref} is ${got}, not ${want}`);
       }
     }
   };

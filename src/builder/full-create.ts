@@ -19,7 +19,7 @@ import {
 } from './pipeline.js';
 import { applicableLock } from '../resolve/index.js';
 import type { DriverChoice } from './driver.js';
-import { findLocalEngineImage, pullEngineImage, saveToCache, type LocalEngineImage } from '../docker/engine-image.js';
+import { findLocalEngineImage, pullEngineImage, saveToCache, type CacheLoad, type LocalEngineImage } from '../docker/engine-image.js';
 import type { DockerRunner } from '../docker/runner.js';
 import type { BuildxFacts } from '../docker/buildx.js';
 import { buildUseArgs } from '../docker/buildx-args.js';
@@ -32,6 +32,8 @@ export interface CreateState {
   driver?: DriverChoice;
   pin?: EnginePin;
   local?: LocalEngineImage;
+  /** The cached engine image's load, started at the beginning of the run. */
+  preload?: CacheLoad | undefined;
   toml?: BuildkitdConfigText;
   result?: BringUpResult;
   builder?: string;
@@ -78,7 +80,7 @@ export async function fullCreate(ctx: CommandContext, state: CreateState): Promi
           const platform = partial!.daemon.platform;
           const runner = need('runner');
           const lock = await applicableLock(config, log);
-          const local = { cacheDir: config.cache.dir, log, signal: io.signal, timeoutMs: config.timeouts.bootstrap };
+          const local = { cacheDir: config.cache.dir, log, signal: io.signal, timeoutMs: config.timeouts.bootstrap, preload: s.preload };
           const pullsLocally = s.driver!.driver === 'docker-container';
           // A fresh lockfile pins without asking any registry; a copy on the daemon or in the
           // cache directory then brings the builder up with every registry unreachable.

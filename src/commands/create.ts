@@ -8,19 +8,33 @@ import { tryFastReuse } from '../builder/fast-path.js';
 import type { CreateState } from '../builder/full-create.js';
 import { namedConfig } from '../builder/name.js';
 import { makeRunner, pinFromLock } from '../builder/pipeline.js';
+import type { Config } from '../config/schema.js';
+import { startCacheLoad, type CacheLoad } from '../docker/engine-image.js';
+import type { DockerRunner } from '../docker/runner.js';
+import { isLockStale, readLockfile } from '../resolve/lockfile.js';
 
 export async function run(ctx: CommandContext): Promise<number> {
   const raw = await ctx.loadConfig();
-  const loaded = { ...raw, config: (await namedConfig(raw.config)).config };
   const runner = makeRunner(ctx);
+  // First docker call of the run: a fresh daemon's `docker load` from cache.dir starts now.
+  const preload = await startPreload(raw.config, runner, ctx.io.signal);
+  const loaded = { ...raw, config: (await namedConfig(raw.config)).config };
   const driver = await decideDriver(ctx, loaded.config, runner);
-  const state: CreateState = { loaded, runner, driver };
+  const state: CreateState = { loaded, runner, driver, preload };
   const fast = await tryFastReuse(ctx, loaded.config, driver, runner);
   if (fast) {
     state.builder = fast.builder;
     state.pin = pinFromLock(fast.lock, '');
   } else await (await import('../builder/full-create.js')).fullCreate(ctx, state);
   return finish(ctx, state);
+}
+
+/** The cached engine image's load, when a lockfile applies and cache.dir holds its tar. */
+async function startPreload(config: Config, runner: DockerRunner, signal: AbortSignal | undefined): Promise<CacheLoad | undefined> {
+  if (!config.cache.dir) return undefined;
+  const lock = await readLockfile(config.lockfile).catch(() => undefined);
+  if (!lock || isLockStale(lock, config)) return undefined;
+  return startCacheLoad(runner, config.cache.dir, lock.digest, { timeoutMs: config.timeouts.bootstrap, signal });
 }
 
 /** After the builder is there: bridge local images, then print its name or run the command. */

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { DockerError, LockMismatchError } from '../errors.js';
 import type { Logger } from '../io.js';
 import { writeFileAtomic } from '../state.js';
-import { check, type DockerRunner } from './runner.js';
+import { check, type CommandResult, type DockerRunner } from './runner.js';
 
 export interface EngineImageTarget {
   /** `registry[/path]/repository:tag@digest` */
@@ -65,6 +65,33 @@ interface LocalOptions {
   log: Logger;
   signal?: AbortSignal | undefined;
   timeoutMs: number;
+  /** A load of the cached tar already on its way (startCacheLoad). */
+  preload?: CacheLoad | undefined;
+}
+
+/**
+ * `docker load` of the cached engine image, started before anything else of the run (facts,
+ * buildx's version, rendering): on a fresh CI daemon it is most of the bring-up, and nothing it
+ * needs waits on those. Nothing is loaded when the cached image is already on the daemon (the
+ * no-op re-run). loadFromCache takes its result and checks it as it checks its own.
+ */
+export interface CacheLoad {
+  tar: string;
+  /** The load's result; undefined when the image was already there and nothing was loaded. */
+  done: Promise<CommandResult | undefined>;
+}
+
+export function startCacheLoad(runner: DockerRunner, cacheDir: string, digest: string, opts: { timeoutMs: number; signal?: AbortSignal | undefined }): CacheLoad | undefined {
+  if (!cacheDir) return undefined;
+  const files = cacheFiles(cacheDir, digest);
+  if (!existsSync(files.tar) || !existsSync(files.meta)) return undefined;
+  const done = (async () => {
+    const meta = JSON.parse(await readFile(files.meta, 'utf8')) as CacheMeta;
+    if (typeof meta.imageId === 'string' && (await imageId(runner, meta.imageId)) === meta.imageId) return undefined;
+    return runner.run(['load', '-i', files.tar], { timeoutMs: opts.timeoutMs, ...(opts.signal ? { signal: opts.signal } : {}) });
+  })();
+  done.catch(() => undefined); // awaited by loadFromCache, which falls back to its own load
+  return { tar: files.tar, done };
 }
 
 /** Finds the pinned image without any registry: by digest, by image ID, or in the cache dir. */
@@ -116,8 +143,10 @@ async function loadFromCache(runner: DockerRunner, target: EngineImageTarget, op
     return undefined;
   }
   opts.log.info(`loading ${target.repoTag} from ${files.tar}`);
-  const loaded = await runner.run(['load', '-i', files.tar], { timeoutMs: opts.timeoutMs, ...(opts.signal ? { signal: opts.signal } : {}) });
-  if (loaded.exitCode !== 0) {
+  const early = opts.preload?.tar === files.tar ? await opts.preload.done.catch(() => null) : null;
+  // undefined: the early check found the image already on the daemon (verified by ID below).
+  const loaded = early === null ? await runner.run(['load', '-i', files.tar], { timeoutMs: opts.timeoutMs, ...(opts.signal ? { signal: opts.signal } : {}) }) : early;
+  if (loaded && loaded.exitCode !== 0) {
     opts.log.warn(`docker load ${files.tar} failed (${loaded.stderr.trim().split('\n').pop()}); pulling instead`);
     return undefined;
   }
