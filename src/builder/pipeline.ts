@@ -29,8 +29,15 @@ export interface Facts {
 }
 
 export function makeRunner(ctx: CommandContext): DockerRunner {
-  const onCommand = (c: string): void => ctx.log.debug(`$ ${ctx.secrets.redact(c)}`);
-  return withEngineApi(createDockerRunner({ env: ctx.io.env, onCommand }), onCommand);
+  return withEngineApi(makeCliRunner(ctx), (c) => ctx.log.debug(`$ ${ctx.secrets.redact(c)}`));
+}
+
+/**
+ * The docker CLI only, no Engine API: for work that should run in another process while this one
+ * is busy (a `docker load` streams the tar itself instead of through this thread).
+ */
+export function makeCliRunner(ctx: CommandContext): DockerRunner {
+  return createDockerRunner({ env: ctx.io.env, onCommand: (c) => ctx.log.debug(`$ ${ctx.secrets.redact(c)}`) });
 }
 
 export async function gatherFacts(ctx: CommandContext, runner: DockerRunner, opts: { createContext: boolean }): Promise<Facts> {

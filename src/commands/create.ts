@@ -7,7 +7,7 @@ import { runPrefixed } from '../builder/exec.js';
 import { tryFastReuse } from '../builder/fast-path.js';
 import type { CreateState } from '../builder/full-create.js';
 import { namedConfig } from '../builder/name.js';
-import { makeRunner, pinFromLock } from '../builder/pipeline.js';
+import { makeCliRunner, makeRunner, pinFromLock } from '../builder/pipeline.js';
 import type { Config } from '../config/schema.js';
 import { startCacheLoad, type CacheLoad } from '../docker/engine-image.js';
 import type { DockerRunner } from '../docker/runner.js';
@@ -16,8 +16,9 @@ import { isLockStale, readLockfile } from '../resolve/lockfile.js';
 export async function run(ctx: CommandContext): Promise<number> {
   const raw = await ctx.loadConfig();
   const runner = makeRunner(ctx);
-  // First docker call of the run: a fresh daemon's `docker load` from cache.dir starts now.
-  const preload = await startPreload(raw.config, runner, ctx.io.signal);
+  // First docker call of the run: a fresh daemon's `docker load` from cache.dir starts now, in
+  // the docker CLI's process, so the tar streams while this one loads the rest of itself.
+  const preload = await startPreload(raw.config, makeCliRunner(ctx), ctx.io.signal);
   const loaded = { ...raw, config: (await namedConfig(raw.config)).config };
   const driver = await decideDriver(ctx, loaded.config, runner);
   const state: CreateState = { loaded, runner, driver, preload };
