@@ -4,6 +4,7 @@
 import type { CommandContext } from '../context.js';
 import { decideDriver } from '../builder/driver.js';
 import { runPrefixed } from '../builder/exec.js';
+import { readRecord } from '../builder/bring-up.js';
 import { tryFastReuse } from '../builder/fast-path.js';
 import type { CreateState } from '../builder/full-create.js';
 import { namedConfig } from '../builder/name.js';
@@ -15,11 +16,11 @@ import { isLockStale, readLockfile } from '../resolve/lockfile.js';
 
 export async function run(ctx: CommandContext): Promise<number> {
   const raw = await ctx.loadConfig();
+  const loaded = { ...raw, config: (await namedConfig(raw.config)).config };
   const runner = makeRunner(ctx);
   // First docker call of the run: a fresh daemon's `docker load` from cache.dir starts now, in
   // the docker CLI's process, so the tar streams while this one loads the rest of itself.
-  const preload = await startPreload(raw.config, makeCliRunner(ctx), ctx.io.signal);
-  const loaded = { ...raw, config: (await namedConfig(raw.config)).config };
+  const preload = await startPreload(loaded.config, makeCliRunner(ctx), ctx.io);
   const driver = await decideDriver(ctx, loaded.config, runner);
   const state: CreateState = { loaded, runner, driver, preload };
   const fast = await tryFastReuse(ctx, loaded.config, driver, runner);
@@ -30,12 +31,16 @@ export async function run(ctx: CommandContext): Promise<number> {
   return finish(ctx, state);
 }
 
-/** The cached engine image's load, when a lockfile applies and cache.dir holds its tar. */
-async function startPreload(config: Config, runner: DockerRunner, signal: AbortSignal | undefined): Promise<CacheLoad | undefined> {
+/**
+ * The cached engine image's load, when a lockfile applies and cache.dir holds its tar — not when
+ * the builder is on record with the locked digest: that is the no-op re-run, which asks nothing.
+ */
+async function startPreload(config: Config, runner: DockerRunner, io: CommandContext['io']): Promise<CacheLoad | undefined> {
   if (!config.cache.dir) return undefined;
   const lock = await readLockfile(config.lockfile).catch(() => undefined);
   if (!lock || isLockStale(lock, config)) return undefined;
-  return startCacheLoad(runner, config.cache.dir, lock.digest, { timeoutMs: config.timeouts.bootstrap, signal });
+  if ((await readRecord(io.env, config.builder.name).catch(() => undefined))?.digest === lock.digest) return undefined;
+  return startCacheLoad(runner, config.cache.dir, lock.digest, { timeoutMs: config.timeouts.bootstrap, signal: io.signal });
 }
 
 /** After the builder is there: bridge local images, then print its name or run the command. */
