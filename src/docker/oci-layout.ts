@@ -9,8 +9,8 @@
 // we rebuild a valid OCI layout from it: config and uncompressed layers become blobs under
 // `blobs/sha256/`, a fresh OCI manifest is written, and index.json names it with the tag. Newer
 // daemons (25+) save an OCI layout whose manifest.json points into `blobs/`; the same path works.
-// The archive is streamed through a small tar reader (ustar, pax and GNU long names), one layer at
-// a time, hashing as it goes; no layer is held in memory.
+// The archive is streamed through the small tar reader of ./tar.ts, one layer at a time, hashing
+// as it goes; no layer is held in memory.
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
@@ -23,177 +23,10 @@ import { normalizePlatform } from '../dockerfile/platform.js';
 import { saveImage } from './images.js';
 import { MEDIA_TYPE, REF_NAME_ANNOTATION, type Descriptor } from './oci-image.js';
 import type { DockerRunner } from './runner.js';
+import { readTar } from './tar.js';
 
 export { MEDIA_TYPE, REF_NAME_ANNOTATION } from './oci-image.js';
-
-// ---- tar reading ------------------------------------------------------------------------------
-
-export interface TarEntry {
-  /** Path inside the archive (pax `path` / GNU long name applied). */
-  name: string;
-  type: 'file' | 'directory' | 'symlink' | 'hardlink' | 'other';
-  size: number;
-  /** Target of a symlink or hard link. */
-  linkname: string;
-}
-
-/** Pulls exact byte counts out of an async stream of chunks without concatenating large bodies. */
-class ChunkReader {
-  private chunks: Buffer[] = [];
-  private length = 0;
-  private ended = false;
-  constructor(private readonly it: AsyncIterator<Buffer>) {}
-
-  private async fill(n: number): Promise<void> {
-    while (this.length < n && !this.ended) {
-      const r = await this.it.next();
-      if (r.done) this.ended = true;
-      else if (r.value.length > 0) {
-        this.chunks.push(r.value);
-        this.length += r.value.length;
-      }
-    }
-  }
-
-  /** Exactly n bytes; undefined at a clean end of input; throws when the input stops short. */
-  async read(n: number): Promise<Buffer | undefined> {
-    await this.fill(n);
-    if (this.length === 0 && this.ended) return undefined;
-    if (this.length < n) throw new Error('unexpected end of tar archive');
-    const all = this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks);
-    const out = all.subarray(0, n);
-    const rest = all.subarray(n);
-    this.chunks = rest.length ? [rest] : [];
-    this.length = rest.length;
-    return out;
-  }
-
-  /** n bytes as a stream of chunks. */
-  async *stream(n: number): AsyncGenerator<Buffer> {
-    let left = n;
-    while (left > 0) {
-      if (this.length === 0) await this.fill(1);
-      const head = this.chunks.shift();
-      if (!head) throw new Error('unexpected end of tar archive');
-      if (head.length <= left) {
-        this.length -= head.length;
-        left -= head.length;
-        yield head;
-      } else {
-        this.chunks.unshift(head.subarray(left));
-        this.length -= left;
-        const out = head.subarray(0, left);
-        left = 0;
-        yield out;
-      }
-    }
-  }
-
-  async skip(n: number): Promise<void> {
-    for await (const _ of this.stream(n)) {
-      // discard
-    }
-  }
-}
-
-function cString(buf: Buffer, start: number, len: number): string {
-  const field = buf.subarray(start, start + len);
-  const nul = field.indexOf(0);
-  return field.subarray(0, nul < 0 ? field.length : nul).toString('utf8');
-}
-
-function parseNumeric(buf: Buffer, start: number, len: number): number {
-  const field = buf.subarray(start, start + len);
-  if (field[0]! & 0x80) {
-    // GNU base-256 for sizes over 8 GiB: big-endian with the top bit as a marker.
-    let v = field[0]! & 0x7f;
-    for (let i = 1; i < field.length; i++) v = v * 256 + field[i]!;
-    return v;
-  }
-  const text = field.toString('latin1').replace(/[\0 ]+/g, ' ').trim();
-  if (!text) return 0;
-  if (!/^[0-7]+$/.test(text)) throw new Error(`invalid number "${text}" in tar header`);
-  return parseInt(text, 8);
-}
-
-function checksumOk(header: Buffer): boolean {
-  let stored: number;
-  try {
-    stored = parseNumeric(header, 148, 8);
-  } catch {
-    return false;
-  }
-  let sum = 0;
-  for (let i = 0; i < 512; i++) sum += i >= 148 && i < 156 ? 32 : header[i]!;
-  return sum === stored;
-}
-
-function parsePax(body: Buffer): Record<string, string> {
-  const out: Record<string, string> = {};
-  let pos = 0;
-  while (pos < body.length) {
-    const space = body.indexOf(0x20, pos);
-    if (space < 0) break;
-    const len = parseInt(body.subarray(pos, space).toString('latin1'), 10);
-    if (!Number.isFinite(len) || len <= 0) throw new Error('invalid pax header record');
-    const record = body.subarray(space + 1, pos + len - 1).toString('utf8');
-    const eq = record.indexOf('=');
-    if (eq > 0) out[record.slice(0, eq)] = record.slice(eq + 1);
-    pos += len;
-  }
-  return out;
-}
-
-const pad512 = (n: number): number => (512 - (n % 512)) % 512;
-
-/**
- * Reads a tar stream entry by entry. `onEntry` may consume `body`; whatever it leaves is skipped.
- * Throws an Error for a damaged archive (bad checksum, truncated).
- */
-export async function readTar(source: AsyncIterable<Buffer>, onEntry: (entry: TarEntry, body: AsyncIterable<Buffer>) => Promise<void>): Promise<void> {
-  const r = new ChunkReader(source[Symbol.asyncIterator]());
-  let longName: string | undefined;
-  let longLink: string | undefined;
-  let pax: Record<string, string> = {};
-  for (;;) {
-    const header = await r.read(512);
-    if (!header) return;
-    if (header.every((b) => b === 0)) return; // end-of-archive marker
-    if (!checksumOk(header)) throw new Error('not a tar archive (header checksum mismatch)');
-    const typeflag = String.fromCharCode(header[156]!);
-    let size = parseNumeric(header, 124, 12);
-    if (pax.size !== undefined) size = Number(pax.size);
-    const magic = header.subarray(257, 262).toString('latin1');
-    const prefix = magic === 'ustar' ? cString(header, 345, 155) : '';
-    const rawName = cString(header, 0, 100);
-    if (typeflag === 'x' || typeflag === 'g' || typeflag === 'L' || typeflag === 'K') {
-      const body = (await r.read(size)) ?? Buffer.alloc(0);
-      await r.skip(pad512(size));
-      if (typeflag === 'x') pax = { ...pax, ...parsePax(body) };
-      else if (typeflag === 'L') longName = cString(body, 0, body.length);
-      else if (typeflag === 'K') longLink = cString(body, 0, body.length);
-      continue; // 'g' (global pax) carries nothing we use
-    }
-    const name = pax.path ?? longName ?? (prefix ? `${prefix}/${rawName}` : rawName);
-    const linkname = pax.linkpath ?? longLink ?? cString(header, 157, 100);
-    const type: TarEntry['type'] =
-      typeflag === '0' || typeflag === '\0' || typeflag === '7' ? 'file' : typeflag === '5' ? 'directory' : typeflag === '2' ? 'symlink' : typeflag === '1' ? 'hardlink' : 'other';
-    const dataSize = type === 'file' || type === 'other' ? size : 0;
-    pax = {};
-    longName = undefined;
-    longLink = undefined;
-    let consumed = 0;
-    const body = (async function* (): AsyncGenerator<Buffer> {
-      for await (const chunk of r.stream(dataSize)) {
-        consumed += chunk.length;
-        yield chunk;
-      }
-    })();
-    await onEntry({ name, type, size: dataSize, linkname }, body);
-    if (consumed < dataSize) await r.skip(dataSize - consumed);
-    await r.skip(pad512(dataSize));
-  }
-}
+export { readTar, type TarEntry } from './tar.js';
 
 // ---- conversion ---------------------------------------------------------------------------------
 

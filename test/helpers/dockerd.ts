@@ -3,7 +3,11 @@
 // network. Without `--containerd`, dockerd 20.10 supervises its own containerd whose socket and
 // state live under `<exec-root>/containerd` and `<data-root>/containerd` (MOBY@v20.10.24
 // `cmd/dockerd/daemon_unix.go` initContainerD, `libcontainerd/supervisor`), so two instances with
-// different roots run side by side.
+// different roots run side by side. dockerd 29 (moby v2) does the same: its managed containerd
+// gets `<exec-root>/containerd` (socket, state) and `<data-root>/containerd/daemon` (root), and
+// with the containerd image store its images and snapshots live in that containerd's `moby`
+// namespace, so per-instance exec-root and data-root keep two daemons (and their stores) apart.
+// The containerd binary is the one on the daemon's PATH (`pathPrefix`).
 //
 // The `tls` variant listens on tcp://127.0.0.1:<free port> with --tlsverify and a CA/server/client
 // set made with openssl, and hands back DOCKER_HOST/DOCKER_TLS_VERIFY/DOCKER_CERT_PATH the way the
@@ -32,6 +36,13 @@ export interface DockerdOptions {
   extraArgs?: string[];
   /** Bound for the readiness wait (default 30 s). */
   readyTimeoutMs?: number;
+  /**
+   * Directories put first on the daemon's PATH. dockerd starts the `containerd` it finds on PATH,
+   * and containerd the `containerd-shim-runc-v2` it finds there (dockerd 29: engines.ts).
+   */
+  pathPrefix?: string[];
+  /** Extra environment for the daemon process (e.g. DOCKER_MIN_API_VERSION). */
+  daemonEnv?: Record<string, string>;
 }
 
 export interface DockerdEnv {
@@ -98,7 +109,7 @@ export async function startDockerd(t: TeardownHost, opts: DockerdOptions = {}): 
   const logFd = openSync(logFile, 'a');
   const child: ChildProcess = spawn(opts.dockerd ?? '/usr/sbin/dockerd', args, {
     stdio: ['ignore', logFd, logFd],
-    env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin' },
+    env: { PATH: [...(opts.pathPrefix ?? []), process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin'].join(':'), ...(opts.daemonEnv ?? {}) },
   });
   closeSync(logFd);
   let exited = child.exitCode !== null;
