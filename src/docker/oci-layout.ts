@@ -128,14 +128,14 @@ export interface OciLayoutResult {
  * `tag`. Other tags already in `dir` are kept, so several images can share one layout (blobs are
  * de-duplicated). Throws a DockerError when docker fails or its archive is inconsistent.
  */
-export async function exportOciLayout(runner: DockerRunner, ref: string, dir: string, tag: string): Promise<OciLayoutResult> {
+export async function exportOciLayout(runner: DockerRunner, ref: string, dir: string, tag: string, platforms: string[] = []): Promise<OciLayoutResult> {
   if (!isValidTag(tag)) throw new UsageError(`invalid OCI layout tag "${tag}"`, { hint: 'use letters, digits, _ . - (up to 128)' });
   const work = join(dir, `.bxb-save-${randomBytes(6).toString('hex')}`);
   try {
     await mkdir(work, { recursive: true });
     const archive = join(work, 'image.tar');
     await saveImage(runner, ref, archive);
-    return await convertDockerArchive(archive, dir, tag, ref, work);
+    return await convertDockerArchive(archive, dir, tag, ref, work, platforms);
   } catch (e) {
     if (e instanceof BxbError) throw e;
     throw new DockerError(`exporting ${ref} as an OCI layout to ${dir} failed: ${(e as Error).message}`, {
@@ -148,7 +148,7 @@ export async function exportOciLayout(runner: DockerRunner, ref: string, dir: st
 }
 
 /** Converts a `docker save` archive (legacy or OCI flavour) into an OCI layout in `dir` under `tag`. */
-export async function convertDockerArchive(archive: string, dir: string, tag: string, ref: string, workDir: string): Promise<OciLayoutResult> {
+export async function convertDockerArchive(archive: string, dir: string, tag: string, ref: string, workDir: string, platforms: string[] = []): Promise<OciLayoutResult> {
   const blobsDir = join(dir, 'blobs', 'sha256');
   await mkdir(blobsDir, { recursive: true });
   const files = new Map<string, Staged>();
@@ -186,68 +186,90 @@ export async function convertDockerArchive(archive: string, dir: string, tag: st
   // Checked shape by shape: the archive is input, and a `null` entry must not become a TypeError.
   if (!Array.isArray(manifest)) throw bad('manifest.json is not a list of images');
   const images = manifest.filter((m): m is LegacyManifestEntry => m !== null && typeof m === 'object');
-  const entry = images.find((m) => Array.isArray(m.RepoTags) && m.RepoTags.includes(ref)) ?? images[0];
-  if (!entry || typeof entry.Config !== 'string' || !entry.Config || !Array.isArray(entry.Layers) || !entry.Layers.every((l) => typeof l === 'string')) {
-    throw bad('manifest.json names no image');
-  }
+  const tagged = images.filter((m) => Array.isArray(m.RepoTags) && m.RepoTags.includes(ref));
+  // One entry per platform the store had (the containerd store saves each platform of an index;
+  // the classic store has one): the ones named `ref`, else all.
+  const candidates = tagged.length ? tagged : images;
+  if (candidates.length === 0) throw bad('manifest.json names no image');
 
-  const configStaged = resolve(entry.Config);
-  const configBytes = await readStaged(configStaged);
-  let config: ImageConfig;
-  try {
-    config = JSON.parse(configBytes.toString('utf8')) as ImageConfig;
-  } catch {
-    throw bad(`${entry.Config} is not JSON`);
-  }
-  if (config === null || typeof config !== 'object') throw bad(`${entry.Config} is not an image config`);
-  const rawDiffIds: unknown = (config.rootfs as { diff_ids?: unknown } | null | undefined)?.diff_ids ?? [];
-  if (!Array.isArray(rawDiffIds) || !rawDiffIds.every((d) => typeof d === 'string')) throw bad(`${entry.Config} has no list of diff_ids`);
-  const diffIds: string[] = rawDiffIds;
-  if (diffIds.length !== entry.Layers.length) throw bad(`${entry.Layers.length} layers but ${diffIds.length} diff_ids in the image config`);
-
-  const layers: Descriptor[] = [];
   const placed = new Set<Staged>();
-  for (const [i, path] of entry.Layers.entries()) {
-    const staged = resolve(path);
-    const mediaType = layerMediaType(staged.head);
-    // An uncompressed layer's digest is its diff_id: a cheap integrity check of what docker wrote.
-    if (mediaType === MEDIA_TYPE.layer && staged.digest !== diffIds[i]) throw bad(`layer ${path} has digest ${staged.digest}, expected ${diffIds[i]}`);
-    if (!placed.has(staged)) {
-      await putBlob(blobsDir, staged);
-      placed.add(staged);
+  /** One manifest.json entry as an OCI manifest blob in the layout, with its platform. */
+  const writeManifest = async (entry: LegacyManifestEntry, accept: (platform: string) => boolean = () => true): Promise<{ descriptor: Descriptor; normalized: string } | undefined> => {
+    if (typeof entry.Config !== 'string' || !entry.Config || !Array.isArray(entry.Layers) || !entry.Layers.every((l) => typeof l === 'string')) {
+      throw bad('manifest.json names no image');
     }
-    layers.push({ mediaType, digest: staged.digest, size: staged.size });
-  }
-  await putBlob(blobsDir, { ...configStaged, data: configBytes, file: undefined });
-  if (configStaged.file && !placed.has(configStaged)) await rm(configStaged.file, { force: true });
+    const configStaged = resolve(entry.Config);
+    const configBytes = await readStaged(configStaged);
+    let config: ImageConfig;
+    try {
+      config = JSON.parse(configBytes.toString('utf8')) as ImageConfig;
+    } catch {
+      throw bad(`${entry.Config} is not JSON`);
+    }
+    if (config === null || typeof config !== 'object') throw bad(`${entry.Config} is not an image config`);
+    const rawDiffIds: unknown = (config.rootfs as { diff_ids?: unknown } | null | undefined)?.diff_ids ?? [];
+    if (!Array.isArray(rawDiffIds) || !rawDiffIds.every((d) => typeof d === 'string')) throw bad(`${entry.Config} has no list of diff_ids`);
+    const diffIds: string[] = rawDiffIds;
+    if (diffIds.length !== entry.Layers.length) throw bad(`${entry.Layers.length} layers but ${diffIds.length} diff_ids in the image config`);
 
-  const manifestJson = Buffer.from(
-    JSON.stringify({
-      schemaVersion: 2,
-      mediaType: MEDIA_TYPE.manifest,
-      config: { mediaType: MEDIA_TYPE.config, digest: configStaged.digest, size: configStaged.size },
-      layers,
-    }),
-  );
-  const manifestDesc = await putBytes(blobsDir, manifestJson);
-  const os = config.os ?? 'linux';
-  const architecture = config.architecture ?? 'amd64';
-  const platformText = `${os}/${architecture}${config.variant ? `/${config.variant}` : ''}`;
-  let normalized: string;
-  try {
-    if (typeof os !== 'string' || typeof architecture !== 'string' || (config.variant !== undefined && typeof config.variant !== 'string')) throw new Error('os, architecture and variant must be strings');
-    normalized = normalizePlatform(platformText);
-  } catch (e) {
-    throw bad(`${entry.Config} has no usable platform: ${(e as Error).message}`);
-  }
-  const platform: Descriptor['platform'] = { os, architecture, ...(config.variant ? { variant: config.variant } : {}) };
-  const descriptor: Descriptor = {
-    mediaType: MEDIA_TYPE.manifest,
-    digest: manifestDesc.digest,
-    size: manifestDesc.size,
-    platform,
-    annotations: { [REF_NAME_ANNOTATION]: tag },
+    const os = config.os ?? 'linux';
+    const architecture = config.architecture ?? 'amd64';
+    const platformText = `${os}/${architecture}${config.variant ? `/${config.variant}` : ''}`;
+    let normalized: string;
+    try {
+      if (typeof os !== 'string' || typeof architecture !== 'string' || (config.variant !== undefined && typeof config.variant !== 'string')) throw new Error('os, architecture and variant must be strings');
+      normalized = normalizePlatform(platformText);
+    } catch (e) {
+      throw bad(`${entry.Config} has no usable platform: ${(e as Error).message}`);
+    }
+    if (!accept(normalized)) return undefined;
+
+    const layers: Descriptor[] = [];
+    for (const [i, path] of entry.Layers.entries()) {
+      const staged = resolve(path);
+      const mediaType = layerMediaType(staged.head);
+      // An uncompressed layer's digest is its diff_id: a cheap integrity check of what docker wrote.
+      if (mediaType === MEDIA_TYPE.layer && staged.digest !== diffIds[i]) throw bad(`layer ${path} has digest ${staged.digest}, expected ${diffIds[i]}`);
+      if (!placed.has(staged)) {
+        await putBlob(blobsDir, staged);
+        placed.add(staged);
+      }
+      layers.push({ mediaType, digest: staged.digest, size: staged.size });
+    }
+    if (!placed.has(configStaged)) {
+      await putBlob(blobsDir, { ...configStaged, data: configBytes, file: undefined });
+      if (configStaged.file) await rm(configStaged.file, { force: true });
+      placed.add(configStaged);
+    }
+
+    const manifestJson = Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: MEDIA_TYPE.manifest,
+        config: { mediaType: MEDIA_TYPE.config, digest: configStaged.digest, size: configStaged.size },
+        layers,
+      }),
+    );
+    const manifestDesc = await putBytes(blobsDir, manifestJson);
+    const platform: Descriptor['platform'] = { os, architecture, ...(config.variant ? { variant: config.variant } : {}) };
+    return { descriptor: { mediaType: MEDIA_TYPE.manifest, digest: manifestDesc.digest, size: manifestDesc.size, platform }, normalized };
   };
+
+  // The platforms the build needs (several: an index of them); without any, the first image, as
+  // before. A platform the archive lacks is left to checkPlatforms to name.
+  const written: { descriptor: Descriptor; normalized: string }[] = [];
+  const wanted = new Set(platforms.map((p) => normalizePlatform(p)));
+  for (const entry of wanted.size ? candidates : candidates.slice(0, 1)) {
+    const w = await writeManifest(entry, (p) => wanted.size === 0 || (wanted.has(p) && !written.some((x) => x.normalized === p)));
+    if (w) written.push(w);
+  }
+  if (written.length === 0) written.push((await writeManifest(candidates[0]!))!);
+  let descriptor: Descriptor;
+  if (written.length === 1) descriptor = { ...written[0]!.descriptor, annotations: { [REF_NAME_ANNOTATION]: tag } };
+  else {
+    const nested = await putBytes(blobsDir, Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MEDIA_TYPE.index, manifests: written.map((w) => w.descriptor) })));
+    descriptor = { mediaType: MEDIA_TYPE.index, digest: nested.digest, size: nested.size, annotations: { [REF_NAME_ANNOTATION]: tag } };
+  }
 
   // Keep other tags already in this layout; replace this one.
   const indexPath = join(dir, 'index.json');
@@ -263,7 +285,7 @@ export async function convertDockerArchive(archive: string, dir: string, tag: st
   manifests.push(descriptor);
   await writeAtomic(join(dir, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
   await writeAtomic(indexPath, JSON.stringify({ schemaVersion: 2, mediaType: MEDIA_TYPE.index, manifests }));
-  return { dir, tag, platforms: [normalized], digest: manifestDesc.digest };
+  return { dir, tag, platforms: written.map((w) => w.normalized), digest: descriptor.digest };
 }
 
 /** The `--build-context` value for a layout tag: `oci-layout://<dir>:<tag>`. */
