@@ -89,7 +89,7 @@ for (const pair of engines ? daemonMatrix(engines) : []) {
     );
     const plan = await runCli(['plan', '--', 'docker', 'buildx', 'build', '.'], { cwd: pinned, env: w.env });
     ok(t, plan, 'plan');
-    for (const ref of Object.values(n)) t.match(plan.stdout, `--build-context=${ref}=oci-layout://`, `plan bridges ${ref}`);
+    for (const ref of Object.values(n)) t.match(plan.stdout, `--build-context ${ref}=oci-layout://`, `plan bridges ${ref}`);
     const viaContainer = await runCli(['--', 'docker', 'buildx', 'build', '--output', 'type=local,dest=out', '.'], { cwd: pinned, env: w.env });
     ok(t, viaContainer, 'build with a bridged container builder');
     t.equal(readFileSync(join(pinned, 'out', 'ran.txt'), 'utf8'), RAN, 'the RUN step read the bridged images in the BuildKit container');
