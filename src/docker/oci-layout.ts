@@ -21,7 +21,7 @@ import { BxbError, DockerError, UsageError } from '../errors.js';
 import { isValidTag } from '../registry/reference.js';
 import { normalizePlatform } from '../dockerfile/platform.js';
 import { saveImage } from './images.js';
-import { MEDIA_TYPE, REF_NAME_ANNOTATION, type Descriptor } from './oci-image.js';
+import { MEDIA_TYPE, REF_NAME_ANNOTATION, parseManifest, type Descriptor } from './oci-image.js';
 import type { DockerRunner } from './runner.js';
 import { readTar } from './tar.js';
 
@@ -192,6 +192,7 @@ export async function convertDockerArchive(archive: string, dir: string, tag: st
   const candidates = tagged.length ? tagged : images;
   if (candidates.length === 0) throw bad('manifest.json names no image');
 
+  const saved = await savedManifests(files, readStaged);
   const placed = new Set<Staged>();
   /** One manifest.json entry as an OCI manifest blob in the layout, with its platform. */
   const writeManifest = async (entry: LegacyManifestEntry, accept: (platform: string) => boolean = () => true): Promise<{ descriptor: Descriptor; normalized: string } | undefined> => {
@@ -242,6 +243,14 @@ export async function convertDockerArchive(archive: string, dir: string, tag: st
       placed.add(configStaged);
     }
 
+    const platform: Descriptor['platform'] = { os, architecture, ...(config.variant ? { variant: config.variant } : {}) };
+    // A save that already holds this image's manifest (an OCI layout inside the archive: the
+    // containerd store, dockerd 25+) is used as it is, with the store's own digest.
+    const own = saved.get(configStaged.digest);
+    if (own && own.layers.length === layers.length && own.layers.every((d, i) => d === layers[i]!.digest)) {
+      await putBlob(blobsDir, { ...own.staged, data: own.bytes, file: undefined });
+      return { descriptor: { mediaType: own.mediaType, digest: own.staged.digest, size: own.staged.size, platform }, normalized };
+    }
     const manifestJson = Buffer.from(
       JSON.stringify({
         schemaVersion: 2,
@@ -251,7 +260,6 @@ export async function convertDockerArchive(archive: string, dir: string, tag: st
       }),
     );
     const manifestDesc = await putBytes(blobsDir, manifestJson);
-    const platform: Descriptor['platform'] = { os, architecture, ...(config.variant ? { variant: config.variant } : {}) };
     return { descriptor: { mediaType: MEDIA_TYPE.manifest, digest: manifestDesc.digest, size: manifestDesc.size, platform }, normalized };
   };
 
@@ -286,6 +294,43 @@ export async function convertDockerArchive(archive: string, dir: string, tag: st
   await writeAtomic(join(dir, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
   await writeAtomic(indexPath, JSON.stringify({ schemaVersion: 2, mediaType: MEDIA_TYPE.index, manifests }));
   return { dir, tag, platforms: written.map((w) => w.normalized), digest: descriptor.digest };
+}
+
+interface SavedManifest {
+  staged: Staged;
+  bytes: Buffer;
+  mediaType: string;
+  /** Layer digests, in order. */
+  layers: string[];
+}
+
+/**
+ * The image manifests an archive's own OCI layout holds (index.json and what it points to in
+ * blobs/, nested indexes followed), by config digest. Empty for a legacy archive or one whose
+ * layout cannot be read: then manifests are written afresh.
+ */
+async function savedManifests(files: Map<string, Staged>, read: (s: Staged) => Promise<Buffer>): Promise<Map<string, SavedManifest>> {
+  const out = new Map<string, SavedManifest>();
+  const index = files.get('index.json');
+  if (!index) return out;
+  const walk = async (descriptors: Descriptor[], depth: number): Promise<void> => {
+    for (const d of descriptors) {
+      const staged = files.get(`blobs/sha256/${d.digest.slice('sha256:'.length)}`);
+      if (!staged || staged.digest !== d.digest || staged.size > IN_MEMORY_LIMIT) continue;
+      const bytes = await read(staged);
+      const m = parseManifest(bytes, d.mediaType);
+      if (m.kind === 'index') {
+        if (depth < 3) await walk(m.manifests, depth + 1);
+      } else out.set(m.config.digest, { staged, bytes, mediaType: m.mediaType, layers: m.layers.map((l) => l.digest) });
+    }
+  };
+  try {
+    const top = parseManifest(await read(index), MEDIA_TYPE.index);
+    if (top.kind === 'index') await walk(top.manifests, 0);
+  } catch {
+    out.clear(); // not a layout we can follow; the manifests are rebuilt
+  }
+  return out;
 }
 
 /** The `--build-context` value for a layout tag: `oci-layout://<dir>:<tag>`. */
