@@ -42,7 +42,7 @@ function config(w: RealWorld, name: string, extra: Record<string, unknown> = {})
 }
 
 // Real engines are slow to start on two cores: a file-level bound above tap's default per file.
-t.setTimeout(600_000);
+t.setTimeout(1_200_000);
 const engines = requireEngines(t);
 for (const pair of engines ? pairs(engines) : []) {
   const on = `buildx ${pair.buildx.version} + BuildKit ${pair.kit.version}`;

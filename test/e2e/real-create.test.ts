@@ -21,7 +21,7 @@ async function volumes(w: RealWorld): Promise<string[]> {
 }
 
 // Real engines are slow to start on two cores: a file-level bound above tap's default per file.
-t.setTimeout(600_000);
+t.setTimeout(1_200_000);
 const engines = requireEngines(t);
 for (const pair of engines ? daemonMatrix(engines) : []) {
   t.test(`${pair.label}: mirror-only create, re-run, drift, rm`, async (t) => {

@@ -57,7 +57,7 @@ function onlyHeads(t: Test, w: RealWorld, asked: string[]): void {
   }
 }
 
-t.setTimeout(900_000);
+t.setTimeout(1_200_000);
 const engines = requireEngines(t);
 for (const pair of engines ? daemonMatrix(engines) : []) {
   t.test(`${pair.label}: local-only images (docker import, load, build), docker driver then a bridged container builder`, async (t) => {

@@ -12,7 +12,7 @@ import { daemonMatrix, realWorld, requireSetup, lastLine, type RealWorld } from 
 import { runCli, type CliResult } from '../helpers/cli.js';
 import { requireBinaries } from '../helpers/integration.js';
 
-t.setTimeout(900_000);
+t.setTimeout(1_200_000);
 const engines = requireEngines(t);
 
 function ok(t: Test, r: CliResult, what: string): void {
