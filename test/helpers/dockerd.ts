@@ -4,9 +4,10 @@
 // state live under `<exec-root>/containerd` and `<data-root>/containerd` (MOBY@v20.10.24
 // `cmd/dockerd/daemon_unix.go` initContainerD, `libcontainerd/supervisor`), so two instances with
 // different roots run side by side. dockerd 29 (moby v2) does the same: its managed containerd
-// gets `<exec-root>/containerd` (socket, state) and `<data-root>/containerd/daemon` (root), and
-// with the containerd image store its images and snapshots live in that containerd's `moby`
-// namespace, so per-instance exec-root and data-root keep two daemons (and their stores) apart.
+// keeps socket and state under `<exec-root>/containerd` and its root under the data-root, and
+// with the containerd image store the images and snapshots live in that containerd, so
+// per-instance exec-root and data-root keep two daemons and their stores apart (checked in
+// test/helpers-dockerd.test.ts: one containerd per daemon, its argv under that daemon's dir).
 // The containerd binary is the one on the daemon's PATH (`pathPrefix`).
 //
 // The `tls` variant listens on tcp://127.0.0.1:<free port> with --tlsverify and a CA/server/client
