@@ -14,8 +14,8 @@
 //    binaries cannot run here, so the build succeeding proves no RUN ran on the target platform,
 //    and the arm64 image holding the arm64 stand-in's Node proves the final stage copied from the
 //    target platform's images.
-// Port 2376 is fixed by the scenario (the entrypoint derives tcp://docker:2376), so the file runs
-// its one test alone and waits for the port to be free.
+// Port 2376 is fixed by the scenario (the entrypoint derives tcp://docker:2376): the file's tests
+// run one after the other, each stops its service daemon, and each waits for the port to be free.
 import t, { type Test } from 'tap';
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -72,10 +72,12 @@ async function registryBlob(w: RealWorld, repo: string, digest: string): Promise
   return r.body;
 }
 
-t.setTimeout(1_200_000);
+t.setTimeout(1_800_000);
 const engines = requireEngines(t);
-const pair = engines ? pairs(engines).at(-1) : undefined;
-if (pair) {
+// The image's own buildx plugin is the newest (docker:<v>-cli ships a current one); the buildx
+// that builds the image, and the BuildKit it pins, are each pair's.
+const imagePlugin = engines?.buildx.at(-1)?.plugin;
+for (const pair of engines && imagePlugin ? pairs(engines) : []) {
   t.test(`buildx ${pair.buildx.version} + BuildKit ${pair.kit.version}: the CI image, built by buildx-bootstrap, runs a DinD job; two platforms, no emulator`, async (t) => {
     const w = await realWorld(t, pair);
     const bases = imageBaseImages(readFileSync(join(REPO, 'Dockerfile'), 'utf8'));
@@ -83,7 +85,7 @@ if (pair) {
     const nodeRef = bases.find((b) => b.includes('/node:')) ?? 'missing node:<v>-alpine';
     t.match(dockerRef, /\/docker:\d+-cli$/, 'the Dockerfile builds FROM docker:<v>-cli');
     t.match(nodeRef, /\/node:\d+-alpine3\.\d+$/, 'and takes Node from node:<v>-alpine<a>');
-    const standIns = buildStandIns({ buildx: pair.buildx.plugin }, { docker: familiar(dockerRef), node: familiar(nodeRef) });
+    const standIns = buildStandIns({ buildx: imagePlugin! }, { docker: familiar(dockerRef), node: familiar(nodeRef) });
     const engine = { image: `${w.upstream.host}/moby/buildkit`, version: pair.kit.version };
 
     // 1. Base images only in the local store → a pinned container builder, fed through the bridge.
