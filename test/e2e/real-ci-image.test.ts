@@ -97,6 +97,7 @@ for (const pair of engines && imagePlugin ? pairs(engines) : []) {
       ok(t, loaded, `docker load ${image.ref}`);
     }
     const local = w.project({ buildkit: engine, builder: { name: 'ci-image', driverOpts: { network: 'host' } } });
+    const revision = execFileSync('git', ['-C', REPO, 'rev-parse', 'HEAD'], { encoding: 'utf8' }).trim();
     const built = await runCli(['image'], { cwd: local, env: w.env });
     ok(t, built, 'buildx-bootstrap image');
     for (const ref of [dockerRef, nodeRef]) t.match(built.stderr, `exporting local image ${ref} as an OCI layout`, `${familiar(ref)} reached the builder through the bridge`);
@@ -105,7 +106,6 @@ for (const pair of engines && imagePlugin ? pairs(engines) : []) {
     const inspect = JSON.parse((await w.dockerd.docker(['image', 'inspect', IMAGE])).stdout || '[]') as { Config: { Labels: Record<string, string>; Entrypoint: string[]; Cmd: string[] } }[];
     const config = inspect[0]?.Config;
     t.ok(config, `${IMAGE} is in the daemon`);
-    const revision = execFileSync('git', ['-C', REPO, 'rev-parse', 'HEAD'], { encoding: 'utf8' }).trim();
     t.match(config?.Labels ?? {}, {
       'org.opencontainers.image.version': VERSION,
       'org.opencontainers.image.revision': revision,
