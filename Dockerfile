@@ -4,7 +4,7 @@
 #
 # Build context: a directory holding this file and exactly one `npm pack` tarball of
 # buildx-bootstrap (`buildx-bootstrap image` makes both; from a checkout: `npm ci && npm pack`,
-# then `docker buildx build --build-arg VERSION=<the packed version> .`).
+# then `docker buildx build --network none --build-arg VERSION=<the packed version> .`).
 #
 # Why `FROM docker:<v>-cli` plus Node, and not `FROM node:<v>-alpine` plus the docker CLI:
 #   - a job gets the image GitLab's Docker-in-Docker documentation uses, as it is: its entrypoint
