@@ -67,10 +67,9 @@ function setup(buildx: RealBuildx, kit: RealBuildkit, daemon: DaemonKind): Setup
 /**
  * The real-engine tests' matrix across the three daemons, kept to four worlds for CI time (two
  * cores): both pairs on Debian's dockerd 20.10 as before; the newest pair on dockerd 29 with the
- * containerd store (a fresh `docker:29-dind`); and on dockerd 29's classic store the newest buildx
- * driving the oldest BuildKit (a current runner keeping an old pin). Old buildx (docker client API
- * 1.43) cannot talk to dockerd 29 at all (its minimum API is 1.44), so it stays on 20.10.
- * BXB_DAEMONS (comma-separated kinds) narrows the matrix for a local run.
+ * containerd store (a fresh `docker:29-dind`); the oldest pair on dockerd 29's classic store (an
+ * old buildx and pin on a current runner). BXB_DAEMONS (comma-separated kinds) narrows the
+ * matrix for a local run.
  */
 export function daemonMatrix(e: RealEngines, env: NodeJS.ProcessEnv = process.env): Setup[] {
   const oldest = { buildx: e.buildx[0]!, kit: e.buildkit[0]! };
@@ -78,7 +77,7 @@ export function daemonMatrix(e: RealEngines, env: NodeJS.ProcessEnv = process.en
   const all = [
     ...pairs(e).map((p) => setup(p.buildx, p.kit, 'dockerd-20.10')),
     setup(newest.buildx, newest.kit, 'dockerd-29-containerd'),
-    setup(newest.buildx, oldest.kit, 'dockerd-29-classic'),
+    setup(oldest.buildx, oldest.kit, 'dockerd-29-classic'),
   ];
   const only = env.BXB_DAEMONS?.split(',').map((s) => s.trim()).filter(Boolean);
   return only?.length ? all.filter((s) => only.includes(s.daemon)) : all;
