@@ -40,7 +40,8 @@ async function startPreload(config: Config, runner: DockerRunner, io: CommandCon
   const lock = await readLockfile(config.lockfile).catch(() => undefined);
   if (!lock || isLockStale(lock, config)) return undefined;
   if ((await readRecord(io.env, config.builder.name).catch(() => undefined))?.digest === lock.digest) return undefined;
-  return startCacheLoad(runner, config.cache.dir, lock.digest, { timeoutMs: config.timeouts.bootstrap, signal: io.signal });
+  const configs = [lock.config, ...Object.values(lock.platforms ?? {}).map((p) => p.config)].filter((c): c is string => !!c);
+  return startCacheLoad(runner, config.cache.dir, lock.digest, configs, { timeoutMs: config.timeouts.bootstrap, signal: io.signal });
 }
 
 /** After the builder is there: bridge local images, then print its name or run the command. */
