@@ -62,7 +62,12 @@ export async function removeStaleBuilders(input: {
   const result: StaleResult = { removed: [], kept: recent.map((b) => ({ name: b.name, reason: `used ${formatAge(now - b.lastActivity!.getTime())} ago` })) };
   for (const b of stale) {
     // Under the builder's lock: a run of the same configuration is not bringing it up meanwhile.
-    const release = await acquireBuilderLock(env, input.endpointKey, b.name, { log, timeoutMs: input.lockTimeoutMs, signal: input.signal });
+    const release = await acquireBuilderLock(env, input.endpointKey, b.name, {
+      log,
+      timeoutMs: input.lockTimeoutMs,
+      signal: input.signal,
+      daemon: b.driver === 'docker-container' ? { runner, holdMs: 2 * input.lockTimeoutMs + 120_000 } : undefined,
+    });
     try {
       let info;
       try {

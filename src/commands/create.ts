@@ -37,7 +37,12 @@ async function finish(ctx: CommandContext, state: CreateState): Promise<number> 
   const written = bridged ? await bridge!.writeBridgedContexts(state.runner!, bridged, log) : undefined;
   if (ctx.args.exec) {
     try {
-      return await runPrefixed(bridge!.prefixedCommand(ctx.args.exec, driver.request, builder, bridged), builder, io);
+      const hold = await holdForBuild(ctx, state);
+      try {
+        return await runPrefixed(bridge!.prefixedCommand(ctx.args.exec, driver.request, builder, bridged), builder, io);
+      } finally {
+        await hold?.release();
+      }
     } finally {
       await written?.remove();
     }
@@ -61,3 +66,17 @@ async function finish(ctx: CommandContext, state: CreateState): Promise<number> 
   return 0;
 }
 
+
+/**
+ * A prefixed build on a builder whose container lives on this daemon holds it in the daemon
+ * (src/docker/leases.ts) for as long as the command runs: a run of another configuration that
+ * would remove the builder waits for it, and one already between its drain check and its removal
+ * is waited for first — the build finishes on the old builder or starts on the new one.
+ */
+async function holdForBuild(ctx: CommandContext, state: CreateState): Promise<{ release(): Promise<void> } | undefined> {
+  const config = state.loaded!.config;
+  if (state.driver!.driver !== 'docker-container' || config.builder.endpoint) return undefined;
+  const { acquireHold } = await import('../docker/leases.js');
+  const waitMs = config.timeouts.bootstrap + config.timeouts.drain + 60_000;
+  return acquireHold(state.runner!, state.builder!, { log: ctx.log, timeoutMs: waitMs, signal: ctx.io.signal });
+}

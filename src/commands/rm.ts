@@ -21,7 +21,14 @@ export async function run(ctx: CommandContext): Promise<number> {
   const name = config.builder.name;
   const runner = makeRunner(ctx);
   const env = ctx.io.env;
-  const release = await acquireBuilderLock(env, endpointKey(env), name, { log: ctx.log, timeoutMs: config.timeouts.bootstrap, signal: ctx.io.signal });
+  // The daemon lease too when the builder's container is on this daemon: prefixed builds hold it.
+  const onThisDaemon = (config.builder.driver === 'auto' || config.builder.driver === 'docker-container') && !config.builder.endpoint;
+  const release = await acquireBuilderLock(env, endpointKey(env), name, {
+    log: ctx.log,
+    timeoutMs: config.timeouts.bootstrap,
+    signal: ctx.io.signal,
+    daemon: onThisDaemon ? { runner, holdMs: 2 * config.timeouts.bootstrap + 120_000 } : undefined,
+  });
   try {
     const info = await inspectBuilder(runner, name, { signal: ctx.io.signal });
     if (info) {
