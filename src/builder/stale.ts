@@ -104,6 +104,8 @@ export interface OurBuildersUsage {
   /** State volumes of their nodes found on this daemon, and their total size (undefined when `docker system df` failed). */
   volumes: number;
   volumeBytes: number | undefined;
+  /** Leases held in this daemon now (src/docker/leases.ts): locks, and holds of prefixed builds. */
+  leases: { locks: number; holds: number } | undefined;
 }
 
 /** For `doctor`: how many builders this tool made, and how much space their state volumes take. */
@@ -117,5 +119,8 @@ export async function ourBuildersUsage(runner: DockerRunner, env: Record<string,
     const size = usage?.get(`buildx_buildkit_${node.name}_state`);
     if (size !== undefined) (volumes++, (bytes += size));
   }
-  return { names: ours.map((b) => b.name), volumes, volumeBytes: usage ? bytes : undefined };
+  const { listLeases } = await import('../docker/leases.js');
+  const leases = await listLeases(runner, undefined, signal).catch(() => undefined);
+  const count = leases && { locks: leases.filter((l) => l.kind === 'lock').length, holds: leases.filter((l) => l.kind === 'hold').length };
+  return { names: ours.map((b) => b.name), volumes, volumeBytes: usage ? bytes : undefined, leases: count };
 }

@@ -39,6 +39,8 @@ export interface Lease {
   expires: number | undefined;
   /** Hold: epoch ms of its last renewal (from its name). */
   renewed: number | undefined;
+  /** When the daemon created it (epoch ms, whole seconds). */
+  created: number | undefined;
 }
 
 export function lockName(builder: string): string {
@@ -49,9 +51,18 @@ function holdName(builder: string, token: string, now: number): string {
   return `buildx-bootstrap-hold.${shortHash(builder)}.${token}.${Math.floor(now / 1000)}`;
 }
 
-/** Pure: a lease from one `docker ps` line (`ID\tNAMES\tLABELS`); undefined when it is not one of ours. */
+/** `2026-12-07 20:40:21 +0000 UTC` (docker ps CreatedAt) as epoch ms. */
+function parseCreatedAt(text: string | undefined): number | undefined {
+  const m = /^(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d) ([+-]\d\d)(\d\d)/.exec(text ?? '');
+  const ms = m ? Date.parse(`${m[1]}T${m[2]}${m[3]}:${m[4]}`) : NaN;
+  return Number.isFinite(ms) ? ms : undefined;
+}
+
+const PS_FORMAT = '{{.ID}}\t{{.Names}}\t{{.Labels}}\t{{.CreatedAt}}';
+
+/** Pure: a lease from one `docker ps` line (PS_FORMAT); undefined when it is not one of ours. */
 export function parseLease(line: string): Lease | undefined {
-  const [id, name, labelText] = line.split('\t');
+  const [id, name, labelText, createdAt] = line.split('\t');
   if (!id || !name || labelText === undefined) return undefined;
   const labels = new Map(labelText.split(',').map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)] as const));
   const kind = labels.get(LABEL);
@@ -67,6 +78,7 @@ export function parseLease(line: string): Lease | undefined {
     host: labels.get(HOST) ?? '',
     expires: Number.isFinite(expires) && expires > 0 ? expires : undefined,
     renewed: Number.isFinite(renewedSec) ? renewedSec * 1000 : undefined,
+    created: parseCreatedAt(createdAt),
   };
 }
 
@@ -78,14 +90,15 @@ export async function staleReason(lease: Lease, now: number): Promise<string | u
   return undefined;
 }
 
-/** The leases on `builder` in this daemon (both kinds). */
-export async function listLeases(runner: DockerRunner, builder: string, signal?: AbortSignal): Promise<Lease[]> {
-  const r = await runner.run(['ps', '-a', '--no-trunc', '--filter', `label=${BUILDER}=${builder}`, '--format', '{{.ID}}\t{{.Names}}\t{{.Labels}}'], {
+/** The leases on `builder` in this daemon (both kinds); every builder's when `builder` is undefined. */
+export async function listLeases(runner: DockerRunner, builder: string | undefined, signal?: AbortSignal): Promise<Lease[]> {
+  const filter = builder === undefined ? `label=${LABEL}` : `label=${BUILDER}=${builder}`;
+  const r = await runner.run(['ps', '-a', '--no-trunc', '--filter', filter, '--format', PS_FORMAT], {
     timeoutMs: 30_000,
     ...(signal ? { signal } : {}),
   });
-  if (r.exitCode !== 0) throw new DockerError(`docker ps (leases on builder ${builder}) failed: ${lastStderrLine(r)}`, { hint: 'check the docker daemon', transcript: transcript(r) });
-  return r.stdout.split('\n').map(parseLease).filter((l): l is Lease => l !== undefined && l.builder === builder);
+  if (r.exitCode !== 0) throw new DockerError(`docker ps (leases on builder ${builder ?? '*'}) failed: ${lastStderrLine(r)}`, { hint: 'check the docker daemon', transcript: transcript(r) });
+  return r.stdout.split('\n').map(parseLease).filter((l): l is Lease => l !== undefined && (builder === undefined || l.builder === builder));
 }
 
 /** Removes a lease by its ID (never by name: the name may be another holder's by now). */
@@ -169,11 +182,7 @@ export async function acquireLeaseLock(runner: DockerRunner, builder: string, ho
       wait.log.info(`waiting for another buildx-bootstrap working on builder ${builder} (${describeLease(holder)})…`);
       told = true;
     }
-    if (Date.now() - started > wait.timeoutMs) {
-      throw new DockerError(`another buildx-bootstrap held the lock on builder ${builder} for more than ${Math.round(wait.timeoutMs / 1000)}s${holder ? ` (${describeLease(holder)})` : ''}`, {
-        hint: `if no other run is active, docker rm ${lockName(builder)}`,
-      });
-    }
+    if (Date.now() - started > wait.timeoutMs) throw heldTooLong(builder, wait.timeoutMs, holder);
     await pause(wait.pollMs ?? 250, wait.signal);
   }
 }
@@ -191,6 +200,18 @@ export async function acquireHold(runner: DockerRunner, builder: string, wait: L
   const token = shortHash(`${process.pid}${Math.random()}`, 8);
   let told = false;
   for (;;) {
+    // Look before making a hold: a run waiting here makes no holds a lock holder would see.
+    const before = (await listLeases(runner, builder, wait.signal)).find((l) => l.kind === 'lock');
+    if (before && !(await staleReason(before, Date.now()))) {
+      if (!told) {
+        wait.log.info(`waiting for another buildx-bootstrap working on builder ${builder} (${describeLease(before)}) before the build starts…`);
+        told = true;
+      }
+      if (wait.signal?.aborted) throw abortError(wait.signal);
+      if (Date.now() - started > wait.timeoutMs) throw heldTooLong(builder, wait.timeoutMs, before);
+      await pause(wait.pollMs ?? 250, wait.signal);
+      continue;
+    }
     const created = await createLease(runner, holdName(builder, token, Date.now()), await identityLabels('hold', builder), wait.signal);
     if (!('id' in created)) throw new DockerError(`a lease named like this build's hold on builder ${builder} exists`, { hint: 'rerun' });
     const lock = (await listLeases(runner, builder, wait.signal)).find((l) => l.kind === 'lock');
@@ -202,20 +223,15 @@ export async function acquireHold(runner: DockerRunner, builder: string, wait: L
       }
       return renewing(runner, builder, token, created.id);
     }
-    // A run that may remove the builder holds its lock: give way, then look again.
+    // The lock came between the look and the hold: give way, then look again.
     await removeLease(runner, created.id);
-    if (!told) {
-      wait.log.info(`waiting for another buildx-bootstrap working on builder ${builder} (${describeLease(lock)}) before the build starts…`);
-      told = true;
-    }
-    if (wait.signal?.aborted) throw abortError(wait.signal);
-    if (Date.now() - started > wait.timeoutMs) {
-      throw new DockerError(`another buildx-bootstrap held the lock on builder ${builder} for more than ${Math.round(wait.timeoutMs / 1000)}s (${describeLease(lock)})`, {
-        hint: `if no other run is active, docker rm ${lockName(builder)}`,
-      });
-    }
-    await pause(wait.pollMs ?? 250, wait.signal);
   }
+}
+
+function heldTooLong(builder: string, timeoutMs: number, holder: Lease | undefined): DockerError {
+  return new DockerError(`another buildx-bootstrap held the lock on builder ${builder} for more than ${Math.round(timeoutMs / 1000)}s${holder ? ` (${describeLease(holder)})` : ''}`, {
+    hint: `if no other run is active, docker rm ${lockName(builder)}`,
+  });
 }
 
 function renewing(runner: DockerRunner, builder: string, token: string, id: string): Hold {
@@ -235,12 +251,19 @@ function abortError(signal: AbortSignal): InterruptedError {
   return new InterruptedError(signal.reason === 'SIGTERM' ? 'SIGTERM' : 'SIGINT');
 }
 
-/** Holds on a builder that are not stale (stale ones are removed on the way), for the drain. */
+/**
+ * Holds on a builder that are not stale (stale ones are removed on the way), for the drain of the
+ * run holding the lock. A hold made after the lock (a later second) is ignored: its maker looks for
+ * the lock after making it, sees it, and gives way.
+ */
 export async function liveHolds(runner: DockerRunner, builder: string, signal?: AbortSignal): Promise<Lease[]> {
   const live: Lease[] = [];
   const now = Date.now();
-  for (const lease of await listLeases(runner, builder, signal)) {
+  const leases = await listLeases(runner, builder, signal);
+  const lock = leases.find((l) => l.kind === 'lock');
+  for (const lease of leases) {
     if (lease.kind !== 'hold') continue;
+    if (lock?.created !== undefined && lease.created !== undefined && lease.created > lock.created) continue;
     if (await staleReason(lease, now)) await removeLease(runner, lease.id);
     else live.push(lease);
   }
