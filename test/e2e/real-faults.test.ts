@@ -111,7 +111,7 @@ for (const pair of engines ? pairs(engines) : []) {
     t.equal(failed.code, 3, 'exit 3');
     const line = lastLine(failed);
     t.match(line, `the cached engine image ${tar} is unusable (docker load failed: `, 'the cache file and why');
-    t.ok(line.indexOf(tar) < line.indexOf('no registry could serve'), `the cache file comes before the registries: ${line}`);
+    t.ok(line.includes(tar) && line.indexOf(tar) < line.indexOf('no registry could serve'), `the cache file comes before the registries: ${line}`);
   });
 
   t.test(`${on}: a full file system is a warning for the job, exit 1 for lock`, async (t) => {
