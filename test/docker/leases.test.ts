@@ -6,6 +6,7 @@ import { spawn } from 'node:child_process';
 import { acquireHold, acquireLeaseLock, HOLD_STALE_MS, listLeases, liveHolds, lockName, parseLease, staleReason, type Lease } from '../../src/docker/leases.js';
 import { processTag } from '../../src/owned-temp.js';
 import { createDockerRunner } from '../../src/docker/runner.js';
+import { withEngineApi } from '../../src/docker/engine/index.js';
 import { startDockerd } from '../helpers/dockerd.js';
 import { requireBinaries } from '../helpers/integration.js';
 
@@ -34,12 +35,17 @@ t.test('staleness: a gone process, an expired lock, a hold not renewed (pure but
   t.match(await staleReason(hold, 100_000 + HOLD_STALE_MS + 1), /not renewed/);
 });
 
-t.test('with a real dockerd: exclusive lock, holds and locks see each other, stale leases removed', async (t) => {
+for (const via of ['the docker CLI', 'the Engine API'] as const) t.test(`with a real dockerd, through ${via}: exclusive lock, holds and locks see each other, stale leases removed`, async (t) => {
   if (!requireBinaries(t, ['dockerd', 'docker'])) return;
   const d = await startDockerd(t);
   const env = { PATH: process.env.PATH, HOME: process.env.HOME, ...d.env };
-  const runner = createDockerRunner({ env });
-  const other = createDockerRunner({ env }); // a second client of the same daemon
+  const make = () => (via === 'the Engine API' ? withEngineApi(createDockerRunner({ env })) : createDockerRunner({ env }));
+  const runner = make();
+  const other = make(); // a second client of the same daemon
+  if (via === 'the Engine API') {
+    await createDockerRunner({ env }).run(['import', '-', 'buildx-bootstrap/lease:1'], { input: '\0'.repeat(1024) });
+    t.match((await runner.run(['ps', '-a', '--no-trunc', '--filter', 'label=io.buildx-bootstrap.lease', '--format', '{{.ID}}\t{{.Names}}\t{{.Labels}}\t{{.CreatedAt}}'])).command, /engine API/, 'the lease calls go over the Engine API');
+  }
 
   const release = await acquireLeaseLock(runner, 'b1', 60_000, { log: quiet, timeoutMs: 5_000 });
   t.ok((await d.docker(['ps', '-a', '--format', '{{.Names}}'])).stdout.includes(lockName('b1')), 'the lock is a container in the daemon');
