@@ -8,7 +8,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DockerError, InterruptedError } from '../errors.js';
 import type { Logger } from '../io.js';
-import { acquireLeaseLock } from '../docker/leases.js';
+import { acquireLeaseLock, LeaseUnavailableError } from '../docker/leases.js';
 import type { DockerRunner } from '../docker/runner.js';
 import { isWriteRefusal } from '../owned-temp.js';
 import { shortHash, stateDir } from '../state.js';
@@ -36,6 +36,10 @@ export async function acquireBuilderLock(
       await releaseFile();
     };
   } catch (error) {
+    if (error instanceof LeaseUnavailableError) {
+      opts.log.warn(`${error.message}; builder ${name} is locked for this $DOCKER_CONFIG only`);
+      return releaseFile;
+    }
     await releaseFile();
     throw error;
   }

@@ -76,7 +76,13 @@ async function finish(ctx: CommandContext, state: CreateState): Promise<number> 
 async function holdForBuild(ctx: CommandContext, state: CreateState): Promise<{ release(): Promise<void> } | undefined> {
   const config = state.loaded!.config;
   if (state.driver!.driver !== 'docker-container' || config.builder.endpoint) return undefined;
-  const { acquireHold } = await import('../docker/leases.js');
+  const { acquireHold, LeaseUnavailableError } = await import('../docker/leases.js');
   const waitMs = config.timeouts.bootstrap + config.timeouts.drain + 60_000;
-  return acquireHold(state.runner!, state.builder!, { log: ctx.log, timeoutMs: waitMs, signal: ctx.io.signal });
+  try {
+    return await acquireHold(state.runner!, state.builder!, { log: ctx.log, timeoutMs: waitMs, signal: ctx.io.signal });
+  } catch (error) {
+    if (!(error instanceof LeaseUnavailableError)) throw error;
+    ctx.log.warn(`${error.message}; the build runs without holding builder ${state.builder}`);
+    return undefined;
+  }
 }

@@ -183,8 +183,9 @@ export async function saveToCache(runner: DockerRunner, target: EngineImageTarge
   if (!opts.cacheDir) return;
   const files = cacheFiles(opts.cacheDir, target.digest);
   const problem = cacheProblem(opts, target.digest);
-  if (!problem && existsSync(files.tar) && existsSync(files.meta)) return;
+  // Before the early return: a run that finds the cache whole still cleans what a killed save left.
   await removeAbandonedTemps(opts.cacheDir, CACHE_PREFIX, opts.timeoutMs);
+  if (!problem && existsSync(files.tar) && existsSync(files.meta)) return;
   // Tag first so the saved copy carries a name; `docker save` of a digest reference has none.
   check(await runner.run(['tag', id, target.repoTag]), `docker tag ${target.repoTag}`, 'check the docker daemon');
   const tarTemp = await ownedTempName(files.tar);

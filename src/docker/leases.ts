@@ -111,6 +111,9 @@ export function describeLease(lease: Lease): string {
   return `${lease.kind === 'lock' ? 'lock' : 'prefixed build'} of pid ${lease.holder.split('-').pop()} on ${lease.host || 'an unknown host'}`;
 }
 
+/** The daemon would not make a lease at all (not a conflict): the caller goes on without one, saying so. */
+export class LeaseUnavailableError extends DockerError {}
+
 type Created = { id: string } | { conflict: true };
 
 async function createLease(runner: DockerRunner, name: string, labels: Record<string, string>, signal?: AbortSignal): Promise<Created> {
@@ -124,14 +127,14 @@ async function createLease(runner: DockerRunner, name: string, labels: Record<st
       await importLeaseImage(runner, signal);
       continue;
     }
-    throw new DockerError(`creating the lease ${name} failed: ${why}`, { hint: 'check the docker daemon', transcript: transcript(r) });
+    throw new LeaseUnavailableError(`creating the lease ${name} failed: ${why}`, { hint: 'check the docker daemon', transcript: transcript(r) });
   }
 }
 
 /** The lease image: one empty layer, made locally (an empty tar is 1024 zero bytes), no registry. */
 async function importLeaseImage(runner: DockerRunner, signal?: AbortSignal): Promise<void> {
   const r = await runner.run(['import', '-', LEASE_IMAGE], { input: '\0'.repeat(1024), timeoutMs: 60_000, ...(signal ? { signal } : {}) });
-  if (r.exitCode !== 0) throw new DockerError(`docker import ${LEASE_IMAGE} failed: ${lastStderrLine(r)}`, { hint: 'check the docker daemon', transcript: transcript(r) });
+  if (r.exitCode !== 0) throw new LeaseUnavailableError(`docker import ${LEASE_IMAGE} failed: ${lastStderrLine(r)}`, { hint: 'check the docker daemon', transcript: transcript(r) });
 }
 
 async function identityLabels(kind: 'lock' | 'hold', builder: string): Promise<Record<string, string>> {

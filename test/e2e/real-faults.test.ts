@@ -5,7 +5,8 @@
 // configuration's run sits between its drain check and its `buildx rm` (held there by the test
 // hook) completes.
 import t, { type Test } from 'tap';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
+import { processTag } from '../../src/owned-temp.js';
 import { closeSync, copyFileSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, statSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
@@ -98,12 +99,23 @@ for (const pair of engines ? pairs(engines) : []) {
       t.same(readdirSync(cache).filter((f) => f.endsWith('.tmp')), [], `${how}: no temp file left`);
     }
 
+    // Temp files of saves: one a killed job left, one of a save still running (this process).
+    const me = await processTag();
+    const dead = spawn('true');
+    await new Promise((r) => dead.on('exit', r));
+    const killedSave = `${tar}.${me.replace(/-\d+$/, `-${dead.pid}`)}.tmp`;
+    const runningSave = `${tar}.${me}.tmp`;
+    writeFileSync(killedSave, 'partial');
+    writeFileSync(runningSave, 'partial');
+
     // The replaced tar serves a fresh daemon with every registry stopped.
     await Promise.all([w.upstream.stop(), w.mirror.stop()]);
     const offline = await freshJob(t, w, dir, pair.buildx);
     ok(t, offline, 'fresh daemon, every registry stopped');
     t.match(offline.stderr, /loaded from the cache directory/);
     t.same(warnings(offline), [], 'no warning');
+    t.notOk(existsSync(killedSave), 'the temp file of the killed save was removed');
+    t.ok(existsSync(runningSave), 'the one of a save in progress was not');
 
     // Unreadable and no registry: exit 3, the cache file named before the registries.
     truncateSync(tar, 1000);
