@@ -17,6 +17,7 @@ import { drainBuilder } from './activity.js';
 import { readBuilderWithoutBuildx } from './quick-state.js';
 import type { Lockfile } from '../resolve/lockfile.js';
 import { acquireBuilderLock } from './lock.js';
+import { lockLeaseMs } from '../docker/leases.js';
 
 export function configFilePath(env: Record<string, string | undefined>, name: string): string {
   return join(builderDir(env, name), 'buildkitd.toml');
@@ -96,8 +97,7 @@ export async function bringUpBuilder(input: BringUpInput): Promise<BringUpResult
     log,
     timeoutMs: lockMs,
     signal: input.signal,
-    // Stale once this run has had twice as long as it may take.
-    daemon: onThisDaemon ? { runner, holdMs: 2 * lockMs + 120_000 } : undefined,
+    daemon: onThisDaemon ? { runner, holdMs: lockLeaseMs({ bootstrap: input.timeouts.bootstrap, drain: drainMs }) } : undefined,
   });
   try {
     // No record in buildx's store: no builder, and no need to start buildx to hear it say so.

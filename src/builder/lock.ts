@@ -8,7 +8,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DockerError, InterruptedError } from '../errors.js';
 import type { Logger } from '../io.js';
-import { acquireLeaseLock, LeaseUnavailableError } from '../docker/leases.js';
+import { acquireLeaseLock, LEASE_WAIT_MARGIN_MS, LeaseUnavailableError } from '../docker/leases.js';
 import type { DockerRunner } from '../docker/runner.js';
 import { isWriteRefusal } from '../owned-temp.js';
 import { shortHash, stateDir } from '../state.js';
@@ -30,7 +30,9 @@ export async function acquireBuilderLock(
   const releaseFile = await acquireFileLock(env, endpointKey, name, opts);
   if (!opts.daemon) return releaseFile;
   try {
-    const releaseLease = await acquireLeaseLock(opts.daemon.runner, name, opts.daemon.holdMs, opts);
+    // Waits until a killed holder's lock would have expired, and a little longer.
+    const wait = { ...opts, timeoutMs: Math.max(opts.timeoutMs, opts.daemon.holdMs + LEASE_WAIT_MARGIN_MS) };
+    const releaseLease = await acquireLeaseLock(opts.daemon.runner, name, opts.daemon.holdMs, wait);
     return async () => {
       await releaseLease().catch(() => undefined);
       await releaseFile();

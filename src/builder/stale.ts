@@ -9,6 +9,7 @@ import type { DockerRunner } from '../docker/runner.js';
 import { builderActivity, MARKER_OPT } from './activity.js';
 import { readRecord, removeBuilderFiles } from './bring-up.js';
 import { acquireBuilderLock } from './lock.js';
+import { lockLeaseMs } from '../docker/leases.js';
 
 /** Made by buildx-bootstrap: the marker driver option, or our record of it (remote builders carry no marker). */
 export function isOurs(builder: StoredBuilder, recorded: boolean): boolean {
@@ -66,7 +67,7 @@ export async function removeStaleBuilders(input: {
       log,
       timeoutMs: input.lockTimeoutMs,
       signal: input.signal,
-      daemon: b.driver === 'docker-container' ? { runner, holdMs: 2 * input.lockTimeoutMs + 120_000 } : undefined,
+      daemon: b.driver === 'docker-container' ? { runner, holdMs: lockLeaseMs({ bootstrap: input.lockTimeoutMs }) } : undefined,
     });
     try {
       let info;

@@ -76,8 +76,9 @@ async function finish(ctx: CommandContext, state: CreateState): Promise<number> 
 async function holdForBuild(ctx: CommandContext, state: CreateState): Promise<{ release(): Promise<void> } | undefined> {
   const config = state.loaded!.config;
   if (state.driver!.driver !== 'docker-container' || config.builder.endpoint) return undefined;
-  const { acquireHold, LeaseUnavailableError } = await import('../docker/leases.js');
-  const waitMs = config.timeouts.bootstrap + config.timeouts.drain + 60_000;
+  const { acquireHold, lockLeaseMs, LeaseUnavailableError, LEASE_WAIT_MARGIN_MS } = await import('../docker/leases.js');
+  // Long enough for the lock of a killed run to go stale.
+  const waitMs = lockLeaseMs(config.timeouts) + LEASE_WAIT_MARGIN_MS;
   try {
     return await acquireHold(state.runner!, state.builder!, { log: ctx.log, timeoutMs: waitMs, signal: ctx.io.signal });
   } catch (error) {

@@ -4,6 +4,7 @@
 import type { CommandContext } from '../context.js';
 import { builderActivity } from '../builder/activity.js';
 import { acquireBuilderLock } from '../builder/lock.js';
+import { lockLeaseMs } from '../docker/leases.js';
 import { removeBuilderFiles } from '../builder/bring-up.js';
 import { namedConfig } from '../builder/name.js';
 import { makeRunner } from '../builder/pipeline.js';
@@ -27,7 +28,7 @@ export async function run(ctx: CommandContext): Promise<number> {
     log: ctx.log,
     timeoutMs: config.timeouts.bootstrap,
     signal: ctx.io.signal,
-    daemon: onThisDaemon ? { runner, holdMs: 2 * config.timeouts.bootstrap + 120_000 } : undefined,
+    daemon: onThisDaemon ? { runner, holdMs: lockLeaseMs({ bootstrap: config.timeouts.bootstrap }) } : undefined,
   });
   try {
     const info = await inspectBuilder(runner, name, { signal: ctx.io.signal });

@@ -27,6 +27,17 @@ const EXPIRES = 'io.buildx-bootstrap.expires';
 export const HOLD_RENEW_MS = 15_000;
 export const HOLD_STALE_MS = 60_000;
 
+/**
+ * How long a run may keep a builder's lock, the `expires` of its lease: a drain (up to
+ * `timeouts.drain`; 0 for rm), the create and bootstrap (up to `timeouts.bootstrap` + 2 min), the
+ * checks after, with a margin. A waiter waits this long plus LEASE_WAIT_MARGIN_MS, so the lock of
+ * a killed holder anywhere goes stale before the next run gives up.
+ */
+export function lockLeaseMs(timeouts: { bootstrap: number; drain?: number }): number {
+  return timeouts.bootstrap + (timeouts.drain ?? 0) + 240_000;
+}
+export const LEASE_WAIT_MARGIN_MS = 30_000;
+
 export interface Lease {
   id: string;
   name: string;
