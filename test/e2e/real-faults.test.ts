@@ -191,7 +191,9 @@ for (const pair of engines ? pairs(engines) : []) {
     const [recreated, built] = await Promise.all([recreating, building]);
     ok(t, recreated, 'B recreated the builder');
     t.equal(built.code, 0, `the prefixed build completed${built.code ? `: ${lastLine(built)}` : ''}`);
-    t.notMatch(built.stderr, /error: |ERROR: /, 'it never lost its builder (buildx ≥ 0.3x reconnects to a recreated one, with errors on the way)');
+    // buildx ≥ 0.3x reconnects to a recreated builder with `error: dial unix …buildkitd.sock` on the
+    // way; buildx 0.12's `http2: … PROTOCOL_ERROR` line at the end of every build is not a loss.
+    t.notMatch(built.stderr, /error: dial|ERROR: /, 'it never lost its builder');
     t.match(built.stderr, /waiting for another buildx-bootstrap working on builder shared .*before the build starts/, 'it waited for B rather than start on the builder B was removing');
     const newId = (await w.dockerd.docker(['inspect', '--format', '{{.Id}}', 'buildx_buildkit_shared0'])).stdout.trim();
     t.not(newId, oldId, 'it ran on the new builder');
