@@ -65,6 +65,12 @@ for (const via of ['the docker CLI', 'the Engine API'] as const) t.test(`with a 
   await release();
   const hold = await holding;
   t.equal((await liveHolds(runner, 'b1')).length, 1, 'once the lock is gone the hold is there for a lock holder to see');
+  // Renewal is a rename whose name carries the time (the holder does it every HOLD_RENEW_MS).
+  const [held] = await listLeases(runner, 'b1');
+  const later = Math.floor(Date.now() / 1000) + 1000;
+  const renamed = held!.name.replace(/\.\d+$/, `.${later}`);
+  t.equal((await runner.run(['rename', held!.id, renamed])).exitCode, 0, 'renamed');
+  t.equal((await listLeases(other, 'b1'))[0]?.renewed, later * 1000, 'the renewal time another client reads');
   await hold.release();
   t.same(await listLeases(runner, 'b1'), [], 'released: no lease left');
 
