@@ -91,8 +91,11 @@ export async function removeAbandonedTemps(dir: string, prefix: string, maxAgeMs
   return removed;
 }
 
-/** ENOSPC, EROFS, EDQUOT, EACCES…: the file system refused a write (as opposed to a bug). */
+/**
+ * ENOSPC, EROFS, EDQUOT, EACCES…: the file system refused a write (as opposed to a bug). ENOENT
+ * too: a recursive mkdir on a read-only file system reports the missing directory it could not make.
+ */
 export function isWriteRefusal(error: unknown): error is NodeJS.ErrnoException {
   const code = (error as NodeJS.ErrnoException | undefined)?.code;
-  return code === 'ENOSPC' || code === 'EROFS' || code === 'EDQUOT' || code === 'EACCES' || code === 'EPERM' || code === 'EFBIG' || code === 'EIO';
+  return ['ENOSPC', 'EROFS', 'EDQUOT', 'EACCES', 'EPERM', 'EFBIG', 'EIO', 'ENOENT', 'ENOTDIR'].includes(code ?? '');
 }

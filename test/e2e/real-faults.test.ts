@@ -157,6 +157,15 @@ for (const pair of engines ? pairs(engines) : []) {
     t.match(lastLine(relock), `could not write ${lockfile}: ENOSPC`, 'naming the path and the errno');
     t.same(readFileSync(lockfile), before, 'the old lockfile is byte-identical');
     t.same(readdirSync(small).sort(), ['buildx-bootstrap.lock.json', 'cache', 'filler', ...(existsSync(state) ? ['state'] : [])].sort(), 'no temp file beside it');
+
+    // Read-only: the same one warning each, and the builder comes up.
+    execFileSync('mount', ['-o', 'remount,ro', small]);
+    const ro = w.project(config(w, 'read-only', { cache: { dir: cache }, lockfile: join(tempDir(t), 'lock.json') }));
+    const roJob = await runCli([], { cwd: ro, env: { ...w.env, BUILDX_BOOTSTRAP_STATE_DIR: state } });
+    ok(t, roJob, 'the job on a read-only cache dir and state dir');
+    t.equal(roJob.stdout, 'read-only\n');
+    t.match(warnings(roJob).filter((l) => l.includes(cache)), [/could not save the engine image in .*(EROFS|read-only file system)/i], 'one warning about the cache dir, naming why');
+    t.equal(warnings(roJob).filter((l) => l.includes(state)).length, 1, 'one warning about the state dir');
   });
 
   t.test(`${on}: a prefixed build started while another configuration's run is between its drain check and its rm completes`, async (t) => {

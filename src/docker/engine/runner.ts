@@ -4,8 +4,8 @@
 // other call — buildx, pull (credential helpers), context and cleanup commands, anything with
 // global flags — goes to the CLI runner, and so does any call when the daemon cannot be reached
 // over the API, so the CLI's own error wording reaches the user unchanged.
-import { createReadStream, createWriteStream } from 'node:fs';
-import { rm, stat } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
+import { open, rm, stat } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import type { CommandResult, DockerRunner, RunOptions } from '../runner.js';
 import { EngineUnreachable, engineMessage, type EngineClient, type EngineResponse } from './client.js';
@@ -120,8 +120,21 @@ function match(args: string[]): Handler | undefined {
       // A 4 MiB write buffer keeps the daemon's stream flowing while earlier chunks are written
       // (batched): with the 16 KiB default each 64 KiB chunk waited for its write, and saving the
       // ~90 MB engine image took ~40% longer than `docker save -o`; now it is on par.
-      const res = await client.stream({ path: '/images/get', query: { names: d }, ...common(opts) }, createWriteStream(c, { highWaterMark: 4 << 20 }));
+      // Opened first: a file that cannot be created (read-only or missing directory) is the
+      // command's failure, as with `docker save -o`, not an error event nobody listens to yet.
+      let file;
+      try {
+        file = await open(c, 'w');
+      } catch (error) {
+        return failed(`failed to save image: ${(error as Error).message}`);
+      }
+      const sink = file.createWriteStream({ highWaterMark: 4 << 20 });
+      const res = await client.stream({ path: '/images/get', query: { names: d }, ...common(opts) }, sink).catch((error: unknown) => {
+        sink.destroy();
+        throw error;
+      });
       if (res.status === 200) return ok('');
+      sink.destroy(); // never written to: close the file before it goes
       await rm(c, { force: true });
       return fromDaemon(res);
     };
