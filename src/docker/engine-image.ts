@@ -64,6 +64,11 @@ async function imageId(runner: DockerRunner, ref: string): Promise<string | unde
 export interface CacheProblem {
   file: string;
   why: string;
+  /**
+   * Broken (unreadable, not an image): the save after the pull replaces it. A whole copy of another
+   * image (another platform's, in a cache dir runners of two architectures share) is left alone.
+   */
+  replace: boolean;
 }
 
 /** What the cache directory gave for one digest, remembered for the rest of the run. */
@@ -143,7 +148,7 @@ export async function pullEngineImage(runner: DockerRunner, target: EngineImageT
 async function loadFromCache(runner: DockerRunner, target: EngineImageTarget, opts: LocalOptions): Promise<CacheOutcome> {
   const files = cacheFiles(opts.cacheDir, target.digest);
   if (!existsSync(files.tar) || !existsSync(files.meta)) return { kind: 'absent' };
-  const unusable = (why: string, file = files.tar): CacheOutcome => ({ kind: 'unusable', problem: { file, why } });
+  const unusable = (why: string, file = files.tar, replace = true): CacheOutcome => ({ kind: 'unusable', problem: { file, why, replace } });
   let meta: CacheMeta;
   try {
     meta = JSON.parse(await readFile(files.meta, 'utf8')) as CacheMeta;
@@ -153,7 +158,7 @@ async function loadFromCache(runner: DockerRunner, target: EngineImageTarget, op
   }
   if (target.expectedImageId && meta.imageId !== target.expectedImageId) {
     opts.log.warn(`cached engine image ${files.tar} has image ID ${meta.imageId}, the lockfile expects ${target.expectedImageId}; ignoring it`);
-    return unusable(`image ID ${meta.imageId}, the lockfile expects ${target.expectedImageId}`);
+    return unusable(`image ID ${meta.imageId}, the lockfile expects ${target.expectedImageId}`, files.tar, false);
   }
   opts.log.info(`loading ${target.repoTag} from ${files.tar}`);
   const loaded = await runner.run(['load', '-i', files.tar], { timeoutMs: opts.timeoutMs, ...(opts.signal ? { signal: opts.signal } : {}) });
@@ -182,7 +187,8 @@ const CACHE_PREFIX = 'buildkit-';
 export async function saveToCache(runner: DockerRunner, target: EngineImageTarget, id: string, opts: LocalOptions): Promise<void> {
   if (!opts.cacheDir) return;
   const files = cacheFiles(opts.cacheDir, target.digest);
-  const problem = cacheProblem(opts, target.digest);
+  const found = cacheProblem(opts, target.digest);
+  const problem = found?.replace ? found : undefined;
   // Before the early return: a run that finds the cache whole still cleans what a killed save left.
   await removeAbandonedTemps(opts.cacheDir, CACHE_PREFIX, opts.timeoutMs);
   if (!problem && existsSync(files.tar) && existsSync(files.meta)) return;
