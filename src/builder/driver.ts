@@ -89,9 +89,10 @@ export async function decideDriver(ctx: CommandContext, config: Config, runner: 
   ]);
   const dockerfile = await analyse(ctx, request);
   const images = await inspectLocalImages(runner, (dockerfile?.images ?? []).map((i) => i.ref));
+  const storeWarnings = await (await import('./local-only.js')).settleLocalOnly(ctx, config, runner, images);
   const needs = buildNeedsFrom({ request, ...(dockerfile ? { dockerfile } : {}), facts: images, buildkitConfigReasons: buildkitConfigReasons(config) });
   const decision = chooseDriver({ setting, needs });
-  const warnings = [...request.warnings, ...decision.warnings];
+  const warnings = [...request.warnings, ...storeWarnings, ...decision.warnings];
   if (decision.driver === 'docker' && config.mirrors.length) {
     const warning = dockerDriverMirrorWarning(await daemonRegistryMirrors(runner), config.mirrors, ctx.io.env);
     if (warning) warnings.push(warning);

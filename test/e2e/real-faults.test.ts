@@ -92,8 +92,11 @@ for (const pair of engines ? pairs(engines) : []) {
       breakIt();
       const healed = await freshJob(t, w, dir, pair.buildx);
       ok(t, healed, `${how} tar, mirror up`);
-      t.equal(healed.stderr.match(/loading .* from /g)?.length, 1, `${how}: one load attempt`);
-      t.match(warnings(healed).join('\n'), new RegExp(`docker load ${tar} failed .*pulling instead`), `${how}: a warning names the tar`);
+      // With the lockfile the tar is read before any load (src/docker/image-archive.ts): a broken
+      // one is found then, never loaded; at most one load either way.
+      t.ok((healed.stderr.match(/loading .* from /g)?.length ?? 0) <= 1, `${how}: at most one load attempt`);
+      t.equal(warnings(healed).filter((l) => l.includes(tar)).length, 1, `${how}: one warning names the tar`);
+      t.match(warnings(healed).join('\n'), /pulling instead, and replacing it after/, `${how}: and says it is replaced`);
       t.match(healed.stderr, `replaced the unusable ${tar}`, `${how}: the tar was replaced`);
       t.equal(statSync(tar).size, size, `${how}: the cache holds a whole tar again`);
       t.same(readdirSync(cache).filter((f) => f.endsWith('.tmp')), [], `${how}: no temp file left`);
@@ -122,7 +125,7 @@ for (const pair of engines ? pairs(engines) : []) {
     const failed = await freshJob(t, w, dir, pair.buildx);
     t.equal(failed.code, 3, 'exit 3');
     const line = lastLine(failed);
-    t.match(line, `the cached engine image ${tar} is unusable (docker load failed: `, 'the cache file and why');
+    t.match(line, `the cached engine image ${tar} is unusable (`, 'the cache file and why');
     t.ok(line.includes(tar) && line.indexOf(tar) < line.indexOf('no registry could serve'), `the cache file comes before the registries: ${line}`);
   });
 
