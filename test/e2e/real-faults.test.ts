@@ -11,13 +11,14 @@ import { closeSync, copyFileSync, existsSync, mkdirSync, openSync, readdirSync, 
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { parseHistoriesJson } from '../../src/docker/history.js';
-import { installRealBuildx, requireEngines, startEngineDockerd } from '../helpers/engines.js';
-import { pairs, realWorld, lastLine, tempDir, type RealWorld } from '../helpers/real-world.js';
+import { installRealBuildx, requireEngines } from '../helpers/engines.js';
+import { daemonMatrix, realWorld, requireSetup, lastLine, tempDir, type RealWorld } from '../helpers/real-world.js';
 import { runCli, type CliResult } from '../helpers/cli.js';
 import { until } from '../helpers/bin.js';
 import { requireBinaries, requireCondition } from '../helpers/integration.js';
 
-t.setTimeout(900_000);
+// Four setups on two cores: a file-level bound like the other real-engine files.
+t.setTimeout(1_800_000);
 const engines = requireEngines(t);
 
 function ok(t: Test, r: CliResult, what: string): void {
@@ -35,7 +36,7 @@ function config(w: RealWorld, name: string, extra: Record<string, unknown> = {})
 
 /** A job on a fresh daemon with a fresh ~/.docker: nothing of the engine image but the cache dir. */
 async function freshJob(t: Test, w: RealWorld, dir: string, pair: Parameters<typeof installRealBuildx>[1]): Promise<CliResult> {
-  const fresh = await startEngineDockerd(t);
+  const fresh = await w.startDockerd(t);
   const buildx = installRealBuildx(t, pair, { dockerConfig: join(tempDir(t), 'docker-config') });
   return runCli([], { cwd: dir, env: { ...w.env, ...buildx.env, ...fresh.env } });
 }
@@ -73,10 +74,11 @@ function fill(dir: string): void {
   }
 }
 
-for (const pair of engines ? pairs(engines) : []) {
-  const on = `buildx ${pair.buildx.version} + BuildKit ${pair.kit.version}`;
+for (const pair of engines ? daemonMatrix(engines) : []) {
+  const on = pair.label;
 
   t.test(`${on}: an unreadable engine tar in cache.dir is loaded once, replaced after the pull, and named when no registry can serve`, async (t) => {
+    if (!requireSetup(t, pair)) return;
     const w = await realWorld(t, pair);
     const cache = join(tempDir(t), 'engine-cache');
     const dir = w.project(config(w, 'healed', { cache: { dir: cache } }));
@@ -130,7 +132,7 @@ for (const pair of engines ? pairs(engines) : []) {
   });
 
   t.test(`${on}: a full file system is a warning for the job, exit 1 for lock`, async (t) => {
-    if (!requireBinaries(t, ['mount', 'umount'])) return;
+    if (!requireBinaries(t, ['mount', 'umount']) || !requireSetup(t, pair)) return;
     const small = smallTmpfs(t, '4m');
     if (!small) return;
     const w = await realWorld(t, pair);
@@ -172,7 +174,7 @@ for (const pair of engines ? pairs(engines) : []) {
   });
 
   t.test(`${on}: a prefixed build started while another configuration's run is between its drain check and its rm completes`, async (t) => {
-    if (!requireBinaries(t, ['busybox'])) return;
+    if (!requireBinaries(t, ['busybox']) || !requireSetup(t, pair)) return;
     const w = await realWorld(t, pair);
     const base = config(w, 'shared');
     const ctxDir = w.project({});
