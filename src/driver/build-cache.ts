@@ -326,3 +326,29 @@ export function cacheTypeForDriver(input: DriverCacheInput): CacheTypeChoice {
     reason: `${choice.reason}; but the docker driver on the ${input.imageStore ?? 'unknown'} image store exports only inline cache, so the cache travels inside the pushed image`,
   };
 }
+
+// ---- the report after the build ----------------------------------------------------------------
+
+export interface CacheReportInput {
+  flags: Pick<TargetCacheFlags, 'reads' | 'writes' | 'to'>;
+  exitCode: number;
+  /** From BuildKit's record of the build; `why` when no record could be read. */
+  steps: { cached: number; total: number } | { why: string };
+  /** Errors of the cache-export steps from the build's recorded logs; `why` when unreadable. */
+  exportErrors: string[] | { why: string };
+}
+
+/** `cache: 11 of 13 steps cached; read …:cache-main-1a2b3c4d; wrote …:cache-feature-x-1a2b3c4d`. */
+export function formatCacheReport(input: CacheReportInput): string {
+  const parts: string[] = [];
+  if ('why' in input.steps) parts.push(`cached steps not known (${input.steps.why})`);
+  else parts.push(`${input.steps.cached} of ${input.steps.total} steps cached`);
+  if (input.flags.reads.length) parts.push(`read ${input.flags.reads.join(', ')}`);
+  const { writes } = input.flags;
+  if (writes !== undefined && input.flags.to.length) {
+    if (input.exitCode !== 0) parts.push(`not written: the build failed (exit ${input.exitCode})`);
+    else if (Array.isArray(input.exportErrors)) parts.push(input.exportErrors.length ? `not written: ${input.exportErrors.join('; ')}` : `wrote ${writes}`);
+    else parts.push(`wrote ${writes} (not confirmed: ${input.exportErrors.why})`);
+  } else parts.push('wrote nothing');
+  return `cache: ${parts.join('; ')}`;
+}
