@@ -5,7 +5,7 @@
 //
 // Where each part of the report comes from, per driver:
 // - docker-container: `docker exec buildx_buildkit_<node> buildctl debug histories` (cached and
-//   total steps) and `buildctl debug logs --progress rawjson <ref>` (errors of the cache-export
+//   total steps) and `buildctl debug logs --progress plain <ref>` (errors of the cache-export
 //   steps), any buildx version, BuildKit ≥ 0.12;
 // - docker (dockerd's BuildKit, no container to exec into), kubernetes, remote: `docker buildx
 //   history ls|logs` (buildx ≥ 0.23); with an older buildx the line says the steps are not known;

@@ -172,25 +172,24 @@ export function parseBuildxHistoryRecords(stdout: string): BuildRecord[] {
 }
 
 /**
- * The errors of a build's cache-export steps from its recorded progress in `rawjson` form
- * (`buildctl debug logs --progress rawjson REF`, `docker buildx history logs --progress rawjson`):
- * one SolveStatus per line; a refused export under `ignore-error=true` is a vertex named
- * `exporting cache to …` (or its `sending cache export` / `preparing build cache for export`
- * children) with an `error` (BK `solver/llbsolver/export.go` runCacheExporters).
+ * The errors of a build's cache-export steps from its recorded progress in `plain` form
+ * (`buildctl debug logs --progress plain REF`, `docker buildx history logs --progress plain`;
+ * buildctl 0.12 has no `rawjson` mode): a vertex's first line names it (`#7 exporting cache to
+ * registry`), `#7 ERROR: …` is its error. Under `ignore-error=true` a refused export is such an
+ * error on the `exporting cache …` vertex while the build succeeds (BK `solver/llbsolver/export.go`
+ * runCacheExporters); a failed cache import (`importing cache manifest …`) is not ours to report.
  */
 export function cacheExportErrors(stdout: string): string[] {
+  const names = new Map<string, string>();
   const errors: string[] = [];
   for (const line of stdout.split(/\r?\n/)) {
-    if (!line.trim().startsWith('{')) continue;
-    let status: { vertexes?: { name?: string; error?: string }[] };
-    try {
-      status = JSON.parse(line) as typeof status;
-    } catch {
-      continue;
-    }
-    for (const v of status.vertexes ?? []) {
-      if (v.error && /cache/i.test(v.name ?? '') && !errors.includes(v.error)) errors.push(v.error);
-    }
+    const m = /^#(\d+) (.*)$/.exec(line);
+    if (!m) continue;
+    const [, id, text] = m as unknown as [string, string, string];
+    const error = /^ERROR: (.*)$/.exec(text);
+    if (!names.has(id) && !error) names.set(id, text);
+    const name = names.get(id) ?? '';
+    if (error && /export/i.test(name) && /cache/i.test(name) && !/import/i.test(name) && !errors.includes(error[1]!)) errors.push(error[1]!);
   }
   return errors;
 }
@@ -224,7 +223,7 @@ export function recordReader(runner: DockerRunner, source: RecordSource): Record
         }
       },
       async exportErrors(ref) {
-        const r = await exec(['debug', 'logs', '--progress', 'rawjson', ref]);
+        const r = await exec(['debug', 'logs', '--progress', 'plain', ref]);
         if (r.exitCode !== 0) return { known: false, why: `buildctl debug logs in ${source.container} failed (${lastStderrLine(r) || `exit ${r.exitCode}`})` };
         return { known: true, errors: cacheExportErrors(`${r.stdout}\n${r.stderr}`) };
       },
@@ -241,7 +240,7 @@ export function recordReader(runner: DockerRunner, source: RecordSource): Record
       }
     },
     async exportErrors(ref) {
-      const r = await runner.run(['buildx', 'history', 'logs', '--builder', source.builder, '--progress', 'rawjson', ref], opts);
+      const r = await runner.run(['buildx', 'history', 'logs', '--builder', source.builder, '--progress', 'plain', ref], opts);
       if (r.exitCode !== 0) return { known: false, why: `docker buildx history logs failed (${lastStderrLine(r) || `exit ${r.exitCode}`})` };
       return { known: true, errors: cacheExportErrors(`${r.stdout}\n${r.stderr}`) };
     },
