@@ -232,7 +232,12 @@ export function recordReader(runner: DockerRunner, source: RecordSource): Record
   return {
     async records() {
       const r = await runner.run(['buildx', 'history', 'ls', '--builder', source.builder, '--format', 'json'], opts);
-      if (r.exitCode !== 0) return { known: false, why: `docker buildx history ls failed (${lastStderrLine(r) || `exit ${r.exitCode}`}; it needs buildx 0.23 or later)` };
+      if (r.exitCode !== 0) {
+        // dockerd 20.10's embedded BuildKit answers Unimplemented: it keeps no build history at all.
+        if (/Unimplemented|unknown method ListenBuildHistory/i.test(r.stderr)) return { known: false, why: "the builder's BuildKit keeps no build history" };
+        if (/unknown command|COMMAND --help/i.test(r.stderr)) return { known: false, why: 'buildx before 0.23 has no history command' };
+        return { known: false, why: `docker buildx history ls failed (${lastStderrLine(r) || `exit ${r.exitCode}`}; it needs buildx 0.23 or later)` };
+      }
       try {
         return { known: true, records: parseBuildxHistoryRecords(r.stdout) };
       } catch {
