@@ -189,7 +189,7 @@ export function cacheExportErrors(stdout: string): string[] {
     const error = /^ERROR: (.*)$/.exec(text);
     if (!names.has(id) && !error) names.set(id, text);
     const name = names.get(id) ?? '';
-    if (error && /export/i.test(name) && /cache/i.test(name) && !/import/i.test(name) && !errors.includes(error[1]!)) errors.push(error[1]!);
+    if (error && /export/i.test(name) && /cache/i.test(name) && !errors.includes(error[1]!)) errors.push(error[1]!);
   }
   return errors;
 }
