@@ -28,7 +28,9 @@ import {
   cacheTypeForDriver,
   formatCacheReport,
   resolveCacheType,
+  refSlug,
   type BranchPlan,
+  type CacheTarget,
   type CacheTypeChoice,
   type TargetCacheFlags,
 } from '../driver/build-cache.js';
@@ -93,6 +95,11 @@ export interface PlanInput {
   buildkitVersion: string | undefined;
   /** Suffix of this run's fresh local export directory. */
   runId: string;
+  /**
+   * `bake`: its targets as `docker buildx bake --print` gives them (context and Dockerfile
+   * resolved, the user's cache-from/cache-to per target); undefined: bake gets no cache flags.
+   */
+  bakeTargets?: CacheTarget[] | undefined;
 }
 
 /** The cache flags for a prefixed command, with the reasons; undefined when there is no build to add them to. */
@@ -100,38 +107,45 @@ export async function planBuildCache(input: PlanInput): Promise<BuildCachePlan |
   const { config, env, request } = input;
   if (!request) return undefined;
   const wanted = resolveCacheType(config.buildCache, env, config.cache.dir);
+  const none = (reason: string): BuildCachePlan => ({ choice: wanted, branches: { own: undefined, fallback: undefined, write: false, reasons: [] }, targets: [], reasons: [reason] });
+  let targets: CacheTarget[];
   if (request.kind === 'bake') {
-    return { choice: wanted, branches: { own: undefined, fallback: undefined, write: false, reasons: [] }, targets: [], reasons: ['bake: no cache flags are added yet (bake targets are not read)'] };
-  }
-  const target = cacheTargetOf(request, input.cwd);
-  if (!target) {
-    return { choice: wanted, branches: { own: undefined, fallback: undefined, write: false, reasons: [] }, targets: [], reasons: ['the build has no local context and Dockerfile to derive a cache key from: no cache flags added'] };
+    if (!input.bakeTargets) return none('bake: no cache flags are added (the bake targets are not read yet)');
+    targets = input.bakeTargets;
+  } else {
+    const target = cacheTargetOf(request, input.cwd);
+    if (!target) return none('the build has no local context and Dockerfile to derive a cache key from: no cache flags added');
+    targets = [target];
   }
   let imageStore: ImageStore | undefined;
   if (input.driver === 'docker' && (wanted.type === 'registry' || wanted.type === 'local')) imageStore = await daemonImageStore(input.runner);
   const choice = cacheTypeForDriver({ choice: wanted, driver: input.driver, imageStore });
-  const git = isGitlab(env) ? {} : await gitBranchFacts(target.context);
+  const git = isGitlab(env) || !targets[0] ? {} : await gitBranchFacts(targets[0].context);
   const branches = cacheBranches({ env, flag: input.branchFlag, gitBranch: git.branch, gitDefault: git.defaultBranch });
   const localRoot = config.cache.dir ? join(config.cache.dir, 'build') : undefined;
-  const key = config.buildCache.key || cacheKey(target);
-  const existing = new Set(localRoot && existsSync(join(localRoot, key, 'index.json')) ? [key] : []);
-  const flags = cacheFlagsFor(target, {
-    choice,
-    branches,
-    mode: config.buildCache.mode,
-    key: config.buildCache.key,
-    buildkitVersion: input.driver === 'docker' ? undefined : input.buildkitVersion,
-    localRoot,
-    localExisting: existing,
-    localSuffix: input.runId,
-    push: pushesImage(request),
-    tags: request.tags,
-  });
   const reasons = [choice.reason];
   if (choice.type === 'registry' || choice.type === 'local') reasons.push(...branches.reasons);
-  reasons.push(...flags.reasons);
-  if (choice.type !== 'off' && flags.from.length + flags.to.length > 0) reasons.push(`key ${flags.key} (Dockerfile path in the context, --target, platforms)`);
-  return { choice, branches, targets: [flags], reasons };
+  const flags = targets.map((target) => {
+    // One configured key for several bake targets would make them overwrite each other's cache.
+    const key = config.buildCache.key && request.kind === 'bake' ? `${config.buildCache.key}-${refSlug(target.name)}` : config.buildCache.key || cacheKey(target);
+    const f = cacheFlagsFor(target, {
+      choice,
+      branches,
+      mode: config.buildCache.mode,
+      key,
+      buildkitVersion: input.driver === 'docker' ? undefined : input.buildkitVersion,
+      localRoot,
+      localExisting: new Set(localRoot && existsSync(join(localRoot, key, 'index.json')) ? [key] : []),
+      localSuffix: input.runId,
+      push: pushesImage(request),
+      // bake: the targets' tags are not known here, so inline has nothing to read from.
+      tags: request.kind === 'build' ? request.tags : [],
+    });
+    reasons.push(...f.reasons);
+    if (choice.type !== 'off' && f.from.length + f.to.length > 0) reasons.push(`${target.name ? `target ${target.name}: ` : ''}key ${f.key} (Dockerfile path in the context, --target, platforms)`);
+    return f;
+  });
+  return { choice, branches, targets: flags, reasons };
 }
 
 function isGitlab(env: Record<string, string | undefined>): boolean {
@@ -159,17 +173,24 @@ export interface StartedCache {
  * directory), and fresh-export directories a killed job left behind are removed.
  */
 export async function startBuildCache(plan: BuildCachePlan, opts: { log: Logger; signal?: AbortSignal | undefined; timeoutMs: number }): Promise<StartedCache> {
-  const local = plan.targets.find((t) => t.local)?.local;
-  if (!local) return { release: undefined, startedAt: Date.now() };
-  const root = dirname(local.dir);
-  const key = local.dir.slice(root.length + 1);
-  await mkdir(root, { recursive: true });
-  const lockFile = join(root, `${key}.lock`);
-  await writeFile(lockFile, '', { flag: 'a' });
-  const release = await acquireFileLock(lockFile, `the build cache ${local.dir}`, opts);
-  for (const name of await readdir(root)) {
-    if (name.startsWith(`${key}.new-`) || name.startsWith(`${key}.old-`)) await rm(join(root, name), { recursive: true, force: true });
+  const releases: Release[] = [];
+  try {
+    for (const local of plan.targets.flatMap((t) => (t.local ? [t.local] : []))) {
+      const root = dirname(local.dir);
+      const key = local.dir.slice(root.length + 1);
+      await mkdir(root, { recursive: true });
+      const lockFile = join(root, `${key}.lock`);
+      await writeFile(lockFile, '', { flag: 'a' });
+      releases.push(await acquireFileLock(lockFile, `the build cache ${local.dir}`, opts));
+      for (const name of await readdir(root)) {
+        if (name.startsWith(`${key}.new-`) || name.startsWith(`${key}.old-`)) await rm(join(root, name), { recursive: true, force: true });
+      }
+    }
+  } catch (error) {
+    for (const release of releases) await release();
+    throw error;
   }
+  const release = releases.length ? async () => { for (const r of releases) await r(); } : undefined;
   return { release, startedAt: Date.now() };
 }
 
