@@ -242,6 +242,11 @@ export async function cacheReport(input: {
 }): Promise<string | undefined> {
   const flags = input.plan.targets[0];
   if (!flags || flags.from.length + flags.to.length === 0) return undefined;
+  // bake: one record per target and no ref per target in buildx 0.12's metadata; name what is known.
+  if (input.plan.targets.length > 1) {
+    const written = input.plan.targets.filter((t) => t.writes !== undefined && t.to.length > 0).map((t) => `${t.target} → ${t.writes}`);
+    return `cache: ${input.plan.targets.length} bake targets (cached steps not counted per target); ${input.exitCode === 0 ? `wrote ${written.join(', ') || 'nothing'}` : `not written: the build failed (exit ${input.exitCode})`}`;
+  }
   const reader = recordReader(input.runner, input.source);
   const ref = await refFromMetadata(input.metadataFile);
   const records = await reader.records();
