@@ -16,8 +16,7 @@ import { mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promise
 import { dirname, join, resolve as resolvePath } from 'node:path';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../io.js';
-import { inspectBuilder } from '../docker/buildx.js';
-import { daemonImageStore, type ImageStore } from '../docker/daemon.js';
+import { daemonImageStore, tlsContextName, tlsFromEnvironment, type ImageStore } from '../docker/daemon.js';
 import { pickRecord, recordReader, type RecordSource } from '../docker/history.js';
 import type { DockerRunner } from '../docker/runner.js';
 import { cacheTargetOf, pushesImage, type BuildRequest } from '../driver/build-args.js';
@@ -210,13 +209,14 @@ export async function settleLocalCache(plan: BuildCachePlan, exitCode: number): 
   }
 }
 
-/** Where this builder's records are read (see the head of this file). */
-export async function recordSourceFor(runner: DockerRunner, driver: Driver, builder: string): Promise<RecordSource> {
+/**
+ * Where this builder's records are read (see the head of this file). A builder we create has one
+ * node `<name>0` on the daemon of `endpoint` (a docker context name, or empty for the current
+ * one): known without asking buildx, which would cost a plugin start after every build.
+ */
+export function recordSourceFor(driver: Driver, builder: string, endpoint: string): RecordSource {
   if (driver !== 'docker-container') return { kind: 'buildx', builder };
-  const info = await inspectBuilder(runner, builder).catch(() => undefined);
-  const node = info?.nodes[0];
-  const context = node?.endpoint && !node.endpoint.includes('://') ? node.endpoint : undefined;
-  return { kind: 'container', container: `buildx_buildkit_${node?.name ?? `${builder}0`}`, context };
+  return { kind: 'container', container: `buildx_buildkit_${builder}0`, context: endpoint && !endpoint.includes('://') ? endpoint : undefined };
 }
 
 /** `buildx.build.ref` from a metadata file (`<builder>/<node>/<ref>`), when buildx wrote one. */
@@ -297,7 +297,12 @@ export async function prefixBuildCache(ctx: CommandContext, state: CreateState):
       } finally {
         await started.release?.();
       }
-      const source = await recordSourceFor(runner, driver.driver, driver.driver === 'docker' ? driver.contextBuilder : builder);
+      // The user's own --builder wins over ours: its records are asked through buildx.
+      const userBuilder = driver.request?.builder;
+      const tls = await tlsFromEnvironment(io.env);
+      const endpoint = config.builder.endpoint || (tls ? tlsContextName(tls) : '');
+      const source: RecordSource =
+        userBuilder !== undefined ? { kind: 'buildx', builder: userBuilder } : recordSourceFor(driver.driver, driver.driver === 'docker' ? driver.contextBuilder : builder, endpoint);
       const line = await cacheReport({ plan, exitCode: code, runner, source, metadataFile, startedAt: started.startedAt }).catch((e: unknown) => `cache: no report (${(e as Error).message})`);
       if (line) log.info(line);
       if (own === undefined) await rm(metadataFile, { force: true });
