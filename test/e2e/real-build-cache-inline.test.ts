@@ -5,7 +5,7 @@
 import t, { type Test } from 'tap';
 import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { requireEngines, installRealBuildx, startEngineDockerd } from '../helpers/engines.js';
+import { requireDaemon, requireEngines, installRealBuildx, startEngineDockerd } from '../helpers/engines.js';
 import { dockerWith, lastLine, tempDir } from '../helpers/real-world.js';
 import { runCli, type CliResult } from '../helpers/cli.js';
 import { startRegistry } from '../helpers/registry.js';
@@ -76,5 +76,37 @@ for (const buildxVersion of engines ? engines.buildx : []) {
     ok(t, second, 'job 2 (push, another fresh daemon)');
     t.equal(await valueIn(image), value1, "job 2's image holds job 1's value: the builder stage came from the inline cache");
     t.match(second.stderr, /cache: (?:[1-9]\d* of \d+ steps cached|cached steps not known \((?:buildx before 0\.23 has no history command|the builder's BuildKit keeps no build history)\)); read [^;]*app:1; wrote [^\n]*app:1/, 'job 2 reports the inline cache it read and wrote');
+  });
+}
+
+// The docker driver on dockerd 29's containerd image store exports a registry cache itself: the
+// cache is not downgraded to inline, and a fresh daemon's rebuild reuses the builder stage.
+for (const buildxVersion of engines ? engines.buildx.slice(-1) : []) {
+  t.test(`buildx ${buildxVersion.version}, docker driver on dockerd 29 (containerd store): registry cache across fresh daemons`, async (t) => {
+    if (!requireDaemon(t, 'dockerd-29-containerd')) return;
+    const registry = await startRegistry(t);
+    const root = tempDir(t);
+    const project = join(root, 'project');
+    mkdirSync(project);
+    writeFileSync(join(project, 'Dockerfile'), DOCKERFILE);
+    copyFileSync('/usr/bin/busybox', join(project, 'busybox'));
+    writeFileSync(join(project, '.buildx-bootstraprc.json'), JSON.stringify({ builder: { driver: 'docker' }, buildCache: { ref: `${registry.host}/app/cache` } }));
+    const job = async (): Promise<Record<string, string | undefined>> => {
+      const dockerd = await startEngineDockerd(t, { daemon: 'dockerd-29-containerd' });
+      const buildx = installRealBuildx(t, buildxVersion);
+      return { PATH: process.env.PATH, HOME: root, ...buildx.env, ...dockerd.env };
+    };
+    const build = (out: string): string[] => ['--build-cache-branch', 'main', '--', 'docker', 'buildx', 'build', '--network', 'none', '--output', `type=local,dest=${out}`, '.'];
+    const env1 = await job();
+    const plan = await runCli(['plan', '--json', ...build('o')], { cwd: project, env: env1 });
+    ok(t, plan, 'plan');
+    t.equal((JSON.parse(plan.stdout) as { buildCache: { type: string } }).buildCache.type, 'registry', 'the containerd store keeps the registry cache');
+    const first = await runCli(build('out1'), { cwd: project, env: env1 });
+    ok(t, first, 'job 1');
+    const second = await runCli(build('out2'), { cwd: project, env: await job() });
+    ok(t, second, 'job 2 (another fresh dockerd 29)');
+    t.equal(readFileSync(join(project, 'out2', 'value'), 'utf8'), readFileSync(join(project, 'out1', 'value'), 'utf8'), "job 2's value is job 1's: the builder stage came from the registry cache");
+    await registry.settle();
+    t.ok(registry.requestLog().some((l) => l.startsWith('PUT /v2/app/cache/manifests/cache-main-')), 'the cache was written to the registry');
   });
 }
