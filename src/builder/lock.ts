@@ -27,7 +27,7 @@ export async function acquireBuilderLock(
     daemon?: { runner: DockerRunner; holdMs: number } | undefined;
   },
 ): Promise<Release> {
-  const releaseFile = await acquireFileLock(env, endpointKey, name, opts);
+  const releaseFile = await acquireStateLock(env, endpointKey, name, opts);
   if (!opts.daemon) return releaseFile;
   try {
     // Waits until a killed holder's lock would have expired, and a little longer.
@@ -47,15 +47,12 @@ export async function acquireBuilderLock(
   }
 }
 
-async function acquireFileLock(
+async function acquireStateLock(
   env: Record<string, string | undefined>,
   endpointKey: string,
   name: string,
   opts: { log: Logger; timeoutMs: number; signal?: AbortSignal | undefined },
 ): Promise<Release> {
-  const mod = await import('proper-lockfile');
-  // CommonJS module: bundled, its functions sit on the default export.
-  const lockfile = typeof mod.lock === 'function' ? mod : (mod as unknown as { default: typeof mod }).default;
   const dir = join(stateDir(env), 'locks');
   const file = join(dir, `${shortHash(`${endpointKey}\n${name}`)}.lock`);
   try {
@@ -68,6 +65,14 @@ async function acquireFileLock(
     opts.log.debug(`no file lock on builder ${name}: ${error.code} at ${file}`);
     return async () => undefined;
   }
+  return acquireFileLock(file, `builder ${name}`, opts);
+}
+
+/** Waits for the lock on `file` (which must exist) up to `timeoutMs`; `what` names it in messages. */
+export async function acquireFileLock(file: string, what: string, opts: { log: Logger; timeoutMs: number; signal?: AbortSignal | undefined }): Promise<Release> {
+  const mod = await import('proper-lockfile');
+  // CommonJS module: bundled, its functions sit on the default export.
+  const lockfile = typeof mod.lock === 'function' ? mod : (mod as unknown as { default: typeof mod }).default;
   const started = Date.now();
   let told = false;
   for (;;) {
@@ -81,12 +86,12 @@ async function acquireFileLock(
       if ((error as NodeJS.ErrnoException).code !== 'ELOCKED') throw error;
     }
     if (!told) {
-      opts.log.info(`waiting for another buildx-bootstrap working on builder ${name}…`);
+      opts.log.info(`waiting for another buildx-bootstrap working on ${what}…`);
       told = true;
     }
     if (opts.signal?.aborted) throw new InterruptedError(opts.signal.reason === 'SIGTERM' ? 'SIGTERM' : 'SIGINT');
     if (Date.now() - started > opts.timeoutMs) {
-      throw new DockerError(`another buildx-bootstrap held the lock on builder ${name} for more than ${Math.round(opts.timeoutMs / 1000)}s`, {
+      throw new DockerError(`another buildx-bootstrap held the lock on ${what} for more than ${Math.round(opts.timeoutMs / 1000)}s`, {
         hint: `if no other run is active, remove ${file}.lock`,
       });
     }

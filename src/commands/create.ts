@@ -36,15 +36,19 @@ async function finish(ctx: CommandContext, state: CreateState): Promise<number> 
   const bridged = bridge?.bridgesFor(driver, io.env, builder, ctx.args.exec ? String(process.pid) : undefined);
   const written = bridged ? await bridge!.writeBridgedContexts(state.runner!, bridged, log) : undefined;
   if (ctx.args.exec) {
+    const cache = driver.request ? await (await import('../builder/build-cache.js')).prefixBuildCache(ctx, state) : undefined;
+    let code = 1;
     try {
       const hold = await holdForBuild(ctx, state);
       try {
-        return await runPrefixed(bridge!.prefixedCommand(ctx.args.exec, driver.request, builder, bridged), builder, io);
+        code = await runPrefixed(bridge!.prefixedCommand(ctx.args.exec, driver.request, builder, bridged, cache), builder, io);
+        return code;
       } finally {
         await hold?.release();
       }
     } finally {
       await written?.remove();
+      await cache?.finish(code);
     }
   }
   if (ctx.args.json) {
