@@ -20,7 +20,7 @@ import type { Lockfile } from '../resolve/lockfile.js';
 import { formatBytes } from '../docker/volumes.js';
 
 export type Verdict = 'ok' | 'warn' | 'fail' | 'skip';
-export type CheckName = 'config' | 'docker' | 'buildx' | 'context' | 'registry' | 'credentials' | 'quota' | 'mirrors' | 'lockfile' | 'builders';
+export type CheckName = 'config' | 'docker' | 'buildx' | 'context' | 'registry' | 'credentials' | 'quota' | 'mirrors' | 'lockfile' | 'builders' | 'leases' | 'build-cache';
 
 export interface DoctorCheck {
   check: CheckName;
@@ -40,6 +40,8 @@ export const DOCTOR_EXIT_CODES: Record<CheckName, number> = {
   mirrors: ExitCode.dockerFailed,
   lockfile: ExitCode.lockMismatch,
   builders: ExitCode.dockerFailed,
+  leases: ExitCode.dockerFailed,
+  'build-cache': ExitCode.noRegistry,
 };
 
 /** The buildx release that renamed `--config` to `--buildkitd-config` (BX commit 56fc68eb7, v0.13.0). */
@@ -105,6 +107,17 @@ export interface DoctorFacts {
   credentialWarnings?: string[];
   /** Builders buildx-bootstrap made (buildx store) and their state volumes; undefined when not asked. */
   builders?: Outcome<BuildersFacts>;
+  /** Prefix mode's build cache: where it goes, and whether the docker config BuildKit's session reads has credentials for it. */
+  buildCache?: BuildCacheFacts;
+}
+
+export interface BuildCacheFacts {
+  type: 'registry' | 'local' | 'inline' | 'off';
+  /** Registry cache repository, or the local directory. */
+  where: string;
+  reason: string;
+  /** Registry: the docker config has an entry (auths, credHelpers, credsStore) for its host. */
+  credentials?: { host: string; found: boolean; loopback: boolean } | undefined;
 }
 
 export interface BuildersFacts {
@@ -112,6 +125,8 @@ export interface BuildersFacts {
   volumes: number;
   /** undefined when `docker system df` could not tell. */
   volumeBytes: number | undefined;
+  /** Leases held in the daemon now (src/docker/leases.ts); undefined when they could not be listed. */
+  leases?: { locks: number; holds: number } | undefined;
 }
 
 const FIX_BY_KIND: Record<RegistryFailureKind | 'error', string> = {
@@ -345,18 +360,53 @@ function lockfileCheck(f: DoctorFacts): DoctorCheck {
 
 /** Every check, in report order. */
 export function evaluateDoctor(f: DoctorFacts): DoctorCheck[] {
-  return [configCheck(f), dockerCheck(f), buildxCheck(f), contextCheck(f), ...candidateChecks(f), ...credentialChecks(f), ...quotaChecks(f), ...mirrorChecks(f), lockfileCheck(f), ...buildersCheck(f)];
+  return [configCheck(f), dockerCheck(f), buildxCheck(f), contextCheck(f), ...candidateChecks(f), ...credentialChecks(f), ...quotaChecks(f), ...mirrorChecks(f), lockfileCheck(f), ...buildersCheck(f), ...buildCacheCheck(f)];
+}
+
+/**
+ * Prefix mode's build cache. BuildKit pushes and pulls it through buildx's session, which answers
+ * with the client's docker config — not with the credentials buildx-bootstrap itself finds
+ * (CI_REGISTRY_*, DOCKER_AUTH_CONFIG). Never fails: a refused cache never fails a build.
+ */
+export function buildCacheCheck(f: DoctorFacts): DoctorCheck[] {
+  const c = f.buildCache;
+  if (!c) return [];
+  if (c.type === 'off' || c.type === 'inline') return [{ check: 'build-cache', verdict: 'ok', detail: `${c.type}: ${c.reason}` }];
+  if (c.type === 'local') return [{ check: 'build-cache', verdict: 'ok', detail: `local: ${c.where} (cache that directory between jobs)` }];
+  const cred = c.credentials;
+  if (!cred || cred.found || cred.loopback) {
+    const how = cred?.found ? `the docker config has credentials for ${cred.host}` : 'a loopback registry, no credentials needed';
+    return [{ check: 'build-cache', verdict: 'ok', detail: `registry ${c.where}: ${how}` }];
+  }
+  return [
+    {
+      check: 'build-cache',
+      verdict: 'warn',
+      detail: `registry ${c.where}: BuildKit reads and writes it with the docker config's credentials, which have none for ${cred.host}; run docker login ${cred.host} in the job (in GitLab CI: echo "$CI_REGISTRY_PASSWORD" | docker login "$CI_REGISTRY" -u "$CI_REGISTRY_USER" --password-stdin), or the cache is neither read nor written`,
+    },
+  ];
 }
 
 /** Informational: never fails (a shared daemon collects one builder per configuration). */
 export function buildersCheck(f: DoctorFacts): DoctorCheck[] {
   if (!f.builders) return [];
   if (!f.builders.ok) return [{ check: 'builders', verdict: 'warn', detail: problemText(f.builders.problem) }];
-  const { names, volumes, volumeBytes } = f.builders.value;
-  if (!names.length) return [{ check: 'builders', verdict: 'ok', detail: 'no builder made by buildx-bootstrap in this buildx store' }];
+  const { names, volumes, volumeBytes, leases } = f.builders.value;
+  const guard = leasesCheck(leases);
+  if (!names.length) return [{ check: 'builders', verdict: 'ok', detail: 'no builder made by buildx-bootstrap in this buildx store' }, guard];
   const space = volumeBytes === undefined ? 'state volume size unknown (docker system df failed)' : `${volumes} state volume${volumes === 1 ? '' : 's'} take ${formatBytes(volumeBytes)}`;
   const list = names.length <= 5 ? names.join(', ') : `${names.slice(0, 5).join(', ')}, …`;
-  return [{ check: 'builders', verdict: 'ok', detail: `${names.length} made by buildx-bootstrap (${list}); ${space} — rm --stale removes idle ones unused for 7d` }];
+  return [{ check: 'builders', verdict: 'ok', detail: `${names.length} made by buildx-bootstrap (${list}); ${space} — rm --stale removes idle ones unused for 7d` }, guard];
+}
+
+/** What keeps a builder from being removed under a build, and what does not (README "Shared runners"). */
+function leasesCheck(leases: BuildersFacts['leases']): DoctorCheck {
+  const now = leases ? `${leases.locks} lock${leases.locks === 1 ? '' : 's'} and ${leases.holds} prefixed build${leases.holds === 1 ? '' : 's'} held in the daemon now` : 'leases in the daemon could not be listed';
+  return {
+    check: 'leases',
+    verdict: 'ok',
+    detail: `${now}; builds run through buildx-bootstrap -- … hold their builder, a raw docker buildx build --builder NAME does not: a run recreating that builder cuts it if it starts between the drain check and buildx rm`,
+  };
 }
 
 /** 0 without failures, else the code of the first failing check (see the top of this file). */
