@@ -10,8 +10,9 @@ import { join } from 'node:path';
 import type { Secrets } from '../io.js';
 import { TokenCache } from './auth.js';
 import { DOCKER_HUB_AUTH_KEY } from './reference.js';
+import type { Credential } from './types.js';
 
-export type Credential = { username: string; password: string } | { identityToken: string; username?: string };
+export type { Credential } from './types.js';
 
 export interface CredentialStore {
   /** Credentials for a registry API host (`host[:port]`; any Docker Hub alias works). */
