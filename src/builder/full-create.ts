@@ -9,6 +9,7 @@ import {
   builderSpec,
   createArgsFor,
   startFacts,
+  makeRegistryAuth,
   pinFromLock,
   renderConfigFor,
   resolvePin,
@@ -24,9 +25,13 @@ import type { DockerRunner } from '../docker/runner.js';
 import type { BuildxFacts } from '../docker/buildx.js';
 import { buildUseArgs } from '../docker/buildx-args.js';
 import { check } from '../docker/runner.js';
+import type { RegistryAuth } from '../docker/registry-auth.js';
+import { parseImageRef } from '../registry/reference.js';
 
 export interface CreateState {
   loaded?: LoadedConfig;
+  /** The run's registry credentials for docker and BuildKit; disposed by the command at the end. */
+  auth?: RegistryAuth;
   runner?: DockerRunner;
   facts?: Facts;
   driver?: DriverChoice;
@@ -89,7 +94,7 @@ export async function fullCreate(ctx: CommandContext, state: CreateState): Promi
           if (!s.pin || (pullsLocally && !s.local)) {
             await withBuildx(s); // a doomed run asks no registry and pulls nothing
             s.pin = await resolvePin(ctx, config, lock, platform);
-            if (pullsLocally) s.local = (await findLocalEngineImage(runner, s.pin, local)) ?? (await pullEngineImage(runner, s.pin, local));
+            if (pullsLocally) s.local = (await findLocalEngineImage(runner, s.pin, local)) ?? (await pullEngineImage(runner, s.pin, { ...local, registryAuth: await pullAuth(ctx, s, s.pin.reference) }));
           }
           if (s.local) await saveToCache(runner, s.pin, s.local.imageId, local);
           task.title = `Engine image ${s.pin.reference}${s.local ? ` (${describeLocal(s.local)})` : ''}`;
@@ -140,6 +145,13 @@ export async function fullCreate(ctx: CommandContext, state: CreateState): Promi
     io,
     log.level,
   );
+}
+
+/** The pull's credentials: the same store the resolve read, sent per request (or the CLI's per-run config). */
+async function pullAuth(ctx: CommandContext, s: CreateState, reference: string): Promise<NonNullable<Parameters<typeof pullEngineImage>[2]['registryAuth']>> {
+  const auth = (s.auth ??= await makeRegistryAuth(ctx, s.loaded!.config));
+  const host = parseImageRef(reference).registry;
+  return { header: await auth.engineAuthHeader(host), cliEnv: () => auth.childEnv() };
 }
 
 function describeLocal(local: LocalEngineImage): string {

@@ -10,6 +10,7 @@ import { buildAppendNodeArgs, buildCreateArgs } from '../docker/buildx-args.js';
 import { detectBuildx, type BuildxFacts } from '../docker/buildx.js';
 import { endpointKey, ensureTlsContext, inspectDaemon, tlsContextName, tlsFromEnvironment, type DaemonFacts } from '../docker/daemon.js';
 import type { DockerRunner } from '../docker/runner.js';
+import type { RegistryAuth } from '../docker/registry-auth.js';
 import { createDockerRunner } from '../docker/runner.js';
 import { withEngineApi } from '../docker/engine/index.js';
 import type { Lockfile } from '../resolve/lockfile.js';
@@ -26,6 +27,16 @@ export interface Facts {
   tlsContext: string | undefined;
   /** Identifies the docker endpoint, for the per-daemon lock. */
   endpointKey: string;
+}
+
+/**
+ * The run's registry credentials for docker and BuildKit (src/docker/registry-auth.ts): one
+ * credential store, the same sources the resolve reads, for every host BuildKit will ask.
+ */
+export async function makeRegistryAuth(ctx: CommandContext, config: Config): Promise<RegistryAuth> {
+  const [{ createCredentialStore }, { createRegistryAuth, buildCredentialHosts }] = await Promise.all([import('../registry/credentials.js'), import('../docker/registry-auth.js')]);
+  const credentials = createCredentialStore({ env: ctx.io.env, secrets: ctx.secrets });
+  return createRegistryAuth({ env: ctx.io.env, credentials, hosts: buildCredentialHosts(config, ctx.io.env) });
 }
 
 export function makeRunner(ctx: CommandContext): DockerRunner {

@@ -7,7 +7,7 @@ import { runPrefixed } from '../builder/exec.js';
 import { tryFastReuse } from '../builder/fast-path.js';
 import type { CreateState } from '../builder/full-create.js';
 import { namedConfig } from '../builder/name.js';
-import { makeRunner, pinFromLock } from '../builder/pipeline.js';
+import { makeRegistryAuth, makeRunner, pinFromLock } from '../builder/pipeline.js';
 
 export async function run(ctx: CommandContext): Promise<number> {
   const raw = await ctx.loadConfig();
@@ -15,12 +15,17 @@ export async function run(ctx: CommandContext): Promise<number> {
   const runner = makeRunner(ctx);
   const driver = await decideDriver(ctx, loaded.config, runner);
   const state: CreateState = { loaded, runner, driver };
-  const fast = await tryFastReuse(ctx, loaded.config, driver, runner);
-  if (fast) {
-    state.builder = fast.builder;
-    state.pin = pinFromLock(fast.lock, '');
-  } else await (await import('../builder/full-create.js')).fullCreate(ctx, state);
-  return finish(ctx, state);
+  try {
+    const fast = await tryFastReuse(ctx, loaded.config, driver, runner);
+    if (fast) {
+      state.builder = fast.builder;
+      state.pin = pinFromLock(fast.lock, '');
+    } else await (await import('../builder/full-create.js')).fullCreate(ctx, state);
+    return await finish(ctx, state);
+  } finally {
+    // The per-run docker config (and every credential it held) ends with the run.
+    await state.auth?.dispose();
+  }
 }
 
 /** After the builder is there: bridge local images, then print its name or run the command. */
@@ -37,7 +42,10 @@ async function finish(ctx: CommandContext, state: CreateState): Promise<number> 
   const written = bridged ? await bridge!.writeBridgedContexts(state.runner!, bridged, log) : undefined;
   if (ctx.args.exec) {
     try {
-      return await runPrefixed(bridge!.prefixedCommand(ctx.args.exec, driver.request, builder, bridged), builder, io);
+      // The build's registries get the credentials we know, for exactly the hosts BuildKit asks.
+      state.auth ??= await makeRegistryAuth(ctx, state.loaded!.config);
+      const authEnv = await state.auth.childEnv();
+      return await runPrefixed(bridge!.prefixedCommand(ctx.args.exec, driver.request, builder, bridged), builder, io, authEnv);
     } finally {
       await written?.remove();
     }

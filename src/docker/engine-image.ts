@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { DockerError, LockMismatchError } from '../errors.js';
 import type { Logger } from '../io.js';
 import { writeFileAtomic } from '../state.js';
-import { check, type DockerRunner } from './runner.js';
+import { check, type DockerRunner, type RunOptions } from './runner.js';
 
 export interface EngineImageTarget {
   /** `registry[/path]/repository:tag@digest` */
@@ -61,6 +61,8 @@ async function imageId(runner: DockerRunner, ref: string): Promise<string | unde
 }
 
 interface LocalOptions {
+  /** Credentials for the pull (src/docker/registry-auth.ts): X-Registry-Auth, or the CLI's per-run DOCKER_CONFIG. */
+  registryAuth?: RunOptions['registryAuth'];
   cacheDir: string;
   log: Logger;
   signal?: AbortSignal | undefined;
@@ -80,17 +82,21 @@ export async function findLocalEngineImage(runner: DockerRunner, target: EngineI
   return opts.cacheDir ? loadFromCache(runner, target, opts) : undefined;
 }
 
-/** `docker pull ref@digest` through the daemon (dockerd's own mirrors and login apply). */
+/**
+ * `docker pull ref@digest` through the daemon (dockerd's own mirrors apply), with the credentials
+ * the resolve used (opts.registryAuth), so a job with no `docker login` pulls from a private mirror.
+ */
 export async function pullEngineImage(runner: DockerRunner, target: EngineImageTarget, opts: LocalOptions): Promise<LocalEngineImage> {
   opts.log.info(`pulling ${target.reference}`);
   const pulled = await runner.run(['pull', target.reference], {
     timeoutMs: opts.timeoutMs,
     ...(opts.signal ? { signal: opts.signal } : {}),
+    ...(opts.registryAuth ? { registryAuth: opts.registryAuth } : {}),
     // docker pull reports its progress on stdout (one line per layer event when not a terminal).
     onStdoutLine: (line) => opts.log.info(line.trim()),
     onStderrLine: (line) => opts.log.debug(line),
   });
-  check(pulled, `docker pull ${target.reference}`, 'check the registry is reachable from the docker daemon (dockerd does the pull) and that docker login was done for it');
+  check(pulled, `docker pull ${target.reference}`, 'check the registry is reachable from the docker daemon (dockerd does the pull) and that its credentials are in docker config.json, DOCKER_AUTH_CONFIG or the CI variables');
   const id = await imageId(runner, target.reference);
   if (!id) throw new DockerError(`docker pull ${target.reference} succeeded but the image is not in the daemon`, { hint: 'check that DOCKER_HOST points at the daemon you expect' });
   if (target.expectedImageId && id !== target.expectedImageId) {
