@@ -114,11 +114,15 @@ export function dockerAuthKey(host: string): string {
   return normalizeRegistryHost(host) === DOCKER_HUB ? DOCKER_HUB_AUTH_KEY : host;
 }
 
-/** The Engine API's X-Registry-Auth: base64url of the AuthConfig JSON (moby api/types/registry). */
+/**
+ * The Engine API's X-Registry-Auth: the AuthConfig JSON in Go's base64.URLEncoding — URL alphabet
+ * *with* padding (moby api/types/registry DecodeAuthConfig); Node's `base64url` drops the padding
+ * and dockerd 20.10 then reads no credentials at all.
+ */
 export function encodeRegistryAuth(credential: Credential, host: string): string {
   const serveraddress = dockerAuthKey(host);
   const body = 'identityToken' in credential ? { identitytoken: credential.identityToken, serveraddress } : { username: credential.username, password: credential.password, serveraddress };
-  return Buffer.from(JSON.stringify(body)).toString('base64url');
+  return Buffer.from(JSON.stringify(body)).toString('base64').replace(/\+/g, '-').replace(/\//g, '_');
 }
 
 // The helper: `get` answers from credentials.json beside it (exact key, else the same host spelled
