@@ -33,10 +33,10 @@ export interface Facts {
  * The run's registry credentials for docker and BuildKit (src/docker/registry-auth.ts): one
  * credential store, the same sources the resolve reads, for every host BuildKit will ask.
  */
-export async function makeRegistryAuth(ctx: CommandContext, config: Config): Promise<RegistryAuth> {
+export async function makeRegistryAuth(ctx: CommandContext, config: Config, dir?: string): Promise<RegistryAuth> {
   const [{ createCredentialStore }, { createRegistryAuth, buildCredentialHosts }] = await Promise.all([import('../registry/credentials.js'), import('../docker/registry-auth.js')]);
   const credentials = createCredentialStore({ env: ctx.io.env, secrets: ctx.secrets });
-  return createRegistryAuth({ env: ctx.io.env, credentials, hosts: buildCredentialHosts(config, ctx.io.env) });
+  return createRegistryAuth({ env: ctx.io.env, credentials, hosts: buildCredentialHosts(config, ctx.io.env), ...(dir ? { dir } : {}) });
 }
 
 export function makeRunner(ctx: CommandContext): DockerRunner {

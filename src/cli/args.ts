@@ -4,7 +4,7 @@ import { UsageError } from '../errors.js';
 import { setPath } from '../config/load.js';
 import { splitMirror } from '../config/schema.js';
 
-export const COMMANDS = ['create', 'resolve', 'lock', 'plan', 'doctor', 'rm', 'init', 'mirror'] as const;
+export const COMMANDS = ['create', 'resolve', 'lock', 'plan', 'doctor', 'rm', 'init', 'mirror', 'env'] as const;
 export type CommandName = (typeof COMMANDS)[number];
 
 export interface ParsedArgs {
@@ -35,6 +35,8 @@ export interface ParsedArgs {
   to: string | undefined;
   /** `mirror --dry-run` */
   dryRun: boolean;
+  /** `env --remove` */
+  remove: boolean;
 }
 
 interface OptionSpec {
@@ -96,6 +98,7 @@ export const OPTIONS: OptionSpec[] = [
   { names: ['--older-than'], value: 'DURATION', help: 'rm --stale: unused for at least this long (default 7d)', apply: (a, v) => (a.olderThan = v) },
   { names: ['--to'], value: 'HOST[/PATH]', help: 'mirror: copy into this registry (default: the mirror configured for each image)', apply: (a, v) => (a.to = v) },
   { names: ['--dry-run'], help: 'mirror: only HEAD requests; say what would be copied', apply: (a) => (a.dryRun = true) },
+  { names: ['--remove'], help: "env: remove the job's docker config directory (after_script)", apply: (a) => (a.remove = true) },
 ];
 
 const BY_NAME = new Map(OPTIONS.flatMap((o) => o.names.map((n) => [n, o] as const)));
@@ -119,6 +122,7 @@ export function parseArgs(argv: string[]): ParsedArgs {
     images: [],
     to: undefined,
     dryRun: false,
+    remove: false,
   };
   let command: string | undefined;
   for (let i = 0; i < argv.length; i++) {
@@ -163,6 +167,7 @@ export function parseArgs(argv: string[]): ParsedArgs {
     throw new UsageError(`-- <command> cannot follow "${args.command}"`, { hint: 'prefix mode is: buildx-bootstrap [plan] [options] -- <command…>' });
   }
   if ((args.to !== undefined || args.dryRun) && args.command !== 'mirror') throw new UsageError(`${args.to !== undefined ? '--to' : '--dry-run'} only applies to mirror`, { hint: 'run buildx-bootstrap mirror --to HOST[/PATH] [--dry-run] [IMAGE…]' });
+  if (args.remove && args.command !== 'env') throw new UsageError('--remove only applies to env', { hint: 'run buildx-bootstrap env --remove' });
   if (args.check && args.command !== 'lock') throw new UsageError('--check only applies to lock', { hint: 'run buildx-bootstrap lock --check' });
   if (args.stale && args.command !== 'rm') throw new UsageError('--stale only applies to rm', { hint: 'run buildx-bootstrap rm --stale [--older-than 7d]' });
   if (args.olderThan !== undefined && !args.stale) throw new UsageError('--older-than only applies to rm --stale', { hint: 'run buildx-bootstrap rm --stale --older-than 7d' });
@@ -189,6 +194,9 @@ export function helpText(version: string): string {
     '                                               a build runs on it, unless --force)',
     '  buildx-bootstrap rm --stale [--older-than D] remove idle builders buildx-bootstrap made, unused for D (7d)',
     '  buildx-bootstrap init [--force]              write .buildx-bootstraprc.yaml and ci/buildx-bootstrap/ snippets',
+    '  buildx-bootstrap env [--remove]              print `export DOCKER_CONFIG=…` lines: the credentials we know for the',
+    '                                               build in a later step (eval "$(buildx-bootstrap env)"); --remove',
+    '                                               deletes that directory (after_script)',
     '  buildx-bootstrap mirror [--to HOST[/PATH]] [--dry-run] [--json] [IMAGE…]',
     '                                               copy the engine image, mirror.images and IMAGEs, whole,',
     '                                               into the internal registry (3: a source unreadable, 1: push refused)',

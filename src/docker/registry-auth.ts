@@ -16,6 +16,7 @@
 // argv or environment, which the process list shows). Hosts for which the user's own config has
 // an answer are not touched: their helpers and stores keep answering, and win.
 import { randomBytes } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -32,6 +33,36 @@ export const HELPER_NAME = 'buildx-bootstrap';
 /** Our files inside the per-run directory (never a name a docker config directory uses). */
 const OWN_DIR = '.buildx-bootstrap-auth';
 const CREDENTIALS_FILE = 'credentials.json';
+/** Inside OWN_DIR: the user's own config directory this one layers over. */
+const USER_DIR_FILE = 'user-config-dir';
+/** Names of the per-run directories (a job's: `<prefix>job-<CI_JOB_ID>`). */
+export const AUTH_DIR_PREFIX = 'buildx-bootstrap-auth-';
+
+/**
+ * The user's own docker config directory — also when DOCKER_CONFIG already points at a per-run
+ * directory of ours (after `eval "$(buildx-bootstrap env)"`), so layers never stack.
+ */
+export function userDockerConfigDir(env: Record<string, string | undefined>): string {
+  const dir = dockerConfigDir(env);
+  try {
+    const original = readFileSync(join(dir, OWN_DIR, USER_DIR_FILE), 'utf8').trim();
+    if (original) return original;
+  } catch {
+    // not one of ours
+  }
+  return dir;
+}
+
+/** Whether `dir` is a per-run directory of ours (safe to remove). */
+export function isOwnAuthDir(dir: string): boolean {
+  return existsSync(join(dir, OWN_DIR, USER_DIR_FILE));
+}
+
+/** The job's directory for the `env` subcommand: stable within a CI job so after_script finds it. */
+export function jobAuthDir(env: Record<string, string | undefined>): string | undefined {
+  const id = env.CI_JOB_ID?.trim();
+  return id && /^[A-Za-z0-9_.-]+$/.test(id) ? join(env.TMPDIR || tmpdir(), `${AUTH_DIR_PREFIX}job-${id}`) : undefined;
+}
 
 /** What BuildKit will have for one host, by source, never by value. */
 export interface HostCredentialReport {
@@ -180,19 +211,21 @@ export function createRegistryAuth(opts: RegistryAuthOptions): RegistryAuth {
   const found = async (): Promise<{ host: string; found: FoundCredential | undefined }[]> =>
     Promise.all(hosts.map(async (host) => ({ host, found: await credentials.find(host) })));
 
+  const userDir = userDockerConfigDir(env);
   const makeDir = async (): Promise<string> => {
+    let root: string;
     if (opts.dir) {
       await mkdir(opts.dir, { recursive: true, mode: 0o700 });
       await chmod(opts.dir, 0o700);
-      return opts.dir;
-    }
-    const base = env.TMPDIR || tmpdir();
-    return mkdtemp(join(base, 'buildx-bootstrap-auth-'));
+      root = opts.dir;
+    } else root = await mkdtemp(join(env.TMPDIR || tmpdir(), AUTH_DIR_PREFIX));
+    await mkdir(join(root, OWN_DIR), { recursive: true, mode: 0o700 });
+    await writeFile(join(root, OWN_DIR, USER_DIR_FILE), `${userDir}\n`, { mode: 0o600 });
+    return root;
   };
 
   /** Writes config.json (and the helper, when needed) for the current host list; returns the child env. */
   const write = async (root: string): Promise<Record<string, string>> => {
-    const userDir = dockerConfigDir(env);
     let user: DockerConfigJson = {};
     try {
       user = JSON.parse(await readFile(join(userDir, 'config.json'), 'utf8')) as DockerConfigJson;
@@ -228,8 +261,9 @@ export function createRegistryAuth(opts: RegistryAuthOptions): RegistryAuth {
     await writeFile(join(root, 'config.json'), `${JSON.stringify(config, null, 2)}\n`, { mode: 0o600 });
     const childEnv: Record<string, string> = { DOCKER_CONFIG: root };
     // buildx's store and ours stay the user's, whatever the directory holds.
-    if (!env.BUILDX_CONFIG) childEnv.BUILDX_CONFIG = buildxStoreDir(env);
-    if (!env.BUILDX_BOOTSTRAP_STATE_DIR) childEnv.BUILDX_BOOTSTRAP_STATE_DIR = stateDir(env);
+    const userEnv = { ...env, DOCKER_CONFIG: userDir };
+    if (!env.BUILDX_CONFIG) childEnv.BUILDX_CONFIG = buildxStoreDir(userEnv);
+    if (!env.BUILDX_BOOTSTRAP_STATE_DIR) childEnv.BUILDX_BOOTSTRAP_STATE_DIR = stateDir(userEnv);
     if (Object.keys(helperEntries).length) {
       const own = join(root, OWN_DIR);
       await mkdir(join(own, 'bin'), { recursive: true, mode: 0o700 });
@@ -238,7 +272,8 @@ export function createRegistryAuth(opts: RegistryAuthOptions): RegistryAuth {
       const node = opts.nodePath ?? process.execPath;
       const script = `#!/bin/sh\nexec ${shQuote(node)} ${shQuote(join(own, 'helper.cjs'))} "$@"\n`;
       await writeFile(join(own, 'bin', `docker-credential-${HELPER_NAME}`), script, { mode: 0o700 });
-      childEnv.PATH = `${join(own, 'bin')}${env.PATH ? `:${env.PATH}` : ''}`;
+      const bin = join(own, 'bin');
+      childEnv.PATH = [bin, ...(env.PATH ?? '').split(':').filter((p) => p && p !== bin)].join(':');
     }
     return childEnv;
   };
