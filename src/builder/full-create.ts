@@ -7,6 +7,7 @@ import { bringUpBuilder, type BringUpResult } from './bring-up.js';
 import {
   appendArgsFor,
   builderSpec,
+  checkPinForMirrors,
   createArgsFor,
   startFacts,
   makeRegistryAuth,
@@ -89,11 +90,13 @@ export async function fullCreate(ctx: CommandContext, state: CreateState): Promi
           // cache directory then brings the builder up with every registry unreachable.
           if (lock) {
             s.pin = pinFromLock(lock, platform);
+            checkPinForMirrors(config, s.pin);
             if (pullsLocally) s.local = await findLocalEngineImage(runner, s.pin, local);
           }
           if (!s.pin || (pullsLocally && !s.local)) {
             await withBuildx(s); // a doomed run asks no registry and pulls nothing
             s.pin = await resolvePin(ctx, config, lock, platform);
+            checkPinForMirrors(config, s.pin);
             if (pullsLocally) s.local = (await findLocalEngineImage(runner, s.pin, local)) ?? (await pullEngineImage(runner, s.pin, { ...local, registryAuth: await pullAuth(ctx, s, s.pin.reference) }));
           }
           if (s.local) await saveToCache(runner, s.pin, s.local.imageId, local);

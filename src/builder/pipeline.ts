@@ -5,7 +5,7 @@ import { readFile } from 'node:fs/promises';
 import type { CommandContext } from '../context.js';
 import type { Config } from '../config/schema.js';
 import type { LoadedConfig } from '../config/load.js';
-import { renderBuildkitdConfig } from '../buildkitd/render.js';
+import { checkPathMirrors, renderBuildkitdConfig } from '../buildkitd/render.js';
 import { buildAppendNodeArgs, buildCreateArgs } from '../docker/buildx-args.js';
 import { detectBuildx, type BuildxFacts } from '../docker/buildx.js';
 import { endpointKey, ensureTlsContext, inspectDaemon, tlsContextName, tlsFromEnvironment, type DaemonFacts } from '../docker/daemon.js';
@@ -126,6 +126,11 @@ export async function resolvePin(ctx: CommandContext, config: Config, lock: Lock
     lock ? { tag: lock.tag, digest: lock.digest } : undefined,
   );
   return pinFromResolution(resolution, lock, platform);
+}
+
+/** The pinned BuildKit must understand the mirrors we write for it (path mirrors: >= v0.12). Exit 2. */
+export function checkPinForMirrors(config: Config, pin: EnginePin): void {
+  checkPathMirrors(config.mirrors, versionOfTag(pin.tag));
 }
 
 /** `v0.18.2` from `v0.18.2` / `v0.18.2-rootless`; undefined for tags that name no version. */

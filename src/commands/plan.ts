@@ -11,6 +11,7 @@ import { namedConfig } from '../builder/name.js';
 import {
   appendArgsFor,
   builderSpec,
+  checkPinForMirrors,
   createArgsFor,
   describeSource,
   gatherFacts,
@@ -49,6 +50,7 @@ export async function run(ctx: CommandContext): Promise<number> {
             return pinFromLock(lock, facts.daemon.platform);
           })
         : await resolvePin(ctx, config, undefined, facts.daemon.platform);
+      checkPinForMirrors(config, pin);
       toml = await renderConfigFor(config);
     }
     const spec = builderSpec(config, driver.driver, pin?.reference ?? '', pin?.digest ?? '', toml.sha, facts);

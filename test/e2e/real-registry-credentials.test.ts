@@ -1,0 +1,143 @@
+// Builds on the REAL engines pull through authenticated mirrors with the credentials only the CI
+// environment has (issue 19): `$CI_REGISTRY_IMAGE/mirror` on an htpasswd registry with
+// CI_REGISTRY_USER/PASSWORD and no docker login — the engine image comes from it (the daemon's
+// pull gets the job token) and BuildKit pulls the base image through it (buildx's session gets it
+// from the per-run docker config). The user's config.json stays byte-identical, no token is left
+// anywhere, the user's credential helper wins for its host, and a global credsStore does not
+// swallow the hand-over.
+import t, { type Test } from 'tap';
+import { existsSync, lstatSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { requireEngines, pushRealEngineImage } from '../helpers/engines.js';
+import { pairs, realWorld, lastLine, tempDir, type RealWorld } from '../helpers/real-world.js';
+import { buildEngineImage, pushImage } from '../helpers/engine-image.js';
+import { startRegistry, type RunningRegistry } from '../helpers/registry.js';
+import { runCli } from '../helpers/cli.js';
+
+t.setTimeout(900_000);
+const engines = requireEngines(t);
+
+const base = buildEngineImage({ version: 'v0.0.1', platforms: ['linux/amd64'], index: false, flavour: 'base-image' });
+const TOKENS = { job1: 'glcbt-64_FirstJobToken_aaaa1111', job2: 'glcbt-64_SecondJobToken_bbbb2222' };
+const b64 = (s: string): string => Buffer.from(s).toString('base64');
+
+/** Every regular file under `dir` (symlinks not followed). */
+function everyFile(dir: string): string[] {
+  if (!existsSync(dir)) return [];
+  const out: string[] = [];
+  for (const name of readdirSync(dir)) {
+    const p = join(dir, name);
+    const s = lstatSync(p);
+    if (s.isDirectory()) out.push(...everyFile(p));
+    else if (s.isFile()) out.push(p);
+  }
+  return out;
+}
+
+/** Files under `dirs` that hold `secret` in clear, base64 (`user:secret`) or JSON-escaped. */
+function holding(dirs: string[], user: string, secret: string): string[] {
+  const forms = [secret, b64(`${user}:${secret}`)];
+  return dirs.flatMap(everyFile).filter((f) => {
+    const text = readFileSync(f).toString('latin1');
+    return forms.some((s) => text.includes(s));
+  });
+}
+
+interface CiWorld {
+  w: RealWorld;
+  ci: RunningRegistry;
+  tmp: string;
+  configText: string;
+  dir: string;
+  env(user: keyof typeof TOKENS, extra?: Record<string, string>): Record<string, string | undefined>;
+}
+
+async function ciWorld(t: Test, pair: Parameters<typeof realWorld>[1], userConfig: Record<string, unknown> = {}): Promise<CiWorld> {
+  const [w, ci] = await Promise.all([realWorld(t, pair), startRegistry(t, { basicAuth: { job1: TOKENS.job1, job2: TOKENS.job2 } })]);
+  const auth = { username: 'job1', password: TOKENS.job1 };
+  await pushRealEngineImage(ci, pair.kit, { repository: 'group/project/mirror/moby/buildkit', auth });
+  await pushImage(ci, 'group/project/mirror/library/base', ['1'], base, { auth });
+  const configText = `${JSON.stringify(userConfig, null, '\t')}\n`;
+  writeFileSync(join(w.buildx.dockerConfig, 'config.json'), configText);
+  const tmp = tempDir(t, 'bxb-tmp-');
+  const dir = w.project(
+    {
+      buildkit: { image: `${w.upstream.host}/moby/buildkit`, version: pair.kit.version },
+      // init's set-up: the scheduled mirror job's copy, `$CI_REGISTRY_IMAGE/mirror`.
+      mirrors: [{ host: ci.host, path: 'group/project/mirror', for: w.upstream.host }],
+      upstream: false,
+      builder: { name: 'ci', driverOpts: { network: 'host' } },
+    },
+    {
+      Dockerfile: [`FROM ${w.upstream.host}/library/base:1 AS base`, 'RUN echo "ran on $(cat /etc/bxb-standin | head -n 1)" > /built.txt', 'FROM scratch', 'COPY --from=base /built.txt /', ''].join('\n'),
+    },
+  );
+  return {
+    w,
+    ci,
+    tmp,
+    configText,
+    dir,
+    env: (user, extra = {}) => ({ ...w.env, TMPDIR: tmp, CI_REGISTRY: ci.host, CI_REGISTRY_IMAGE: `${ci.host}/group/project`, CI_REGISTRY_USER: user, CI_REGISTRY_PASSWORD: TOKENS[user], CI_JOB_ID: user === 'job1' ? '1001' : '1002', ...extra }),
+  };
+}
+
+async function build(c: CiWorld, t: Test, env: Record<string, string | undefined>, extra: string[] = []): Promise<string> {
+  const out = join(tempDir(t), 'out');
+  const r = await runCli(['--', 'docker', 'buildx', 'build', ...extra, '--output', `type=local,dest=${out}`, c.dir], { cwd: c.dir, env });
+  t.equal(r.code, 0, `the prefixed build succeeds${r.code ? `: ${lastLine(r)}` : ''}`);
+  t.notMatch(r.stderr + r.stdout, /FirstJobToken|SecondJobToken/, 'no token in the output');
+  return existsSync(join(out, 'built.txt')) ? readFileSync(join(out, 'built.txt'), 'utf8') : '';
+}
+
+for (const pair of engines ? pairs(engines) : []) {
+  const versions = `buildx ${pair.buildx.version} + BuildKit ${pair.kit.version}`;
+
+  t.test(`${versions}: $CI_REGISTRY_IMAGE/mirror on an htpasswd registry, empty docker config, no docker login — engine image and base image come from it; two jobs on one $HOME leave no token`, async (t) => {
+    const c = await ciWorld(t, pair);
+    const { w, ci } = c;
+    t.equal(await build(c, t, c.env('job1')), 'ran on version=v0.0.1\n', 'the RUN step ran on the base image from the mirror');
+    await Promise.all([ci.settle(), w.upstream.settle()]);
+    const log = ci.requestLog();
+    t.ok(log.some((l) => /^(HEAD|GET) \/v2\/group\/project\/mirror\/moby\/buildkit\/manifests\/\S+ 200$/.test(l)), `the daemon pulled the engine image from the mirror with the job token: ${log.join(', ')}`);
+    t.ok(log.some((l) => /^(HEAD|GET) \/v2\/group\/project\/mirror\/library\/base\/manifests\/1(\?\S*)? 200$/.test(l)), 'BuildKit resolved the base image on the mirror, authenticated');
+    t.ok(log.some((l) => /^GET \/v2\/group\/project\/mirror\/library\/base\/blobs\/sha256:[0-9a-f]{64}(\?\S*)? 200$/.test(l)), 'and fetched its layers');
+    t.equal(w.upstream.requests(), 0, 'the upstream (Docker Hub) got no request');
+    t.equal(readFileSync(join(w.buildx.dockerConfig, 'config.json'), 'utf8'), c.configText, 'config.json is byte-identical');
+    const places = [w.env.HOME!, c.tmp];
+    t.same(holding(places, 'job1', TOKENS.job1), [], 'no file under $HOME (docker config, state dir) or $TMPDIR holds the first job token');
+
+    // The next job on the same shell-runner $HOME, with its own token: BuildKit must re-resolve.
+    t.equal(await build(c, t, c.env('job2'), ['--pull']), 'ran on version=v0.0.1\n', 'the second job builds with its own token');
+    t.same(holding(places, 'job2', TOKENS.job2), [], 'and leaves its token nowhere either');
+    t.same(holding(places, 'job1', TOKENS.job1), [], 'nor the first one');
+    t.equal(readFileSync(join(w.buildx.dockerConfig, 'config.json'), 'utf8'), c.configText, 'config.json is still byte-identical');
+    t.same(readdirSync(c.tmp).filter((n) => n.startsWith('buildx-bootstrap-auth-')), [], 'no per-run directory is left in $TMPDIR');
+  });
+
+  t.test(`${versions}: a global credsStore (Docker Desktop, many CI images) does not swallow the hand-over; the user's credential helper for the mirror host wins over the environment`, async (t) => {
+    // A store that knows nothing of the mirror (docker reads no `auths` under it).
+    const binDir = tempDir(t, 'bxb-bin-');
+    const storeLog = join(binDir, 'desktop.log');
+    writeFileSync(join(binDir, 'docker-credential-desktop'), `#!/bin/sh\nread url\necho "$1 $url" >> '${storeLog}'\necho 'credentials not found in native keychain'\nexit 1\n`, { mode: 0o755 });
+    const c = await ciWorld(t, pair, { credsStore: 'desktop' });
+    const path = `${binDir}:${c.w.env.PATH}`;
+    t.equal(await build(c, t, c.env('job1', { PATH: path })), 'ran on version=v0.0.1\n', 'the build pulls through the mirror with the job token under a global credsStore');
+    t.equal(readFileSync(join(c.w.buildx.dockerConfig, 'config.json'), 'utf8'), c.configText, 'config.json is byte-identical');
+    t.same(holding([c.w.env.HOME!, c.tmp], 'job1', TOKENS.job1), [], 'no token left behind');
+
+    // The user's own helper for the mirror host answers with job2's account; the environment has
+    // a wrong password. The helper wins: the build succeeds, and buildx asked the helper.
+    const helperLog = join(binDir, 'corp.log');
+    writeFileSync(
+      join(binDir, 'docker-credential-corp'),
+      `#!/bin/sh\nread url\necho "$1 $url builder=\${BUILDX_BUILDER:-none}" >> '${helperLog}'\necho '{"ServerURL":"'"$url"'","Username":"job2","Secret":"${TOKENS.job2}"}'\n`,
+      { mode: 0o755 },
+    );
+    const helperConfig = `${JSON.stringify({ credHelpers: { [c.ci.host]: 'corp' } })}\n`;
+    writeFileSync(join(c.w.buildx.dockerConfig, 'config.json'), helperConfig);
+    t.equal(await build(c, t, c.env('job1', { PATH: path, CI_REGISTRY_PASSWORD: 'wrong-password' }), ['--pull']), 'ran on version=v0.0.1\n', "the build uses the helper's credentials");
+    t.match(readFileSync(helperLog, 'utf8'), new RegExp(`^get ${c.ci.host.replace(/\./g, '\\.')} builder=ci$`, 'm'), 'buildx (running under BUILDX_BUILDER=ci) asked the helper for the mirror host');
+    t.equal(readFileSync(join(c.w.buildx.dockerConfig, 'config.json'), 'utf8'), helperConfig, 'config.json is byte-identical');
+  });
+}
