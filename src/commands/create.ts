@@ -7,11 +7,12 @@ import { runPrefixed } from '../builder/exec.js';
 import { tryFastReuse } from '../builder/fast-path.js';
 import type { CreateState } from '../builder/full-create.js';
 import { namedConfig } from '../builder/name.js';
+import { withProxyDriverOpts } from '../builder/proxy.js';
 import { makeRegistryAuth, makeRunner, pinFromLock } from '../builder/pipeline.js';
 
 export async function run(ctx: CommandContext): Promise<number> {
   const raw = await ctx.loadConfig();
-  const loaded = { ...raw, config: (await namedConfig(raw.config)).config };
+  const loaded = { ...raw, config: (await namedConfig(await withProxyDriverOpts(raw.config, ctx.io.env))).config };
   const runner = makeRunner(ctx);
   const driver = await decideDriver(ctx, loaded.config, runner);
   const state: CreateState = { loaded, runner, driver };

@@ -8,6 +8,7 @@ import { readRecord } from '../builder/bring-up.js';
 import { decideConverge, type ConvergeAction } from '../builder/converge.js';
 import { decideDriver } from '../builder/driver.js';
 import { namedConfig } from '../builder/name.js';
+import { withProxyDriverOpts } from '../builder/proxy.js';
 import {
   appendArgsFor,
   builderSpec,
@@ -27,7 +28,7 @@ import { NoRegistryError } from '../errors.js';
 
 export async function run(ctx: CommandContext): Promise<number> {
   const raw = await ctx.loadConfig();
-  const loaded = { ...raw, config: (await namedConfig(raw.config)).config };
+  const loaded = { ...raw, config: (await namedConfig(await withProxyDriverOpts(raw.config, ctx.io.env))).config };
   const { config } = loaded;
   const runner = makeRunner(ctx);
   const facts = await gatherFacts(ctx, runner, { createContext: false });

@@ -70,3 +70,30 @@ t.test('env prints the per-run docker config for a later build step; env --remov
   t.notOk(existsSync(jobDir), 'the job directory and the token in it are gone');
   t.equal((await runCli(['rm', '--remove'], { cwd: dir, env })).code, 2, '--remove belongs to env');
 });
+
+t.test('HTTP(S)_PROXY reaches the BuildKit container as env.* driver options, NO_PROXY keeps loopback and direct mirrors direct; a proxy URL with a password is refused unseen (emulated buildx)', async (t) => {
+  if (!requireBinaries(t, BINARIES)) return;
+  const w = await world(t);
+  const fake = installFakeBuildx(t);
+  const dir = project(t, w, { mirrors: [{ host: w.mirror.host, for: w.upstream.host }] });
+  const proxy = 'http://127.0.0.1:3128';
+  const plain = JSON.parse((await runCli(['plan', '--json'], { cwd: dir, env: cliEnv(w, fake) })).stdout) as { argv: string[]; builder: string };
+  const r = await runCli(['plan', '--json'], { cwd: dir, env: cliEnv(w, fake, { HTTPS_PROXY: proxy, http_proxy: proxy, NO_PROXY: '.corp.example' }) });
+  t.equal(r.code, 0, r.stderr);
+  const planned = JSON.parse(r.stdout) as { argv: string[]; builder: string };
+  const opts = planned.argv.flatMap((a, i) => (planned.argv[i - 1] === '--driver-opt' ? [a] : []));
+  for (const name of ['HTTPS_PROXY', 'https_proxy', 'HTTP_PROXY', 'http_proxy']) t.ok(opts.includes(`env.${name}=${proxy}`), `--driver-opt env.${name}`);
+  const noProxy = opts.find((o) => o.startsWith('"env.NO_PROXY='));
+  t.equal(noProxy, `"env.NO_PROXY=.corp.example,localhost,127.0.0.1,::1,${w.mirror.host}"`, 'NO_PROXY keeps the user entries, loopback and the mirror (one quoted CSV field for buildx)');
+  t.not(planned.builder, plain.builder, 'the proxy options count in the builder name like any driver option');
+
+  const refused = await runCli(['plan'], { cwd: dir, env: cliEnv(w, fake, { HTTPS_PROXY: 'http://alice:S3cret-Proxy-Pass@127.0.0.1:3128' }) });
+  t.equal(refused.code, 2, 'a configuration error');
+  t.match(refused.stderr, /HTTPS_PROXY: the proxy URL carries a user and password/, 'naming the variable');
+  t.notMatch(refused.stderr, /S3cret|alice/, 'never its value');
+  t.match(refused.stderr, /set builder\.driverOpts "env\.https_proxy"/, 'with the fix');
+  const explicitDir = project(t, w, { builder: { driverOpts: { 'env.https_proxy': 'http://127.0.0.1:3129' } } });
+  const explicit = await runCli(['plan', '--json'], { cwd: explicitDir, env: cliEnv(w, fake, { HTTPS_PROXY: 'http://alice:S3cret-Proxy-Pass@127.0.0.1:3128' }) });
+  t.equal(explicit.code, 0, 'the user set the option explicitly: their value is used, the variable is not checked');
+  t.notMatch(explicit.stdout, /S3cret/);
+});
