@@ -35,6 +35,15 @@ async function finish(ctx: CommandContext, state: CreateState): Promise<number> 
   const builder = state.builder!;
   const driver = state.driver!;
   for (const w of driver.warnings) log.warn(w);
+  if (ctx.args.exec) {
+    // The build's registries get the credentials we know, for exactly the hosts BuildKit asks;
+    // and before it runs, every image it pulls is looked up on the mirrors as BuildKit will.
+    state.auth ??= await makeRegistryAuth(ctx, state.loaded!.config);
+    if (driver.driver !== 'docker' && driver.registryImages.length) {
+      const { preflightBuild } = await import('../builder/preflight.js');
+      await preflightBuild(state.loaded!.config, driver.registryImages, { env: io.env, secrets: ctx.secrets, log, auth: state.auth, signal: io.signal });
+    }
+  }
   // Local-only images the build needs, handed to the container builder as OCI layouts. In prefix
   // mode they live only as long as the command; for plain create they stay with the builder's
   // files (removed by rm) so the printed --build-context flags keep working.
@@ -43,9 +52,7 @@ async function finish(ctx: CommandContext, state: CreateState): Promise<number> 
   const written = bridged ? await bridge!.writeBridgedContexts(state.runner!, bridged, log) : undefined;
   if (ctx.args.exec) {
     try {
-      // The build's registries get the credentials we know, for exactly the hosts BuildKit asks.
-      state.auth ??= await makeRegistryAuth(ctx, state.loaded!.config);
-      const authEnv = await state.auth.childEnv();
+      const authEnv = await state.auth!.childEnv();
       return await runPrefixed(bridge!.prefixedCommand(ctx.args.exec, driver.request, builder, bridged), builder, io, authEnv);
     } finally {
       await written?.remove();

@@ -25,6 +25,7 @@ import {
 import { inspectBuilder } from '../docker/buildx.js';
 import { applicableLock } from '../resolve/index.js';
 import { NoRegistryError } from '../errors.js';
+import type { PreflightImage } from '../builder/preflight.js';
 
 export async function run(ctx: CommandContext): Promise<number> {
   const raw = await ctx.loadConfig();
@@ -59,6 +60,13 @@ export async function run(ctx: CommandContext): Promise<number> {
     appendArgv = appendArgsFor(spec, facts.buildx.version, ctx.io.env);
     converge = decideConverge(spec, await inspectBuilder(runner, spec.name), await readRecord(ctx.io.env, spec.name));
   }
+  // The build's images as BuildKit will find them on the mirrors (exit 3 under upstream: false).
+  let images: PreflightImage[] = [];
+  if (ctx.args.exec && driver.driver !== 'docker' && driver.registryImages.length) {
+    const [{ preflightBuild }, { makeRegistryAuth }] = await Promise.all([import('../builder/preflight.js'), import('../builder/pipeline.js')]);
+    const auth = await makeRegistryAuth(ctx, config);
+    images = await preflightBuild(config, driver.registryImages, { env: ctx.io.env, secrets: ctx.secrets, log: ctx.log, auth, signal: ctx.io.signal });
+  }
   const docker = [runner.binary, ...runner.globalArgs];
   const builder = driver.driver === 'docker' ? driver.contextBuilder : config.builder.name;
   // The layouts create would write and the command prefix mode would run; nothing is written.
@@ -77,6 +85,7 @@ export async function run(ctx: CommandContext): Promise<number> {
     appendArgv: appendArgv.map((a) => [...docker, ...a]),
     action: converge ? { action: converge.action, reasons: converge.reasons } : { action: 'use', reasons: [`the docker driver builder of context ${driver.contextBuilder}`] },
     command: commandArgv ? { argv: commandArgv, env: { BUILDX_BUILDER: builder } } : null,
+    images,
   };
   if (ctx.args.json) {
     ctx.result(JSON.stringify(out, null, 2));
@@ -94,6 +103,7 @@ export async function run(ctx: CommandContext): Promise<number> {
     ...(out.argv ? [`command:  ${out.argv.map(quote).join(' ')}`] : []),
     ...out.appendArgv.map((a) => `          ${a.map(quote).join(' ')}`),
     ...(out.command ? [`runs:     BUILDX_BUILDER=${quote(builder)} ${out.command.argv.map(quote).join(' ')}`] : []),
+    ...images.map((i) => `pulls:    ${i.ref} ← ${i.servedBy ?? `${i.ref.split('/')[0]} itself (no mirror serves it)`}`),
     ...(toml.text ? ['buildkitd.toml:', ...toml.text.trimEnd().split('\n').map((l) => `  ${l}`)] : []),
   ];
   ctx.result(lines.join('\n'));

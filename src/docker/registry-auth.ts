@@ -88,6 +88,8 @@ export interface RegistryAuth {
   report(): Promise<HostCredentialReport[]>;
   /** The per-run directory, once made. */
   readonly dir: string | undefined;
+  /** The credential store behind it: a registry client made with it asks with what BuildKit will have. */
+  readonly credentials: CredentialStore;
   /** Removes the per-run directory (and with it every secret it held). */
   dispose(): Promise<void>;
 }
@@ -281,6 +283,7 @@ export function createRegistryAuth(opts: RegistryAuthOptions): RegistryAuth {
   let envFor: { key: string; env: Promise<Record<string, string>> } | undefined;
   return {
     addHost,
+    credentials,
     get dir() {
       return dir;
     },

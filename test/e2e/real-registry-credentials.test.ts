@@ -141,3 +141,46 @@ for (const pair of engines ? pairs(engines) : []) {
     t.equal(readFileSync(join(c.w.buildx.dockerConfig, 'config.json'), 'utf8'), helperConfig, 'config.json is byte-identical');
   });
 }
+
+for (const pair of engines ? pairs(engines).slice(-1) : []) {
+  t.test(`buildx ${pair.buildx.version} + BuildKit ${pair.kit.version}: pre-flight — plan lists the mirror serving each image; a wrong job token fails before the build (upstream: false) or warns first (upstream: true)`, async (t) => {
+    const c = await ciWorld(t, pair);
+    const planned = await runCli(['plan', '--json', '--', 'docker', 'buildx', 'build', c.dir], { cwd: c.dir, env: c.env('job1') });
+    t.equal(planned.code, 0, planned.stderr);
+    const images = (JSON.parse(planned.stdout) as { images: { ref: string; servedBy: string | null; digest: string | null }[] }).images;
+    t.same(
+      images.map((i) => ({ ref: i.ref, servedBy: i.servedBy })),
+      [{ ref: `${c.w.upstream.host}/library/base:1`, servedBy: `${c.ci.host}/group/project/mirror/library/base` }],
+      'plan --json names the mirror that will serve the base image',
+    );
+    t.match(images[0]?.digest, /^sha256:[0-9a-f]{64}$/, 'at its digest');
+
+    // The engine image pinned and on the daemon (lockfile + a first build), so only the build's
+    // own images meet the wrong token.
+    t.equal((await runCli(['lock'], { cwd: c.dir, env: c.env('job1') })).code, 0, 'lock');
+    t.equal(await build(c, t, c.env('job1')), 'ran on version=v0.0.1\n', 'a first build with the right token');
+    await c.ci.settle();
+    const before = c.ci.requestLog().length;
+    const wrong = c.env('job1', { CI_REGISTRY_PASSWORD: 'expired-job-token' });
+    const refused = await runCli(['--', 'docker', 'buildx', 'build', c.dir], { cwd: c.dir, env: wrong });
+    t.equal(refused.code, 3, 'exit 3 before the build');
+    t.match(refused.stderr, `no mirror serves ${c.w.upstream.host}/library/base:1`, 'naming the image');
+    t.match(refused.stderr, new RegExp(`${c.ci.host.replace(/\./g, '\\.')}/group/project/mirror/library/base: authentication failed \\(401\\).*with the credentials BuildKit will have: CI_REGISTRY_USER/CI_REGISTRY_PASSWORD`), "naming the mirror's answer and the credentials' source");
+    t.notMatch(refused.stderr, /expired-job-token/, 'never the secret');
+    await c.ci.settle();
+    t.notOk(c.ci.requestLog().slice(before).some((l) => l.includes('?ns=')), 'BuildKit never asked the mirror: no build step ran');
+
+    const loose = c.w.project(
+      { buildkit: { image: `${c.w.upstream.host}/moby/buildkit`, version: pair.kit.version }, mirrors: [{ host: c.ci.host, path: 'group/project/mirror', for: c.w.upstream.host }], upstream: true, builder: { name: 'ci', driverOpts: { network: 'host' } } },
+      { Dockerfile: `FROM ${c.w.upstream.host}/library/base:1\n` },
+    );
+    t.equal((await runCli(['lock'], { cwd: loose, env: c.env('job1') })).code, 0, 'lock');
+    await pushImage(c.w.upstream, 'library/base', ['1'], base);
+    const warned = await runCli(['--', 'docker', 'buildx', 'build', loose], { cwd: loose, env: wrong });
+    const at = warned.stderr.indexOf(`${c.w.upstream.host}/library/base:1 will come from ${c.w.upstream.host} itself, not a mirror`);
+    t.ok(at >= 0, `a warning names the image and where it will come from${at < 0 ? `: ${warned.stderr.slice(-1500)}` : ""}`);
+    t.match(warned.stderr.slice(at), /authentication failed \(401\)/, 'and why');
+    const buildOutput = warned.stderr.search(/#\d+ |\[internal\]/);
+    t.ok(buildOutput < 0 || at < buildOutput, 'before the build starts');
+  });
+}
