@@ -46,10 +46,13 @@ export interface BuildMirror {
 export function buildMirrorsFor(config: Pick<Config, 'mirrors' | 'registries'>, registry: string): BuildMirror[] {
   const out: BuildMirror[] = [];
   for (const m of config.mirrors.filter((x) => x.for === registry)) {
+    // BuildKit reads a mirror's TLS settings from the mirror's own section, which `registries:`
+    // fills too (src/buildkitd/render.ts): so do we.
+    const own = config.registries[m.host];
     const endpoint: RegistryEndpoint = { host: m.host };
-    if (m.http) endpoint.http = true;
-    if (m.insecure) endpoint.insecure = true;
-    if (m.ca) endpoint.ca = m.ca;
+    if (m.http || own?.http) endpoint.http = true;
+    if (m.insecure || own?.insecure) endpoint.insecure = true;
+    if (m.ca || own?.ca?.[0]) endpoint.ca = m.ca || own!.ca![0]!;
     out.push({ host: m.host, path: m.path.replace(/^\/+|\/+$/g, ''), endpoint });
   }
   for (const spec of config.registries[registry]?.mirrors ?? []) {
