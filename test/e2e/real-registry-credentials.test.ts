@@ -13,6 +13,7 @@ import { pairs, realWorld, lastLine, tempDir, type RealWorld } from '../helpers/
 import { buildEngineImage, pushImage } from '../helpers/engine-image.js';
 import { startRegistry, type RunningRegistry } from '../helpers/registry.js';
 import { runCli } from '../helpers/cli.js';
+import { startForwardProxy } from '../helpers/forward-proxy.js';
 
 t.setTimeout(900_000);
 const engines = requireEngines(t);
@@ -182,5 +183,37 @@ for (const pair of engines ? pairs(engines).slice(-1) : []) {
     t.match(warned.stderr.slice(at), /authentication failed \(401\)/, 'and why');
     const buildOutput = warned.stderr.search(/#\d+ |\[internal\]/);
     t.ok(buildOutput < 0 || at < buildOutput, 'before the build starts');
+  });
+}
+
+for (const pair of engines ? pairs(engines) : []) {
+  t.test(`buildx ${pair.buildx.version} + BuildKit ${pair.kit.version}: HTTP(S)_PROXY reaches BuildKit — a base image from a registry not in NO_PROXY goes through the forward proxy, the loopback mirror does not`, async (t) => {
+    const w = await realWorld(t, pair);
+    const proxy = await startForwardProxy(t);
+    // A name Go's proxy rules do not see as loopback; only the proxy resolves it (to 127.0.0.1).
+    const remote = `registry.bxb-proxy.test:${w.upstream.port}`;
+    await pushImage(w.upstream, 'library/base', ['1'], base);
+    const dir = w.project(
+      {
+        buildkit: { image: `${w.upstream.host}/moby/buildkit`, version: pair.kit.version },
+        mirrors: [{ host: w.mirror.host, for: w.upstream.host }],
+        upstream: false,
+        registries: { [remote]: { http: true } },
+        builder: { name: 'proxied', driverOpts: { network: 'host' } },
+      },
+      { Dockerfile: `FROM ${remote}/library/base:1\nRUN cat /etc/bxb-standin | head -n 1 > /built.txt\n` },
+    );
+    const env = { ...w.env, HTTP_PROXY: proxy.url, HTTPS_PROXY: proxy.url, NO_PROXY: '.corp.example' };
+    const r = await runCli(['--', 'docker', 'buildx', 'build', dir], { cwd: dir, env });
+    t.equal(r.code, 0, `the build succeeds${r.code ? `: ${lastLine(r)}` : ''}`);
+    const through = proxy.log();
+    const asked = through.some((l) => l.startsWith(`GET http://${remote}/v2/library/base/manifests/1`) || l.startsWith(`HEAD http://${remote}/v2/library/base/manifests/1`));
+    t.ok(asked, `BuildKit asked the registry for the base image through the proxy${asked ? '' : `: ${through.join(', ')}`}`);
+    t.ok(through.some((l) => new RegExp(`^GET http://${remote.replace(/\./g, '\\.')}/v2/library/base/blobs/sha256:`).test(l)), 'and fetched its layers through it');
+    t.notOk(through.some((l) => l.includes(w.mirror.host)), 'the loopback mirror was reached directly');
+    const inspect = await w.dockerd.docker(['inspect', '--format', '{{json .Config.Env}}', 'buildx_buildkit_proxied0']);
+    const containerEnv = JSON.parse(inspect.stdout) as string[];
+    t.ok(containerEnv.includes(`HTTPS_PROXY=${proxy.url}`) && containerEnv.includes(`http_proxy=${proxy.url}`), 'the BuildKit container runs with the proxy in both spellings');
+    t.ok(containerEnv.includes(`NO_PROXY=.corp.example,localhost,127.0.0.1,::1,${w.mirror.host}`), 'and NO_PROXY with loopback and the mirror');
   });
 }
