@@ -4,7 +4,7 @@ import { UsageError } from '../errors.js';
 import { setPath } from '../config/load.js';
 import { splitMirror } from '../config/schema.js';
 
-export const COMMANDS = ['create', 'resolve', 'lock', 'plan', 'doctor', 'rm', 'init', 'mirror', 'env'] as const;
+export const COMMANDS = ['create', 'resolve', 'lock', 'plan', 'doctor', 'rm', 'init', 'mirror', 'image', 'env'] as const;
 export type CommandName = (typeof COMMANDS)[number];
 
 export interface ParsedArgs {
@@ -35,6 +35,10 @@ export interface ParsedArgs {
   to: string | undefined;
   /** `mirror --dry-run` */
   dryRun: boolean;
+  /** `image --push REF` */
+  push: string | undefined;
+  /** `image --base-images` */
+  baseImages: boolean;
   /** `env --remove` */
   remove: boolean;
 }
@@ -98,6 +102,8 @@ export const OPTIONS: OptionSpec[] = [
   { names: ['--older-than'], value: 'DURATION', help: 'rm --stale: unused for at least this long (default 7d)', apply: (a, v) => (a.olderThan = v) },
   { names: ['--to'], value: 'HOST[/PATH]', help: 'mirror: copy into this registry (default: the mirror configured for each image)', apply: (a, v) => (a.to = v) },
   { names: ['--dry-run'], help: 'mirror: only HEAD requests; say what would be copied', apply: (a) => (a.dryRun = true) },
+  { names: ['--push'], value: 'REF', help: 'image: build linux/amd64 and linux/arm64 and push as REF (tag: the version, unless REF names one)', apply: (a, v) => (a.push = v) },
+  { names: ['--base-images'], help: 'image: print the images the CI image is built from, one per line', apply: (a) => (a.baseImages = true) },
   { names: ['--remove'], help: "env: remove the job's docker config directory (after_script)", apply: (a) => (a.remove = true) },
 ];
 
@@ -122,6 +128,8 @@ export function parseArgs(argv: string[]): ParsedArgs {
     images: [],
     to: undefined,
     dryRun: false,
+    push: undefined,
+    baseImages: false,
     remove: false,
   };
   let command: string | undefined;
@@ -167,6 +175,7 @@ export function parseArgs(argv: string[]): ParsedArgs {
     throw new UsageError(`-- <command> cannot follow "${args.command}"`, { hint: 'prefix mode is: buildx-bootstrap [plan] [options] -- <command…>' });
   }
   if ((args.to !== undefined || args.dryRun) && args.command !== 'mirror') throw new UsageError(`${args.to !== undefined ? '--to' : '--dry-run'} only applies to mirror`, { hint: 'run buildx-bootstrap mirror --to HOST[/PATH] [--dry-run] [IMAGE…]' });
+  if ((args.push !== undefined || args.baseImages) && args.command !== 'image') throw new UsageError(`${args.push !== undefined ? '--push' : '--base-images'} only applies to image`, { hint: 'run buildx-bootstrap image [--push REF]' });
   if (args.remove && args.command !== 'env') throw new UsageError('--remove only applies to env', { hint: 'run buildx-bootstrap env --remove' });
   if (args.check && args.command !== 'lock') throw new UsageError('--check only applies to lock', { hint: 'run buildx-bootstrap lock --check' });
   if (args.stale && args.command !== 'rm') throw new UsageError('--stale only applies to rm', { hint: 'run buildx-bootstrap rm --stale [--older-than 7d]' });
@@ -200,6 +209,8 @@ export function helpText(version: string): string {
     '  buildx-bootstrap mirror [--to HOST[/PATH]] [--dry-run] [--json] [IMAGE…]',
     '                                               copy the engine image, mirror.images and IMAGEs, whole,',
     '                                               into the internal registry (3: a source unreadable, 1: push refused)',
+    '  buildx-bootstrap image [--push REF]          build the CI image (docker:cli + Node + buildx-bootstrap) from this',
+    '                                               package through the mirrors; --push: linux/amd64+arm64 to REF',
     '',
     'Options:',
     ...opts,

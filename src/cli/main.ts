@@ -21,6 +21,7 @@ const COMMAND_TABLE: Record<CommandName, () => Promise<{ run: Command }>> = {
   init: () => import('../commands/init.js'),
   mirror: () => import('../commands/mirror.js'),
   env: () => import('../commands/env.js'),
+  image: () => import('../commands/image.js'),
 };
 
 export function renderError(error: BxbError, secrets: Secrets, debug: boolean): string {
