@@ -82,7 +82,10 @@ export interface RegistryAuth {
   addHost(hostOrRef: string): void;
   /** `X-Registry-Auth` for a pull from `host` over the Engine API; undefined when there is no credential. */
   engineAuthHeader(host: string): Promise<string | undefined>;
-  /** Environment for a docker CLI or buildx child: the per-run DOCKER_CONFIG (made on first use). */
+  /**
+   * Environment for a docker CLI or buildx child: the per-run DOCKER_CONFIG (made on first use);
+   * empty when no host needs a credential only we know (the child then reads the user's config).
+   */
   childEnv(): Promise<Record<string, string>>;
   /** Per host: whether BuildKit will have credentials and from where. */
   report(): Promise<HostCredentialReport[]>;
@@ -292,6 +295,8 @@ export function createRegistryAuth(opts: RegistryAuthOptions): RegistryAuth {
       return f ? encodeRegistryAuth(f.credential, host) : undefined;
     },
     async childEnv() {
+      // Nothing only we know: the child keeps the user's own config, untouched and unredirected.
+      if (!opts.dir && !dir && !(await found()).some((f) => f.found?.source.kind === 'ours')) return {};
       made ??= makeDir().then((d) => (dir = d));
       const root = await made;
       const key = hosts.join('\n');
