@@ -10,6 +10,7 @@ import { checkPlatforms, exportOciLayout, layoutTagFor, ociLayoutContext } from 
 import type { DockerRunner } from '../docker/runner.js';
 import { rewriteBuildCommand, type BuildRequest } from '../driver/build-args.js';
 import type { BridgePlan } from '../driver/build-needs.js';
+import type { TargetCacheFlags } from '../driver/build-cache.js';
 import type { DriverChoice } from './driver.js';
 import { builderDir } from '../state.js';
 
@@ -57,9 +58,24 @@ export function bridgesFor(
   return driver.driver !== 'docker' && driver.bridges.length > 0 ? planBridgedContexts(driver.bridges, bridgeDir(env, builder, prefixRun)) : undefined;
 }
 
-/** The command prefix mode runs: a build command gets `--builder` and the bridged contexts; any other runs as given. */
-export function prefixedCommand(exec: string[], request: BuildRequest | undefined, builder: string, bridged: BridgedContexts | undefined): string[] {
-  return request ? rewriteBuildCommand(exec, { builder, addBuildContexts: bridged?.contexts ?? {} }) : exec;
+/**
+ * The command prefix mode runs: a build command gets `--builder`, the bridged contexts and the
+ * build-cache flags (with the metadata file the cache report reads); any other runs as given.
+ */
+export function prefixedCommand(
+  exec: string[],
+  request: BuildRequest | undefined,
+  builder: string,
+  bridged: BridgedContexts | undefined,
+  cache: { targets: TargetCacheFlags[]; metadataFile?: string | undefined } = { targets: [] },
+): string[] {
+  if (!request) return exec;
+  return rewriteBuildCommand(exec, {
+    builder,
+    addBuildContexts: bridged?.contexts ?? {},
+    cache: cache.targets,
+    ...(cache.metadataFile !== undefined ? { metadataFile: cache.metadataFile } : {}),
+  });
 }
 
 /** Writes the planned layouts; returns how to remove them (prefix mode, after the command). */
@@ -69,7 +85,7 @@ export async function writeBridgedContexts(runner: DockerRunner, planned: Bridge
   try {
     for (const layout of planned.layouts) {
       log.info(`exporting local image ${layout.ref} as an OCI layout for the builder`);
-      const written = await exportOciLayout(runner, layout.ref, planned.dir, layout.tag);
+      const written = await exportOciLayout(runner, layout.ref, planned.dir, layout.tag, layout.platforms);
       // A missing platform fails here, before the build starts, naming image and platform.
       if (layout.platforms.length) checkPlatforms(written.platforms, layout.platforms, layout.ref);
     }

@@ -95,9 +95,16 @@ export async function decideDriver(ctx: CommandContext, config: Config, runner: 
   ]);
   const dockerfile = await analyse(ctx, request);
   const images = await inspectLocalImages(runner, (dockerfile?.images ?? []).map((i) => i.ref));
+  const storeWarnings = await (await import('./local-only.js')).settleLocalOnly(ctx, config, runner, images);
   const needs = buildNeedsFrom({ request, ...(dockerfile ? { dockerfile } : {}), facts: images, buildkitConfigReasons: buildkitConfigReasons(config) });
+  // Prefix mode adds a cross-job cache; exporting it (registry, local) is what a container builder does.
+  if (ctx.args.exec) {
+    const [{ cacheWanted }, { exportsCache }] = await Promise.all([import('./build-cache.js'), import('../driver/build-cache.js')]);
+    const wanted = cacheWanted(config, ctx.io.env, request);
+    if (wanted && exportsCache(wanted.type)) needs.buildCache = `the build cache is exported across jobs (${wanted.reason}), which needs a container builder`;
+  }
   const decision = chooseDriver({ setting, needs });
-  const warnings = [...request.warnings, ...decision.warnings];
+  const warnings = [...request.warnings, ...storeWarnings, ...decision.warnings];
   if (decision.driver === 'docker' && config.mirrors.length) {
     const warning = dockerDriverMirrorWarning(await daemonRegistryMirrors(runner), config.mirrors, ctx.io.env);
     if (warning) warnings.push(warning);

@@ -51,11 +51,20 @@ async function finish(ctx: CommandContext, state: CreateState): Promise<number> 
   const bridged = bridge?.bridgesFor(driver, io.env, builder, ctx.args.exec ? String(process.pid) : undefined);
   const written = bridged ? await bridge!.writeBridgedContexts(state.runner!, bridged, log) : undefined;
   if (ctx.args.exec) {
+    const cache = driver.request ? await (await import('../builder/build-cache.js')).prefixBuildCache(ctx, state) : undefined;
+    let code = 1;
     try {
+      // The cache registry's host gets the credentials we know too (e.g. a buildCache.ref elsewhere).
+      for (const c of cache?.targets ?? []) for (const flag of [...c.from, ...c.to]) {
+        const ref = /(?:^|,)ref=([^,]+)/.exec(flag)?.[1];
+        if (ref && /(?:^|,)type=registry(?:,|$)/.test(flag)) state.auth!.addHost(ref);
+      }
       const authEnv = await state.auth!.childEnv();
-      return await runPrefixed(bridge!.prefixedCommand(ctx.args.exec, driver.request, builder, bridged), builder, io, authEnv);
+      code = await runPrefixed(bridge!.prefixedCommand(ctx.args.exec, driver.request, builder, bridged, cache), builder, io, authEnv);
+      return code;
     } finally {
       await written?.remove();
+      await cache?.finish(code);
     }
   }
   if (ctx.args.json) {
@@ -76,4 +85,5 @@ async function finish(ctx: CommandContext, state: CreateState): Promise<number> 
   }
   return 0;
 }
+
 

@@ -11,7 +11,7 @@ import { semver } from '../lazy.cjs';
 import type { Config } from '../config/schema.js';
 import type { BuildxFacts } from '../docker/buildx.js';
 import { MIN_BUILDX } from '../docker/buildx.js';
-import type { DaemonFacts, TlsEnvironment } from '../docker/daemon.js';
+import type { DaemonFacts, ImageStore, TlsEnvironment } from '../docker/daemon.js';
 import { daemonJsonFix, dindServiceCommand, dockerdMirrorFix, GITLAB_DIND } from '../docker/dockerd-advice.js';
 import { ExitCode } from '../errors.js';
 import { DOCKER_HUB } from '../registry/reference.js';
@@ -20,7 +20,7 @@ import type { Lockfile } from '../resolve/lockfile.js';
 import { formatBytes } from '../docker/volumes.js';
 
 export type Verdict = 'ok' | 'warn' | 'fail' | 'skip';
-export type CheckName = 'config' | 'docker' | 'buildx' | 'context' | 'registry' | 'credentials' | 'quota' | 'mirrors' | 'lockfile' | 'builders';
+export type CheckName = 'config' | 'docker' | 'buildx' | 'context' | 'registry' | 'credentials' | 'quota' | 'mirrors' | 'lockfile' | 'builders' | 'build-cache';
 
 export interface DoctorCheck {
   check: CheckName;
@@ -40,6 +40,7 @@ export const DOCTOR_EXIT_CODES: Record<CheckName, number> = {
   mirrors: ExitCode.dockerFailed,
   lockfile: ExitCode.lockMismatch,
   builders: ExitCode.dockerFailed,
+  'build-cache': ExitCode.noRegistry,
 };
 
 /** The buildx release that renamed `--config` to `--buildkitd-config` (BX commit 56fc68eb7, v0.13.0). */
@@ -96,6 +97,8 @@ export interface DoctorFacts {
   tls: TlsFacts | undefined;
   /** dockerd `registry-mirrors`; undefined when the daemon was not reachable. */
   daemonMirrors: string[] | undefined;
+  /** Where the daemon keeps images (containerd store: Docker 29's default); undefined when unknown. */
+  imageStore?: ImageStore;
   /** In priority order; empty when the configuration did not load. */
   candidates: CandidateFacts[];
   lock: LockFacts | undefined;
@@ -105,6 +108,17 @@ export interface DoctorFacts {
   buildCredentials?: { host: string; source: string | undefined; handedOver: boolean }[];
   /** Builders buildx-bootstrap made (buildx store) and their state volumes; undefined when not asked. */
   builders?: Outcome<BuildersFacts>;
+  /** Prefix mode's build cache: where it goes, and whether the docker config BuildKit's session reads has credentials for it. */
+  buildCache?: BuildCacheFacts;
+}
+
+export interface BuildCacheFacts {
+  type: 'registry' | 'local' | 'inline' | 'off';
+  /** Registry cache repository, or the local directory. */
+  where: string;
+  reason: string;
+  /** Registry: the docker config has an entry (auths, credHelpers, credsStore) for its host. */
+  credentials?: { host: string; found: boolean; loopback: boolean } | undefined;
 }
 
 export interface BuildersFacts {
@@ -151,7 +165,8 @@ function configCheck(f: DoctorFacts): DoctorCheck {
 function dockerCheck(f: DoctorFacts): DoctorCheck {
   if (!f.daemon.ok) return { check: 'docker', verdict: 'fail', detail: problemText(f.daemon.problem) };
   const at = f.dockerEndpoint ? ` at ${f.dockerEndpoint}` : '';
-  return { check: 'docker', verdict: 'ok', detail: `${f.daemon.value.serverVersion} (${f.daemon.value.platform})${at}` };
+  const store = f.imageStore ? `, ${f.imageStore} image store` : '';
+  return { check: 'docker', verdict: 'ok', detail: `${f.daemon.value.serverVersion} (${f.daemon.value.platform}${store})${at}` };
 }
 
 function buildxCheck(f: DoctorFacts): DoctorCheck {
@@ -357,7 +372,31 @@ function lockfileCheck(f: DoctorFacts): DoctorCheck {
 
 /** Every check, in report order. */
 export function evaluateDoctor(f: DoctorFacts): DoctorCheck[] {
-  return [configCheck(f), dockerCheck(f), buildxCheck(f), contextCheck(f), ...candidateChecks(f), ...credentialChecks(f), ...quotaChecks(f), ...mirrorChecks(f), lockfileCheck(f), ...buildersCheck(f)];
+  return [configCheck(f), dockerCheck(f), buildxCheck(f), contextCheck(f), ...candidateChecks(f), ...credentialChecks(f), ...quotaChecks(f), ...mirrorChecks(f), lockfileCheck(f), ...buildersCheck(f), ...buildCacheCheck(f)];
+}
+
+/**
+ * Prefix mode's build cache. BuildKit pushes and pulls it through buildx's session, which answers
+ * with the client's docker config — not with the credentials buildx-bootstrap itself finds
+ * (CI_REGISTRY_*, DOCKER_AUTH_CONFIG). Never fails: a refused cache never fails a build.
+ */
+export function buildCacheCheck(f: DoctorFacts): DoctorCheck[] {
+  const c = f.buildCache;
+  if (!c) return [];
+  if (c.type === 'off' || c.type === 'inline') return [{ check: 'build-cache', verdict: 'ok', detail: `${c.type}: ${c.reason}` }];
+  if (c.type === 'local') return [{ check: 'build-cache', verdict: 'ok', detail: `local: ${c.where} (cache that directory between jobs)` }];
+  const cred = c.credentials;
+  if (!cred || cred.found || cred.loopback) {
+    const how = cred?.found ? `the docker config has credentials for ${cred.host}` : 'a loopback registry, no credentials needed';
+    return [{ check: 'build-cache', verdict: 'ok', detail: `registry ${c.where}: ${how}` }];
+  }
+  return [
+    {
+      check: 'build-cache',
+      verdict: 'warn',
+      detail: `registry ${c.where}: BuildKit reads and writes it with the docker config's credentials, which have none for ${cred.host}; run docker login ${cred.host} in the job (in GitLab CI: echo "$CI_REGISTRY_PASSWORD" | docker login "$CI_REGISTRY" -u "$CI_REGISTRY_USER" --password-stdin), or the cache is neither read nor written`,
+    },
+  ];
 }
 
 /** Informational: never fails (a shared daemon collects one builder per configuration). */

@@ -1,20 +1,25 @@
 // The doctor's side effects: gathering facts through small injected functions (docker through the
 // runner, registries through RegistryClient), every independent probe concurrently. Each probe's
 // failure becomes a fact, not an exception — the doctor reports everything it can.
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import type { Config } from '../config/schema.js';
+import { resolveCacheType } from '../driver/build-cache.js';
+import { normalizeRegistryHost } from '../registry/credentials.js';
+import { parseImageRef } from '../registry/reference.js';
 import { join } from 'node:path';
 import type { LoadedConfig } from '../config/load.js';
 import type { BuildxFacts } from '../docker/buildx.js';
 import { detectBuildx } from '../docker/buildx.js';
 import type { DaemonFacts } from '../docker/daemon.js';
-import { daemonRegistryMirrors, inspectDaemon, tlsContextName, tlsFromEnvironment } from '../docker/daemon.js';
+import { daemonImageStore, daemonRegistryMirrors, inspectDaemon, tlsContextName, tlsFromEnvironment, type ImageStore } from '../docker/daemon.js';
 import type { DockerRunner } from '../docker/runner.js';
 import { isBxbError } from '../errors.js';
 import { RegistryRequestError, type RegistryClient } from '../registry/types.js';
 import { engineCandidates, type Candidate } from '../resolve/candidates.js';
 import { lockDifferences, readLockfile } from '../resolve/lockfile.js';
 import { directTag, parseVersionSpec, selectTag, type VersionSpec } from '../resolve/version-spec.js';
-import type { BuildersFacts, CandidateFacts, DoctorFacts, LockFacts, Outcome, Problem, TlsFacts } from './checks.js';
+import type { BuildCacheFacts, BuildersFacts, CandidateFacts, DoctorFacts, LockFacts, Outcome, Problem, TlsFacts } from './checks.js';
 
 /** The docker side, one small function each; the real ones come from `dockerProbes`. */
 export interface DockerProbes {
@@ -23,6 +28,8 @@ export interface DockerProbes {
   /** Endpoint of the current docker context (`unix:///…`, `tcp://…`), undefined when unknown. */
   endpoint(): Promise<string | undefined>;
   registryMirrors(): Promise<string[]>;
+  /** The daemon's image store (`/info` DriverStatus); absent or undefined: not reported. */
+  imageStore?: () => Promise<ImageStore | undefined>;
   contextExists(name: string): Promise<boolean>;
   /** Builders buildx-bootstrap made and their state volumes (given by the command; absent: not reported). */
   ourBuilders?: () => Promise<BuildersFacts>;
@@ -39,6 +46,7 @@ export function dockerProbes(runner: DockerRunner, signal?: AbortSignal): Docker
       return r.exitCode === 0 && host ? host : undefined;
     },
     registryMirrors: () => daemonRegistryMirrors(runner),
+    imageStore: () => daemonImageStore(runner, signal),
     contextExists: async (name) => (await runner.run(['context', 'inspect', name], opts)).exitCode === 0,
   };
 }
@@ -77,9 +85,9 @@ export async function gatherDoctorFacts(opts: GatherOptions): Promise<DoctorFact
       tlsFacts(opts.env, opts.docker),
     ]);
     // `docker info` only means something once `docker version` reached the daemon.
-    const daemonMirrors = daemon.ok ? await opts.docker.registryMirrors() : undefined;
+    const [daemonMirrors, imageStore] = daemon.ok ? await Promise.all([opts.docker.registryMirrors(), opts.docker.imageStore?.().catch(() => undefined)]) : [undefined, undefined];
     const builders = daemon.ok && opts.docker.ourBuilders ? await settle(opts.docker.ourBuilders()) : undefined;
-    return { daemon, buildx, dockerEndpoint, tls, daemonMirrors, builders };
+    return { daemon, buildx, dockerEndpoint, tls, daemonMirrors, imageStore, builders };
   })();
 
   const lockSide = config ? lockFacts(config.lockfile, config) : Promise.resolve(undefined);
@@ -96,7 +104,11 @@ export async function gatherDoctorFacts(opts: GatherOptions): Promise<DoctorFact
   })();
 
   const [docker, candidates, lock] = await Promise.all([dockerSide, registrySide, lockSide]);
+  // Reported when prefix mode would use a cache; an unused one is not worth a line.
+  let buildCache = config ? buildCacheFacts(config, opts.env) : undefined;
+  if (buildCache?.type === 'off') buildCache = undefined;
   return {
+    ...(buildCache ? { buildCache } : {}),
     config: opts.loaded.ok ? { ok: true, value: { file: opts.loaded.value.file, config: opts.loaded.value.config } } : opts.loaded,
     dockerEndpoint: docker.dockerEndpoint,
     daemon: docker.daemon,
@@ -104,6 +116,7 @@ export async function gatherDoctorFacts(opts: GatherOptions): Promise<DoctorFact
     dockerHost: opts.env.DOCKER_HOST?.trim() || undefined,
     tls: docker.tls,
     daemonMirrors: docker.daemonMirrors,
+    ...(docker.imageStore ? { imageStore: docker.imageStore } : {}),
     ...(docker.builders ? { builders: docker.builders } : {}),
     candidates,
     lock,
@@ -174,4 +187,25 @@ export async function probeCandidate(client: RegistryClient, c: Candidate, opts:
   }
   facts.ms = Math.round(opts.now() - start);
   return facts;
+}
+
+/** Where prefix mode's build cache goes, and whether the docker config (what buildx's session hands BuildKit) has credentials for it. */
+export function buildCacheFacts(config: Config, env: Record<string, string | undefined>): BuildCacheFacts {
+  const choice = resolveCacheType(config.buildCache, env, config.cache.dir);
+  if (choice.type !== 'registry') return { type: choice.type, where: choice.type === 'local' ? join(config.cache.dir, 'build') : '', reason: choice.reason };
+  const host = normalizeRegistryHost(parseImageRef(choice.ref).registry);
+  let found = false;
+  try {
+    const file = JSON.parse(readFileSync(join(env.DOCKER_CONFIG || join(env.HOME || homedir(), '.docker'), 'config.json'), 'utf8')) as {
+      auths?: Record<string, unknown>;
+      credHelpers?: Record<string, unknown>;
+      credsStore?: unknown;
+    };
+    const keys = [...Object.keys(file.auths ?? {}), ...Object.keys(file.credHelpers ?? {})].map(normalizeRegistryHost);
+    found = keys.includes(host) || (typeof file.credsStore === 'string' && file.credsStore !== '');
+  } catch {
+    // no config.json: no credentials
+  }
+  const loopback = /^(127\.\d+\.\d+\.\d+|localhost|\[::1\])(:\d+)?$/.test(host);
+  return { type: 'registry', where: choice.ref, reason: choice.reason, credentials: { host, found, loopback } };
 }

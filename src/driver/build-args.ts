@@ -7,10 +7,12 @@
 // `commands/root.go` (persistent `--builder`, `-D/--debug`) and CLI `cli/flags/options.go`
 // (global docker flags). Value parsing follows BX `util/buildflags/{export,cache,context}.go`.
 // Bake file analysis is out of scope: for `bake` only the builder is read and set.
+import { posix } from 'node:path';
 import { UsageError } from '../errors.js';
 import { buildContextName } from '../dockerfile/dockerfile.js';
 import { hostPlatform, splitPlatforms } from '../dockerfile/platform.js';
 import { csvFields } from '../dockerfile/csv.js';
+import { bakeCacheSetArgs, cacheFlagArgs, type CacheTarget, type TargetCacheFlags } from './build-cache.js';
 
 export type DockerfileSource =
   /** A local file (as given: relative paths are relative to the working directory). */
@@ -65,6 +67,10 @@ export interface BuildRequest {
   outputs: ExportSpec[];
   push: boolean;
   load: boolean;
+  /** `-t`/`--tag` values, in order. */
+  tags: string[];
+  /** `--metadata-file` given by the user. */
+  metadataFile?: string;
   /** `--attest`, `--sbom`, `--provenance` with a value other than false. */
   attestations: boolean;
   target?: string;
@@ -372,6 +378,7 @@ export function parseBuildCommand(argv: string[], env: Record<string, string | u
     outputs: [],
     push: false,
     load: false,
+    tags: [],
     attestations: false,
     flags: scan.flags.map((f) => `--${f.name}`),
     warnings,
@@ -394,6 +401,9 @@ export function parseBuildCommand(argv: string[], env: Record<string, string | u
         break;
       case 'file':
         if (loc.kind === 'build') file = v;
+        break;
+      case 'metadata-file':
+        if (v !== undefined) req.metadataFile = v;
         break;
       case 'sbom':
       case 'provenance':
@@ -448,6 +458,9 @@ export function parseBuildCommand(argv: string[], env: Record<string, string | u
       case 'target':
         req.target = v;
         break;
+      case 'tag':
+        req.tags.push(v);
+        break;
       default:
         break;
     }
@@ -497,6 +510,13 @@ export interface RewriteOptions {
   builder?: string;
   /** name → value (e.g. `oci-layout:///tmp/x:alpine`), added as `--build-context name=value`. */
   addBuildContexts: Record<string, string>;
+  /**
+   * Cache flags (src/driver/build-cache.ts): for `build` the one entry's `--cache-from`/`--cache-to`,
+   * for `bake` a `--set <target>.cache-from|to=…` per value and target.
+   */
+  cache?: TargetCacheFlags[];
+  /** `--metadata-file FILE` to add (the report after the build reads the build's ref from it). */
+  metadataFile?: string;
 }
 
 /**
@@ -517,5 +537,32 @@ export function rewriteBuildCommand(argv: string[], opts: RewriteOptions): strin
     });
   }
   for (const [name, value] of contexts) insert.push('--build-context', `${name}=${value}`);
+  const cache = opts.cache ?? [];
+  if (loc.kind === 'bake') insert.push(...bakeCacheSetArgs(cache));
+  else for (const flags of cache) insert.push(...cacheFlagArgs(flags));
+  if (opts.metadataFile !== undefined && req?.metadataFile === undefined) insert.push('--metadata-file', opts.metadataFile);
   return [...argv.slice(0, loc.subcommandIndex + 1), ...insert, ...argv.slice(loc.subcommandIndex + 1)];
+}
+
+/** Pushes its result: `--push`, or an image/registry output with `push=true`. */
+export function pushesImage(req: Pick<BuildRequest, 'push' | 'outputs'>): boolean {
+  return req.push || req.outputs.some((o) => (o.type === 'registry' || (o.type === 'image' && /^(true|1)$/i.test(o.attrs.push ?? ''))));
+}
+
+/**
+ * The build as the cache flags need it (`docker buildx build` only; bake targets come from
+ * `bake --print`). The key uses the Dockerfile's path relative to the context, so the same build
+ * started from another directory gets the same key.
+ */
+export function cacheTargetOf(req: BuildRequest, cwd: string): CacheTarget | undefined {
+  if (req.kind !== 'build' || req.context.kind !== 'local' || req.dockerfile.kind !== 'path') return undefined;
+  return {
+    name: '',
+    context: posix.resolve(cwd, req.context.path),
+    dockerfile: posix.resolve(cwd, req.dockerfile.path),
+    target: req.target,
+    platforms: req.platforms,
+    cacheFrom: req.cacheFrom,
+    cacheTo: req.cacheTo.map((c) => c.raw),
+  };
 }

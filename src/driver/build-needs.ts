@@ -35,6 +35,7 @@ export function buildRequestFromConfig(build: BuildConfig): BuildRequest {
     outputs: [],
     push: false,
     load: false,
+    tags: [],
     attestations: false,
     flags: [],
     warnings: [],
