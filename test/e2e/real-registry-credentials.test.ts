@@ -238,3 +238,33 @@ for (const pair of engines ? pairs(engines) : []) {
     t.ok(containerEnv.includes(`NO_PROXY=.corp.example,localhost,127.0.0.1,::1,${w.mirror.host}`), 'and NO_PROXY with loopback and the mirror');
   });
 }
+
+for (const pair of engines ? pairs(engines) : []) {
+  t.test(`buildx ${pair.buildx.version} + BuildKit ${pair.kit.version}: the build cache at $CI_REGISTRY_IMAGE/cache on an htpasswd registry is written with the job token, no docker login`, async (t) => {
+    const w = await realWorld(t, pair);
+    const registry = await startRegistry(t, { basicAuth: { 'gitlab-ci-token': TOKENS.job1 } });
+    const dir = w.project(
+      { buildkit: { image: `${w.upstream.host}/moby/buildkit`, version: pair.kit.version }, builder: { name: 'cachecreds', driverOpts: { network: 'host' } } },
+      { Dockerfile: 'FROM scratch\nCOPY Dockerfile /built\n' },
+    );
+    const env = {
+      ...w.env,
+      TMPDIR: tempDir(t, 'bxb-tmp-'),
+      GITLAB_CI: 'true',
+      CI_DEFAULT_BRANCH: 'main',
+      CI_PROJECT_ID: '1',
+      CI_COMMIT_BRANCH: 'main',
+      CI_COMMIT_REF_NAME: 'main',
+      CI_REGISTRY: registry.host,
+      CI_REGISTRY_IMAGE: `${registry.host}/grp/app`,
+      CI_REGISTRY_USER: 'gitlab-ci-token',
+      CI_REGISTRY_PASSWORD: TOKENS.job1,
+    };
+    const r = await runCli(['--', 'docker', 'buildx', 'build', '--output', `type=local,dest=${join(tempDir(t), 'out')}`, dir], { cwd: dir, env });
+    t.equal(r.code, 0, `the build succeeds${r.code ? `: ${lastLine(r)}` : ''}`);
+    t.match(r.stderr, new RegExp(`wrote ${registry.host.replace(/\./g, '\\.')}/grp/app/cache:cache-main-[0-9a-f]{8}`), 'the cache report says the tag was written');
+    await registry.settle();
+    t.ok(registry.requestLog().some((l) => /^PUT \/v2\/grp\/app\/cache\/manifests\/cache-main-[0-9a-f]{8} 201$/.test(l)), 'the registry stored the cache manifest, pushed with the job token');
+    t.same(holding([w.env.HOME!, env.TMPDIR], 'gitlab-ci-token', TOKENS.job1), [], 'and no token is left behind');
+  });
+}
