@@ -26,6 +26,12 @@ export interface DriverChoice {
   bridges: BridgePlan[];
   /** The analysed build (prefix mode or `build:`), when there is one. */
   request: BuildRequest | undefined;
+  /**
+   * Images the build's BuildKit will pull from a registry (through the mirrors): every image the
+   * Dockerfile names, but local-only and bridged ones (and, for the docker driver, ones the daemon
+   * has). What the pre-flight checks (src/resolve/serving.ts).
+   */
+  registryImages: string[];
 }
 
 /** What only a builder we create can honour (the docker driver takes no BuildKit version or config). */
@@ -80,7 +86,7 @@ export async function decideDriver(ctx: CommandContext, config: Config, runner: 
       setting === 'auto'
         ? ['no build to analyse: a docker-container builder runs the pinned BuildKit with the generated buildkitd.toml']
         : [`builder.driver is ${setting}`];
-    return { driver, reasons, warnings: [], contextBuilder, bridges: [], request };
+    return { driver, reasons, warnings: [], contextBuilder, bridges: [], request, registryImages: [] };
   }
   const [{ buildNeedsFrom, planBridges }, { chooseDriver, dockerDriverMirrorWarning }, { inspectLocalImages }] = await Promise.all([
     import('../driver/build-needs.js'),
@@ -103,5 +109,9 @@ export async function decideDriver(ctx: CommandContext, config: Config, runner: 
     const warning = dockerDriverMirrorWarning(await daemonRegistryMirrors(runner), config.mirrors, ctx.io.env);
     if (warning) warnings.push(warning);
   }
-  return { driver: decision.driver, reasons: decision.reasons, warnings, contextBuilder, bridges: planBridges(decision, dockerfile), request };
+  const bridges = planBridges(decision, dockerfile);
+  const registryImages = (dockerfile?.images ?? [])
+    .map((i) => i.ref)
+    .filter((ref) => !images.get(ref)?.localOnly && !bridges.some((b) => b.ref === ref) && !(decision.driver === 'docker' && images.get(ref)?.present));
+  return { driver: decision.driver, reasons: decision.reasons, warnings, contextBuilder, bridges, request, registryImages };
 }
