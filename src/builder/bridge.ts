@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import type { Logger } from '../io.js';
 import { checkPlatforms, exportOciLayout, layoutTagFor, ociLayoutContext } from '../docker/oci-layout.js';
 import type { DockerRunner } from '../docker/runner.js';
-import { rewriteBuildCommand, type BuildRequest } from '../driver/build-args.js';
+import { bakeContextArgs, rewriteBuildCommand } from '../driver/build-args.js';
 import type { BridgePlan } from '../driver/build-needs.js';
 import type { DriverChoice } from './driver.js';
 import { builderDir } from '../state.js';
@@ -57,9 +57,29 @@ export function bridgesFor(
   return driver.driver !== 'docker' && driver.bridges.length > 0 ? planBridgedContexts(driver.bridges, bridgeDir(env, builder, prefixRun)) : undefined;
 }
 
-/** The command prefix mode runs: a build command gets `--builder` and the bridged contexts; any other runs as given. */
-export function prefixedCommand(exec: string[], request: BuildRequest | undefined, builder: string, bridged: BridgedContexts | undefined): string[] {
-  return request ? rewriteBuildCommand(exec, { builder, addBuildContexts: bridged?.contexts ?? {} }) : exec;
+/**
+ * The command prefix mode runs: a build command gets `--builder`, the bridged contexts (a bake's
+ * per target, `--set <target>.contexts.<name>=…`) and the result loading; any other runs as given.
+ */
+export function prefixedCommand(
+  exec: string[],
+  driver: Pick<DriverChoice, 'request' | 'bake' | 'load'>,
+  builder: string,
+  bridged: BridgedContexts | undefined,
+): string[] {
+  if (!driver.request) return exec;
+  const contexts = bridged?.contexts ?? {};
+  const perTarget: Record<string, Record<string, string>> = {};
+  for (const [target, names] of Object.entries(driver.bake?.bridgedContexts ?? {})) {
+    const named = Object.fromEntries(names.flatMap((n) => (contexts[n] !== undefined ? [[n, contexts[n]]] : [])));
+    if (Object.keys(named).length) perTarget[target] = named;
+  }
+  const bake = driver.request.kind === 'bake';
+  return rewriteBuildCommand(exec, {
+    builder,
+    addBuildContexts: bake ? {} : contexts,
+    add: [...bakeContextArgs(perTarget), ...driver.load.flatMap((step) => step.args)],
+  });
 }
 
 /** Writes the planned layouts; returns how to remove them (prefix mode, after the command). */

@@ -35,6 +35,8 @@ export interface ParsedArgs {
   to: string | undefined;
   /** `mirror --dry-run` */
   dryRun: boolean;
+  /** `--no-load`: prefix mode leaves a tagged build without an output in the builder's cache. */
+  noLoad: boolean;
 }
 
 interface OptionSpec {
@@ -89,6 +91,11 @@ export const OPTIONS: OptionSpec[] = [
   { names: ['--hedge'], value: 'DURATION', help: 'start the next registry after this long (default 250ms)', apply: cfg(['timeouts', 'hedge']) },
   { names: ['--bootstrap-timeout'], value: 'DURATION', help: 'limit for bringing the builder up (default 120s)', apply: cfg(['timeouts', 'bootstrap']) },
   { names: ['--drain-timeout'], value: 'DURATION', help: 'wait this long for running builds before recreating a drifted builder (default 10m)', apply: cfg(['timeouts', 'drain']) },
+  {
+    names: ['--no-load'],
+    help: 'prefix mode: do not load a tagged build without an output into the local image store',
+    apply: (a) => (a.noLoad = true),
+  },
   { names: ['--check'], help: 'lock: fail (exit 4) when the lockfile is stale instead of writing it', apply: (a) => (a.check = true) },
   { names: ['-f', '--force'], help: 'init: overwrite existing files; rm: remove even while builds run on it', apply: (a) => (a.force = true) },
   { names: ['--keep-state'], help: 'rm: keep the BuildKit state volume', apply: (a) => (a.keepState = true) },
@@ -119,6 +126,7 @@ export function parseArgs(argv: string[]): ParsedArgs {
     images: [],
     to: undefined,
     dryRun: false,
+    noLoad: false,
   };
   let command: string | undefined;
   for (let i = 0; i < argv.length; i++) {
@@ -163,6 +171,7 @@ export function parseArgs(argv: string[]): ParsedArgs {
     throw new UsageError(`-- <command> cannot follow "${args.command}"`, { hint: 'prefix mode is: buildx-bootstrap [plan] [options] -- <command…>' });
   }
   if ((args.to !== undefined || args.dryRun) && args.command !== 'mirror') throw new UsageError(`${args.to !== undefined ? '--to' : '--dry-run'} only applies to mirror`, { hint: 'run buildx-bootstrap mirror --to HOST[/PATH] [--dry-run] [IMAGE…]' });
+  if (args.noLoad && !args.exec) throw new UsageError('--no-load only applies to prefix mode', { hint: 'write buildx-bootstrap --no-load -- docker buildx build …' });
   if (args.check && args.command !== 'lock') throw new UsageError('--check only applies to lock', { hint: 'run buildx-bootstrap lock --check' });
   if (args.stale && args.command !== 'rm') throw new UsageError('--stale only applies to rm', { hint: 'run buildx-bootstrap rm --stale [--older-than 7d]' });
   if (args.olderThan !== undefined && !args.stale) throw new UsageError('--older-than only applies to rm --stale', { hint: 'run buildx-bootstrap rm --stale --older-than 7d' });

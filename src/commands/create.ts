@@ -36,8 +36,10 @@ async function finish(ctx: CommandContext, state: CreateState): Promise<number> 
   const bridged = bridge?.bridgesFor(driver, io.env, builder, ctx.args.exec ? String(process.pid) : undefined);
   const written = bridged ? await bridge!.writeBridgedContexts(state.runner!, bridged, log) : undefined;
   if (ctx.args.exec) {
+    for (const step of driver.load) log.info(`adding ${step.args.join(' ')}: ${step.reason}`);
+    for (const note of driver.loadNotes) log.info(`not loaded: ${note}`);
     try {
-      return await runPrefixed(bridge!.prefixedCommand(ctx.args.exec, driver.request, builder, bridged), builder, io);
+      return await runPrefixed(bridge!.prefixedCommand(ctx.args.exec, driver, builder, bridged), builder, io);
     } finally {
       await written?.remove();
     }

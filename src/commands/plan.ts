@@ -2,7 +2,8 @@
 // and shows the config source, the resolved image, the driver decision with its reasons, the
 // buildkitd.toml, the exact buildx argv, and whether the builder would be reused or recreated.
 // With `-- <command…>` it also shows what prefix mode would run: the bridged local images under
-// their --build-context names and the rewritten command; no layout is written, nothing runs.
+// their --build-context names, the rewritten command and what was added to it (--load, a bake's
+// --set) with why; no layout is written, nothing runs.
 import type { CommandContext } from '../context.js';
 import { readRecord } from '../builder/bring-up.js';
 import { decideConverge, type ConvergeAction } from '../builder/converge.js';
@@ -62,7 +63,7 @@ export async function run(ctx: CommandContext): Promise<number> {
   // A prefixed run's layouts go to a directory named after its process id, shown as `<pid>`.
   const bridge = driver.bridges.length || ctx.args.exec ? await import('../builder/bridge.js') : undefined;
   const bridged = bridge?.bridgesFor(driver, ctx.io.env, builder, ctx.args.exec ? '<pid>' : undefined);
-  const commandArgv = ctx.args.exec ? bridge!.prefixedCommand(ctx.args.exec, driver.request, builder, bridged) : undefined;
+  const commandArgv = ctx.args.exec ? bridge!.prefixedCommand(ctx.args.exec, driver, builder, bridged) : undefined;
   const out = {
     configSource: describeSource(loaded),
     docker: { server: facts.daemon.serverVersion, platform: facts.daemon.platform, buildx: facts.buildx.version, tlsContext: facts.tlsContext ?? null },
@@ -73,7 +74,15 @@ export async function run(ctx: CommandContext): Promise<number> {
     argv: argv.length ? [...docker, ...argv] : null,
     appendArgv: appendArgv.map((a) => [...docker, ...a]),
     action: converge ? { action: converge.action, reasons: converge.reasons } : { action: 'use', reasons: [`the docker driver builder of context ${driver.contextBuilder}`] },
-    command: commandArgv ? { argv: commandArgv, env: { BUILDX_BUILDER: builder } } : null,
+    command: commandArgv
+      ? {
+          argv: commandArgv,
+          env: { BUILDX_BUILDER: builder },
+          // What prefix mode adds so the result lands where docker build puts it, and why not where it does not.
+          added: driver.load.map((step) => ({ args: step.args, reason: step.reason, ...(step.bakeTarget !== undefined ? { bakeTarget: step.bakeTarget } : {}) })),
+          notLoaded: driver.loadNotes,
+        }
+      : null,
   };
   if (ctx.args.json) {
     ctx.result(JSON.stringify(out, null, 2));
@@ -91,6 +100,8 @@ export async function run(ctx: CommandContext): Promise<number> {
     ...(out.argv ? [`command:  ${out.argv.map(quote).join(' ')}`] : []),
     ...out.appendArgv.map((a) => `          ${a.map(quote).join(' ')}`),
     ...(out.command ? [`runs:     BUILDX_BUILDER=${quote(builder)} ${out.command.argv.map(quote).join(' ')}`] : []),
+    ...(out.command?.added ?? []).map((a) => `          - added ${a.args.map(quote).join(' ')}: ${a.reason}`),
+    ...(out.command?.notLoaded ?? []).map((n) => `          - not loaded: ${n}`),
     ...(toml.text ? ['buildkitd.toml:', ...toml.text.trimEnd().split('\n').map((l) => `  ${l}`)] : []),
   ];
   ctx.result(lines.join('\n'));
