@@ -52,7 +52,7 @@ t.test('unreadable Dockerfiles are explained', async (t) => {
     ['docker buildx build -f - .', /stdin \(-f -\)/],
     ['docker buildx build https://github.com/o/r.git', /remote/],
     ['docker buildx build -', /context comes from stdin/],
-    ['docker buildx bake', /bake files are not analysed/],
+    ['docker buildx bake', /the bake targets could not be read; only the builder is set/],
   ];
   for (const [cmd, re] of cases) {
     const r = dockerfileToRead(parseBuildCommand(cmd.split(' '))!);

@@ -49,7 +49,7 @@ t.test('an explicit driver wins; docker conflicts are usage errors naming the ne
   const conflicts: [BuildNeeds, RegExp][] = [
     [needs({ platforms: ['linux/amd64', 'linux/arm64'] }), /^builder.driver is docker, but it builds 2 platforms/],
     [needs({ cacheTo: ['registry'] }), /^builder.driver is docker, but it exports build cache \(--cache-to type=registry\)/],
-    [needs({ needsBuildkitConfig: true, buildkitConfigReasons: ['buildkitd.config buildkitd.base.toml'] }), /buildkitd.config buildkitd.base.toml needs a BuildKit builder/],
+    [needs({ needsBuildkitConfig: true, buildkitConfigReasons: ['buildkitd.config buildkitd.base.toml'] }), /buildkitd.config buildkitd.base.toml: only a BuildKit builder of our own can honour that/],
   ];
   for (const [n, re] of conflicts) {
     let err: unknown;
