@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import type { Logger } from '../io.js';
 import { checkPlatforms, exportOciLayout, layoutTagFor, ociLayoutContext } from '../docker/oci-layout.js';
 import type { DockerRunner } from '../docker/runner.js';
-import { bakeContextArgs, rewriteBuildCommand } from '../driver/build-args.js';
+import { bakeAllowArgs, bakeContextArgs, rewriteBuildCommand } from '../driver/build-args.js';
 import type { BridgePlan } from '../driver/build-needs.js';
 import type { DriverChoice } from './driver.js';
 import { builderDir } from '../state.js';
@@ -75,10 +75,11 @@ export function prefixedCommand(
     if (Object.keys(named).length) perTarget[target] = named;
   }
   const bake = driver.request.kind === 'bake';
+  const allow = bake && bridged && Object.keys(perTarget).length ? bakeAllowArgs([bridged.dir], driver.bake?.buildxVersion ?? '') : [];
   return rewriteBuildCommand(exec, {
     builder,
     addBuildContexts: bake ? {} : contexts,
-    add: [...bakeContextArgs(perTarget), ...driver.load.flatMap((step) => step.args)],
+    add: [...allow, ...bakeContextArgs(perTarget), ...driver.load.flatMap((step) => step.args)],
   });
 }
 

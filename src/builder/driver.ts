@@ -28,7 +28,7 @@ export interface DriverChoice {
   /** The analysed build (prefix mode or `build:`), when there is one. */
   request: BuildRequest | undefined;
   /** A bake's targets as buildx evaluated them (`bake --print`), with the bridged context names each needs. */
-  bake?: { targets: BakeTarget[]; bridgedContexts: Record<string, string[]> };
+  bake?: { targets: BakeTarget[]; bridgedContexts: Record<string, string[]>; buildxVersion?: string };
   /** Arguments prefix mode adds so the result lands where `docker build` puts it, each with why. */
   load: LoadStep[];
   /** Results left where the command puts them although they would have been loaded, and why. */
@@ -168,6 +168,8 @@ export async function decideDriver(ctx: CommandContext, config: Config, runner: 
       if (names.length) bridgedContexts[t.name] = names;
     });
     choice.bake = { targets, bridgedContexts };
+    // Which bake flags the bridged layouts need depends on the buildx version (bakeAllowArgs).
+    if (Object.keys(bridgedContexts).length && decision.driver !== 'docker') choice.bake.buildxVersion = (await (await import('../docker/buildx.js')).detectBuildx(runner)).version;
   }
   // Prefix mode with a container builder we give the command: the result lands in the local
   // image store as it would with docker build (issue 18). The user's own --builder is theirs.

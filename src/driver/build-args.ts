@@ -12,6 +12,7 @@ import { UsageError } from '../errors.js';
 import { buildContextName } from '../dockerfile/dockerfile.js';
 import { hostPlatform, splitPlatforms } from '../dockerfile/platform.js';
 import { csvFields } from '../dockerfile/csv.js';
+import { semver } from '../lazy.cjs';
 
 export type DockerfileSource =
   /** A local file (as given: relative paths are relative to the working directory). */
@@ -524,8 +525,9 @@ export interface RewriteOptions {
   /** name → value (e.g. `oci-layout:///tmp/x:alpine`), added as `--build-context name=value`. */
   addBuildContexts: Record<string, string>;
   /**
-   * Further arguments, added after `--builder` and `--build-context` in this order: the result
-   * loading (loadArgs), a bake's per-target contexts (bakeContextArgs).
+   * Further arguments, added after `--builder` and `--build-context`: a bake's `--allow` for the
+   * bridged layouts (bakeAllowArgs) and per-target contexts (bakeContextArgs), then the result
+   * loading (loadArgs).
    */
   add?: string[];
 }
@@ -580,6 +582,17 @@ export function bakeUnreadable(argv: string[]): string | undefined {
   const first = scan.positionals[0]?.value;
   if (first !== undefined && isRemoteContext(first)) return 'the bake definition is remote (a git or HTTP URL)';
   return undefined;
+}
+
+/**
+ * `--allow=fs.read=<dir>` for the directory the bridged layouts are in: bake checks that every
+ * local path a target reads is under the working directory or allowed (an error from buildx 0.20,
+ * a warning in 0.19, BX `bake/entitlements.go`); `--allow` exists on bake from buildx 0.17.
+ */
+export function bakeAllowArgs(dirs: string[], buildxVersion: string): string[] {
+  const v = semver().coerce(buildxVersion)?.version;
+  if (dirs.length === 0 || !v || semver().lt(v, '0.17.0')) return [];
+  return [...new Set(dirs)].map((d) => `--allow=fs.read=${d}`);
 }
 
 /** `--set <target>.contexts.<name>=<value>` for each target's bridged images (BX bake `--set`). */

@@ -1,5 +1,6 @@
 import t from 'tap';
 import {
+  bakeAllowArgs,
   bakeContextArgs,
   bakePrintArgs,
   bakeUnreadable,
@@ -300,4 +301,12 @@ t.test('tags and calls are read', async (t) => {
   t.equal(parse('docker buildx bake --print').call, 'print');
   t.equal(parse('docker buildx bake --print=false').call, undefined);
   t.same(parse('docker buildx bake -t x').tags, [], 'bake has no -t: its tags come from the targets');
+});
+
+t.test('bake reads the bridged layouts outside the working directory only when allowed (buildx >= 0.17 has --allow)', async (t) => {
+  t.same(bakeAllowArgs(['/run/ctx'], '0.38.2'), ['--allow=fs.read=/run/ctx']);
+  t.same(bakeAllowArgs(['/run/ctx', '/run/ctx'], 'v0.17.0'), ['--allow=fs.read=/run/ctx']);
+  t.same(bakeAllowArgs(['/run/ctx'], '0.16.2'), [], 'older bake has no --allow (and no check)');
+  t.same(bakeAllowArgs(['/run/ctx'], '0.12.1'), []);
+  t.same(bakeAllowArgs([], '0.38.2'), []);
 });
