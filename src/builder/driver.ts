@@ -102,7 +102,12 @@ async function readBake(ctx: CommandContext, exec: string[]): Promise<BakeTarget
     ctx.log.warn(`not analysing the bake: ${printed.error}; only the builder is set`);
     return undefined;
   }
-  return readBakeTargets(printed.json);
+  try {
+    return readBakeTargets(printed.json);
+  } catch (error) {
+    ctx.log.warn(`not analysing the bake: ${(error as Error).message}; only the builder is set`);
+    return undefined;
+  }
 }
 
 /** Where loading is not ours to add: the user turned it off, or buildx loads by itself. */

@@ -13,7 +13,7 @@ export async function printBake(argv: string[], io: Pick<Io, 'env' | 'cwd'>): Pr
   const stderr = String(r.stderr ?? '');
   if (r.exitCode !== 0) {
     const last = stderr.split(/\r?\n/).map((l) => l.trim()).filter(Boolean).pop();
-    return { error: `${argv.slice(0, 4).join(' ')} … --print failed: ${last ?? (r.timedOut ? `timed out after ${PRINT_TIMEOUT_MS / 1000}s` : `exit code ${r.exitCode ?? r.code}`)}` };
+    return { error: `bake --print failed: ${last ?? (r.timedOut ? `timed out after ${PRINT_TIMEOUT_MS / 1000}s` : `exit code ${r.exitCode ?? r.code}`)}` };
   }
   return { json: String(r.stdout ?? '') };
 }

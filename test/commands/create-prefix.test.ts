@@ -25,6 +25,13 @@ t.test('prefix mode runs the command with BUILDX_BUILDER, passes output and exit
   t.equal(calls.length, 1);
   t.same(calls[0]!.args, ['build', '--builder', 'prefixed', '--load', '--build-arg', 'A=1', '-t', 'app:dev', '.'], 'user arguments unchanged and in order; the tagged result is loaded (container builder)');
   t.equal(calls[0]!.env.BUILDX_BUILDER, 'prefixed');
+
+  // A bake whose targets cannot be read (the emulation does not evaluate bake files): said, and
+  // the bake runs with the builder only, failing or not as buildx decides.
+  const bake = await runCli(['--', 'docker', 'buildx', 'bake', 'app'], { cwd: dir, env });
+  ok(t, bake, 'prefixed bake');
+  t.match(bake.stderr, /warning: not analysing the bake: bake --print failed: ERROR: fake buildx: bake --print is not emulated; only the builder is set$/m);
+  t.same(fake.calls().filter((c) => c.args[0] === 'bake').map((c) => c.args), [['bake', '--print', 'app'], ['bake', '--builder', 'prefixed', 'app']], 'read with --print, then run with the builder only (emulated buildx)');
 });
 
 t.test('a build that needs a local-only image: docker driver, or a bridged container builder (emulated buildx)', async (t) => {
