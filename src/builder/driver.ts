@@ -8,7 +8,7 @@ import type { CommandContext } from '../context.js';
 import { defaultConfig, type Config } from '../config/schema.js';
 import { currentContextName, daemonImageStore, daemonRegistryMirrors } from '../docker/daemon.js';
 import type { DockerRunner } from '../docker/runner.js';
-import type { BuildRequest, LoadStep } from '../driver/build-args.js';
+import type { BuildRequest, BuildResultSpec, LoadStep } from '../driver/build-args.js';
 import type { BakeTarget } from '../driver/bake-targets.js';
 import type { BridgePlan } from '../driver/build-needs.js';
 import type { Driver } from '../driver/choose-driver.js';
@@ -118,6 +118,35 @@ function loadOff(ctx: CommandContext, config: Config): string | undefined {
   return /^(false|0|f)$/.test(opt) ? 'builder.driverOpts.default-load is false' : 'builder.driverOpts.default-load is set: buildx loads it itself';
 }
 
+/** Which bridged images each bake target needs (by context name), and the buildx version when the flags for them depend on it. */
+async function bakeBridges(
+  runner: DockerRunner,
+  driver: Driver,
+  targets: BakeTarget[],
+  dockerfiles: (DockerfileNeeds | undefined)[],
+  bridges: BridgePlan[],
+): Promise<NonNullable<DriverChoice['bake']>> {
+  const bridged = new Map(bridges.map((b) => [b.ref, b.contextName]));
+  const bridgedContexts: Record<string, string[]> = {};
+  targets.forEach((t, i) => {
+    const names = [...new Set((dockerfiles[i]?.images ?? []).flatMap((img) => (bridged.has(img.ref) ? [bridged.get(img.ref)!] : [])))];
+    if (names.length) bridgedContexts[t.name] = names;
+  });
+  const bake: NonNullable<DriverChoice['bake']> = { targets, bridgedContexts };
+  // Which bake flags the bridged layouts need depends on the buildx version (bakeAllowArgs).
+  if (Object.keys(bridgedContexts).length && driver !== 'docker') bake.buildxVersion = (await (await import('../docker/buildx.js')).detectBuildx(runner)).version;
+  return bake;
+}
+
+/** The result loading for these results; the daemon's image store is asked only when a manifest list would be loaded. */
+async function planLoad(ctx: CommandContext, config: Config, runner: DockerRunner, driver: Driver, results: BuildResultSpec[]): Promise<Pick<DriverChoice, 'load' | 'loadNotes'>> {
+  const { loadNeedsImageStore, resultLoads } = await import('../driver/build-args.js');
+  const off = loadOff(ctx, config);
+  const imageStore = loadNeedsImageStore(results, { ...(off !== undefined ? { off } : {}) }) ? await daemonImageStore(runner) : undefined;
+  const loads = resultLoads(results, { driver, ...(off !== undefined ? { off } : {}), ...(imageStore ? { imageStore } : {}) });
+  return { load: loads.steps, loadNotes: loads.notes };
+}
+
 export async function decideDriver(ctx: CommandContext, config: Config, runner: DockerRunner): Promise<DriverChoice> {
   const contextBuilder = await currentContextName(ctx.io.env);
   // The analysis modules load only when there is a build to analyse (start-up cost).
@@ -165,27 +194,11 @@ export async function decideDriver(ctx: CommandContext, config: Config, runner: 
   const allImages = mergeImages(dockerfiles.filter((d): d is DockerfileNeeds => d !== undefined));
   const bridges = planBridges(decision, allImages);
   const choice: DriverChoice = { driver: decision.driver, reasons: decision.reasons, warnings, contextBuilder, bridges, request, load: [], loadNotes: [] };
-  if (targets) {
-    const bridged = new Map(bridges.map((b) => [b.ref, b.contextName]));
-    const bridgedContexts: Record<string, string[]> = {};
-    targets.forEach((t, i) => {
-      const names = [...new Set((dockerfiles[i]?.images ?? []).flatMap((img) => (bridged.has(img.ref) ? [bridged.get(img.ref)!] : [])))];
-      if (names.length) bridgedContexts[t.name] = names;
-    });
-    choice.bake = { targets, bridgedContexts };
-    // Which bake flags the bridged layouts need depends on the buildx version (bakeAllowArgs).
-    if (Object.keys(bridgedContexts).length && decision.driver !== 'docker') choice.bake.buildxVersion = (await (await import('../docker/buildx.js')).detectBuildx(runner)).version;
-  }
+  if (targets) choice.bake = await bakeBridges(runner, decision.driver, targets, dockerfiles, bridges);
   // Prefix mode with a container builder we give the command: the result lands in the local
   // image store as it would with docker build (issue 18). The user's own --builder is theirs.
   if (ctx.args.exec && decision.driver !== 'docker' && request.builder === undefined && (request.kind === 'build' || targets)) {
-    const { buildResultOf, loadNeedsImageStore, resultLoads } = await import('../driver/build-args.js');
-    const results = targets ? targets.map((t) => bakeTargetResult!(t)) : [buildResultOf(request)];
-    const off = loadOff(ctx, config);
-    const imageStore = loadNeedsImageStore(results, { ...(off !== undefined ? { off } : {}) }) ? await daemonImageStore(runner) : undefined;
-    const loads = resultLoads(results, { driver: decision.driver, ...(off !== undefined ? { off } : {}), ...(imageStore ? { imageStore } : {}) });
-    choice.load = loads.steps;
-    choice.loadNotes = loads.notes;
+    Object.assign(choice, await planLoad(ctx, config, runner, decision.driver, targets ? targets.map((t) => bakeTargetResult!(t)) : [(await import('../driver/build-args.js')).buildResultOf(request)]));
   }
   return choice;
 }
