@@ -7,7 +7,7 @@
 import type { CommandContext } from '../context.js';
 import { readRecord } from '../builder/bring-up.js';
 import { decideConverge, type ConvergeAction } from '../builder/converge.js';
-import { decideDriver } from '../builder/driver.js';
+import { decideDriver, type DriverChoice } from '../builder/driver.js';
 import { namedConfig } from '../builder/name.js';
 import {
   appendArgsFor,
@@ -95,7 +95,7 @@ export async function run(ctx: CommandContext): Promise<number> {
     `driver:   ${driver.driver}`,
     ...driver.reasons.map((r) => `          - ${r}`),
     ...driver.warnings.map((w) => `  warning: ${w}`),
-    ...out.driver.bridges.map((b) => `          - local image ${b.ref} → --build-context ${b.contextName}=${b.context}`),
+    ...out.driver.bridges.map((b) => `          - local image ${b.ref} → ${bridgeFlag(driver, b)}`),
     `builder:  ${out.builder} — would ${out.action.action}: ${out.action.reasons.join('; ')}`,
     ...(out.argv ? [`command:  ${out.argv.map(quote).join(' ')}`] : []),
     ...out.appendArgv.map((a) => `          ${a.map(quote).join(' ')}`),
@@ -106,6 +106,13 @@ export async function run(ctx: CommandContext): Promise<number> {
   ];
   ctx.result(lines.join('\n'));
   return 0;
+}
+
+/** How a bridged image reaches the build: `--build-context`, or a bake's `--set <target>.contexts.…` for each target that needs it. */
+function bridgeFlag(driver: Pick<DriverChoice, 'bake'>, b: { contextName: string; context: string }): string {
+  if (!driver.bake) return `--build-context ${b.contextName}=${b.context}`;
+  const targets = Object.entries(driver.bake.bridgedContexts).filter(([, names]) => names.includes(b.contextName)).map(([t]) => t);
+  return targets.map((t) => `--set ${t}.contexts.${b.contextName}=${b.context}`).join(' ');
 }
 
 function quote(arg: string): string {

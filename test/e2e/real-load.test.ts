@@ -172,6 +172,9 @@ for (const pair of engines ? pairs(engines) : []) {
         ['docker', 'buildx', 'bake', '--builder', 'pinned', ...allow, '--set', `tools.contexts.${LOCAL}=${bridge?.context}`, '--set', 'tools.output=type=docker', '--set', 'web.output=type=docker'],
         'into the target that needs it; each tagged target loaded',
       );
+      const text = (await cli(dir, ['plan', '--', 'docker', 'buildx', 'bake'])).stdout;
+      t.match(text, /^ {10}- local image (docker\.io\/)?bxb-test\/tools:1 → --set tools\.contexts\.bxb-test\/tools:1=oci-layout:\/\/\S+contexts-<pid>:tools-1-[0-9a-f]{8}$/m, 'plan names the target the image is bridged into');
+      t.match(text, logLine('          - added --set web.output=type=docker: bake target web (bake-web:1) is tagged and names no output: the docker-container builder would keep the result in its build cache only, so it is loaded into the local image store, as docker build does'));
       const r = await cli(dir, ['--', 'docker', 'buildx', 'bake']);
       ok(t, r, 'bake');
       t.equal(await runIn(w, 'bake-tools:1', ['cat', '/seen.txt']), MARKER, 'the target FROM the local image built through the bridge');
