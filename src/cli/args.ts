@@ -4,7 +4,7 @@ import { UsageError } from '../errors.js';
 import { setPath } from '../config/load.js';
 import { splitMirror } from '../config/schema.js';
 
-export const COMMANDS = ['create', 'resolve', 'lock', 'plan', 'doctor', 'rm', 'init', 'mirror'] as const;
+export const COMMANDS = ['create', 'resolve', 'lock', 'plan', 'doctor', 'rm', 'init', 'mirror', 'image'] as const;
 export type CommandName = (typeof COMMANDS)[number];
 
 export interface ParsedArgs {
@@ -37,6 +37,10 @@ export interface ParsedArgs {
   dryRun: boolean;
   /** `--no-load`: prefix mode leaves a tagged build without an output in the builder's cache. */
   noLoad: boolean;
+  /** `image --push REF` */
+  push: string | undefined;
+  /** `image --base-images` */
+  baseImages: boolean;
 }
 
 interface OptionSpec {
@@ -103,6 +107,8 @@ export const OPTIONS: OptionSpec[] = [
   { names: ['--older-than'], value: 'DURATION', help: 'rm --stale: unused for at least this long (default 7d)', apply: (a, v) => (a.olderThan = v) },
   { names: ['--to'], value: 'HOST[/PATH]', help: 'mirror: copy into this registry (default: the mirror configured for each image)', apply: (a, v) => (a.to = v) },
   { names: ['--dry-run'], help: 'mirror: only HEAD requests; say what would be copied', apply: (a) => (a.dryRun = true) },
+  { names: ['--push'], value: 'REF', help: 'image: build linux/amd64 and linux/arm64 and push as REF (tag: the version, unless REF names one)', apply: (a, v) => (a.push = v) },
+  { names: ['--base-images'], help: 'image: print the images the CI image is built from, one per line', apply: (a) => (a.baseImages = true) },
 ];
 
 const BY_NAME = new Map(OPTIONS.flatMap((o) => o.names.map((n) => [n, o] as const)));
@@ -127,6 +133,8 @@ export function parseArgs(argv: string[]): ParsedArgs {
     to: undefined,
     dryRun: false,
     noLoad: false,
+    push: undefined,
+    baseImages: false,
   };
   let command: string | undefined;
   for (let i = 0; i < argv.length; i++) {
@@ -172,6 +180,7 @@ export function parseArgs(argv: string[]): ParsedArgs {
   }
   if ((args.to !== undefined || args.dryRun) && args.command !== 'mirror') throw new UsageError(`${args.to !== undefined ? '--to' : '--dry-run'} only applies to mirror`, { hint: 'run buildx-bootstrap mirror --to HOST[/PATH] [--dry-run] [IMAGE…]' });
   if (args.noLoad && !args.exec) throw new UsageError('--no-load only applies to prefix mode', { hint: 'write buildx-bootstrap --no-load -- docker buildx build …' });
+  if ((args.push !== undefined || args.baseImages) && args.command !== 'image') throw new UsageError(`${args.push !== undefined ? '--push' : '--base-images'} only applies to image`, { hint: 'run buildx-bootstrap image [--push REF]' });
   if (args.check && args.command !== 'lock') throw new UsageError('--check only applies to lock', { hint: 'run buildx-bootstrap lock --check' });
   if (args.stale && args.command !== 'rm') throw new UsageError('--stale only applies to rm', { hint: 'run buildx-bootstrap rm --stale [--older-than 7d]' });
   if (args.olderThan !== undefined && !args.stale) throw new UsageError('--older-than only applies to rm --stale', { hint: 'run buildx-bootstrap rm --stale --older-than 7d' });
@@ -201,6 +210,8 @@ export function helpText(version: string): string {
     '  buildx-bootstrap mirror [--to HOST[/PATH]] [--dry-run] [--json] [IMAGE…]',
     '                                               copy the engine image, mirror.images and IMAGEs, whole,',
     '                                               into the internal registry (3: a source unreadable, 1: push refused)',
+    '  buildx-bootstrap image [--push REF]          build the CI image (docker:cli + Node + buildx-bootstrap) from this',
+    '                                               package through the mirrors; --push: linux/amd64+arm64 to REF',
     '',
     'Options:',
     ...opts,

@@ -17,6 +17,7 @@ import { gitlabDindTemplateValues } from '../docker/dockerd-advice.js';
 import { ExitCode, UsageError } from '../errors.js';
 import { parseVersionSpec } from '../resolve/version-spec.js';
 import { writeFileAtomic } from '../state.js';
+import { VERSION } from '../version.js';
 
 export const PACKAGE_NAME = 'buildx-bootstrap';
 
@@ -94,6 +95,8 @@ export async function renderInitFiles(cwd: string, opts: { version: string; temp
     // A JSON string is a valid YAML double-quoted scalar: ranges like `>=0.18 <1` need quoting.
     buildkitVersion: JSON.stringify(opts.version),
     gitlabSnippetPath: INIT_FILES.find((f) => f.kind === 'gitlab-ci')!.target,
+    // The CI image tag `image --push` gives: this package's version.
+    packageVersion: VERSION,
     ...gitlabDindTemplateValues(),
   };
   return Promise.all(

@@ -5,6 +5,8 @@ import t from 'tap';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { VERSION } from '../../src/version.js';
 import { defaultLoaders } from 'cosmiconfig';
 import { runCli } from '../helpers/cli.js';
 import { loadConfig } from '../../src/config/load.js';
@@ -125,7 +127,7 @@ t.test('the GitLab snippet: DinD with TLS, prefix mode, cache dir keyed on the l
   t.same(job.cache.key.files, ['buildx-bootstrap.lock.json']);
   const text = readFileSync(file, 'utf8');
   t.match(text, 'local: ci/buildx-bootstrap/gitlab-ci.yml', 'the include line names where it was written');
-  t.match(text, /npx buildx-bootstrap -- docker buildx build/);
+  t.match(text, /- buildx-bootstrap -- docker buildx build/);
   t.match(text, /CI_DEPENDENCY_PROXY_GROUP_IMAGE_PREFIX/);
   t.match(text, /command: \["--registry-mirror", "https:\/\//);
   t.notMatch(text, /\{\{bxb\./, 'every placeholder filled');
@@ -144,6 +146,50 @@ t.test('the GitLab snippet: a scheduled mirror job into the project registry wit
   const loaded = await loadConfig({ cwd, env: { ...env(cwd), BUILDX_BOOTSTRAP_MIRRORS: 'registry.gitlab.example.com/group/project/mirror' } });
   t.match(loaded.config.mirrors, [{ host: 'registry.gitlab.example.com', path: 'group/project/mirror', for: 'docker.io' }], 'that variable is a Docker Hub mirror under the path');
   t.same(loaded.config.mirror, { images: [], engine: true }, 'the starter config has the mirror section');
+});
+
+t.test('the GitLab snippet: a scheduled CI image job, and the job template switches to the image with one variable', async (t) => {
+  const cwd = t.testdir({});
+  await runCli(['init'], { cwd, env: env(cwd) });
+  const file = join(cwd, 'ci', 'buildx-bootstrap', 'gitlab-ci.yml');
+  const doc = yaml(file);
+  const image = doc['.buildx-bootstrap-image'] as Record<string, any>;
+  t.ok(image, 'hidden CI image job template');
+  t.same(image.rules, [{ if: '$CI_PIPELINE_SOURCE == "schedule"' }], 'runs in scheduled pipelines, beside the mirror job');
+  t.match(image.services[0].name, /^docker:\d+-dind$/, 'with a DinD service to build on');
+  t.equal(image.variables.BUILDX_BOOTSTRAP_MIRRORS, '$CI_REGISTRY_IMAGE/mirror', 'base images pulled through the mirror');
+  const script = image.script as string[];
+  const mirrorStep = script.findIndex((s) => s.startsWith('buildx-bootstrap mirror --to "$CI_REGISTRY_IMAGE/mirror" $(buildx-bootstrap image --base-images)'));
+  const pushStep = script.findIndex((s) => s === 'buildx-bootstrap image --push "$CI_REGISTRY_IMAGE/mirror/buildx-bootstrap"');
+  t.ok(mirrorStep >= 0 && pushStep > mirrorStep, 'its base images are mirrored first, then the image is pushed');
+
+  const job = doc['.buildx-bootstrap'] as Record<string, any>;
+  t.equal(job.image, '$BUILDX_BOOTSTRAP_JOB_IMAGE', 'the job image is one variable');
+  t.match(job.variables.BUILDX_BOOTSTRAP_JOB_IMAGE, /^docker:\d+-cli$/, 'by default docker:<v>-cli, which exists before any schedule ran');
+  t.match(readFileSync(file, 'utf8'), `#   BUILDX_BOOTSTRAP_JOB_IMAGE: "$CI_REGISTRY_IMAGE/mirror/buildx-bootstrap:${VERSION}"`, 'the switch names the tag image --push writes');
+
+  // The before_script in both images, run by sh: apk/npm only where buildx-bootstrap is missing.
+  const bin = join(cwd, 'bin');
+  mkdirSync(bin);
+  const record = join(cwd, 'calls');
+  for (const tool of ['apk', 'npm']) writeFileSync(join(bin, tool), `#!/bin/sh\necho "${tool} $*" >> '${record}'\n`, { mode: 0o755 });
+  const before = [...(job.before_script as string[]), 'command -v buildx-bootstrap || echo "not on PATH"'].join('\n');
+  const runBefore = (path: string): { out: string; calls: string } => {
+    rmSync(record, { force: true });
+    const out = execFileSync('/bin/sh', ['-c', before], { cwd, env: { PATH: path, CI_PROJECT_DIR: cwd }, encoding: 'utf8' });
+    return { out, calls: existsSync(record) ? readFileSync(record, 'utf8') : '' };
+  };
+  const plain = runBefore(`${bin}:/usr/bin:/bin`);
+  t.equal(plain.calls, 'apk add --no-cache nodejs npm\nnpm ci\n', 'docker:<v>-cli: Node from apk, the tool from npm ci');
+  const inImage = join(cwd, 'image-bin');
+  mkdirSync(inImage);
+  writeFileSync(join(inImage, 'buildx-bootstrap'), '#!/bin/sh\n', { mode: 0o755 });
+  const image2 = runBefore(`${inImage}:${bin}:/usr/bin:/bin`);
+  t.equal(image2.calls, '', 'the CI image: nothing installed');
+  // After npm ci, the project's bin is on PATH for the job script.
+  mkdirSync(join(cwd, 'node_modules', '.bin'), { recursive: true });
+  writeFileSync(join(cwd, 'node_modules', '.bin', 'buildx-bootstrap'), '#!/bin/sh\n', { mode: 0o755 });
+  t.equal(runBefore(`${bin}:/usr/bin:/bin`).out.trim(), join(cwd, 'node_modules', '.bin', 'buildx-bootstrap'), 'after npm ci the script finds the project\'s buildx-bootstrap');
 });
 
 t.test('the GitHub Actions snippet: valid workflow, cache keyed on the lockfile, prefix mode', async (t) => {

@@ -24,6 +24,10 @@ export interface TeardownHost {
 export interface DockerdOptions {
   /** Listen on tcp://127.0.0.1:<free port> with mutual TLS instead of a unix socket. */
   tls?: boolean;
+  /** With `tls`: this port instead of a free one (2376 for a client that derives tcp://docker:2376). */
+  port?: number;
+  /** With `tls`: extra DNS names in the server certificate (e.g. `docker`, GitLab's service alias). */
+  tlsNames?: string[];
   /** dockerd binary (default /usr/sbin/dockerd). */
   dockerd?: string;
   /** Docker CLI used for the readiness probe (default `docker` from PATH). */
@@ -82,8 +86,8 @@ export async function startDockerd(t: TeardownHost, opts: DockerdOptions = {}): 
   ];
   let certPath: string | undefined;
   if (opts.tls) {
-    const port = await freePort();
-    const certs = await makeCerts(join(dir, 'certs'));
+    const port = opts.port ?? (await freePort());
+    const certs = await makeCerts(join(dir, 'certs'), opts.tlsNames);
     certPath = certs.clientDir;
     env.DOCKER_HOST = `tcp://127.0.0.1:${port}`;
     env.DOCKER_TLS_VERIFY = '1';
@@ -253,11 +257,11 @@ async function unmountUnder(dir: string): Promise<void> {
 export { freePort };
 
 /** CA + server cert (IP SAN 127.0.0.1) + client cert, laid out as `docker:dind` writes /certs. */
-export async function makeCerts(dir: string): Promise<{ ca: string; serverCert: string; serverKey: string; clientDir: string }> {
+export async function makeCerts(dir: string, serverNames: string[] = []): Promise<{ ca: string; serverCert: string; serverKey: string; clientDir: string }> {
   const client = join(dir, 'client');
   mkdirSync(client, { recursive: true });
   const ca = await makeCa(dir, 'ca', 'bxb test dind CA');
-  const server = await makeServerCert(ca, dir, 'server');
+  const server = await makeServerCert(ca, dir, 'server', serverNames);
   const pair = await makeClientCert(ca, dir, 'client-cert');
   // DOCKER_CERT_PATH layout: ca.pem, cert.pem, key.pem.
   writeFileSync(join(client, 'ca.pem'), ca.cert);

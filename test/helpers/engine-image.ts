@@ -8,6 +8,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { harnessRequest, type HarnessResponse } from './net.js';
+import { writeTar, type TarEntry } from '../../src/image/tar.js';
 
 export const MEDIA = {
   ociIndex: 'application/vnd.oci.image.index.v1+json',
@@ -64,7 +65,6 @@ export interface EngineImageOptions {
 }
 
 const FIXED_TIME = '2026-01-01T00:00:00Z';
-const FIXED_MTIME = Math.floor(Date.parse(FIXED_TIME) / 1000);
 const BUSYBOX_APPLETS = [
   'sh', 'ash', 'sleep', 'cat', 'echo', 'ls', 'mkdir', 'rm', 'cp', 'mv', 'env', 'true', 'false', 'test', '[',
   'printf', 'ps', 'kill', 'id', 'uname', 'hostname', 'grep', 'sed', 'head', 'tail', 'wc', 'tar', 'wget', 'date', 'touch',
@@ -83,59 +83,9 @@ function sha256(data: Buffer): string {
   return `sha256:${createHash('sha256').update(data).digest('hex')}`;
 }
 
-// ---- a minimal ustar writer ----
+// ---- tar: the product's own writer (src/image/tar.ts) ----
 
-export interface TarEntry {
-  name: string;
-  type: 'file' | 'dir' | 'symlink';
-  mode?: number;
-  data?: Buffer;
-  linkname?: string;
-}
-
-function octal(value: number, width: number): string {
-  return value.toString(8).padStart(width - 1, '0') + '\0';
-}
-
-/** POSIX ustar archive of `entries` (names relative, no leading `/`), fixed mtime and owner. */
-export function writeTar(entries: TarEntry[]): Buffer {
-  const parts: Buffer[] = [];
-  for (const entry of entries) {
-    const data = entry.type === 'file' ? (entry.data ?? Buffer.alloc(0)) : Buffer.alloc(0);
-    let name = entry.type === 'dir' && !entry.name.endsWith('/') ? `${entry.name}/` : entry.name;
-    let prefix = '';
-    if (Buffer.byteLength(name) > 100) {
-      const cut = name.lastIndexOf('/', name.length - 2);
-      prefix = name.slice(0, cut);
-      name = name.slice(cut + 1);
-      if (Buffer.byteLength(name) > 100 || Buffer.byteLength(prefix) > 155) throw new Error(`tar name too long: ${entry.name}`);
-    }
-    const header = Buffer.alloc(512);
-    header.write(name, 0, 100, 'utf8');
-    const mode = entry.mode ?? (entry.type === 'dir' ? 0o755 : entry.type === 'symlink' ? 0o777 : 0o644);
-    header.write(octal(mode, 8), 100, 8, 'ascii');
-    header.write(octal(0, 8), 108, 8, 'ascii');
-    header.write(octal(0, 8), 116, 8, 'ascii');
-    header.write(octal(data.length, 12), 124, 12, 'ascii');
-    header.write(octal(FIXED_MTIME, 12), 136, 12, 'ascii');
-    header.write('        ', 148, 8, 'ascii');
-    header.write(entry.type === 'file' ? '0' : entry.type === 'dir' ? '5' : '2', 156, 1, 'ascii');
-    if (entry.linkname) header.write(entry.linkname, 157, 100, 'utf8');
-    header.write('ustar\0', 257, 6, 'ascii');
-    header.write('00', 263, 2, 'ascii');
-    header.write('root', 265, 32, 'ascii');
-    header.write('root', 297, 32, 'ascii');
-    if (prefix) header.write(prefix, 345, 155, 'utf8');
-    let sum = 0;
-    for (const byte of header) sum += byte;
-    header.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148, 8, 'ascii');
-    parts.push(header, data);
-    const pad = (512 - (data.length % 512)) % 512;
-    if (pad) parts.push(Buffer.alloc(pad));
-  }
-  parts.push(Buffer.alloc(1024));
-  return Buffer.concat(parts);
-}
+export { writeTar, type TarEntry };
 
 // ---- image content ----
 
