@@ -90,7 +90,7 @@ export async function writeBridgedContexts(runner: DockerRunner, planned: Bridge
   try {
     for (const layout of planned.layouts) {
       log.info(`exporting local image ${layout.ref} as an OCI layout for the builder`);
-      const written = await exportOciLayout(runner, layout.ref, planned.dir, layout.tag);
+      const written = await exportOciLayout(runner, layout.ref, planned.dir, layout.tag, layout.platforms);
       // A missing platform fails here, before the build starts, naming image and platform.
       if (layout.platforms.length) checkPlatforms(written.platforms, layout.platforms, layout.ref);
     }

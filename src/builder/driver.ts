@@ -178,6 +178,7 @@ export async function decideDriver(ctx: CommandContext, config: Config, runner: 
   const dockerfiles: (DockerfileNeeds | undefined)[] = [];
   for (const unit of units) dockerfiles.push(await analyse(ctx, unit));
   const images = await inspectLocalImages(runner, dockerfiles.flatMap((d) => (d?.images ?? []).map((i) => i.ref)));
+  const storeWarnings = await (await import('./local-only.js')).settleLocalOnly(ctx, config, runner, images);
   const configReasons = buildkitConfigReasons(config);
   const needs = mergeNeeds(
     units.map((u, i) => {
@@ -186,7 +187,7 @@ export async function decideDriver(ctx: CommandContext, config: Config, runner: 
     }),
   );
   const decision = chooseDriver({ setting, needs });
-  const warnings = [...request.warnings, ...decision.warnings];
+  const warnings = [...request.warnings, ...storeWarnings, ...decision.warnings];
   if (decision.driver === 'docker' && config.mirrors.length) {
     const warning = dockerDriverMirrorWarning(await daemonRegistryMirrors(runner), config.mirrors, ctx.io.env);
     if (warning) warnings.push(warning);

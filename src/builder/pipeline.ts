@@ -66,16 +66,22 @@ export interface EnginePin {
   digest: string;
   /** Label of the registry it came from. */
   source: string;
-  /** Image ID expected on this daemon's platform, when the lock knows it. */
+  /** Config digest of this daemon's platform, when the lock knows it (the classic store's image ID). */
   expectedImageId: string | undefined;
+  /** Manifest digest of this daemon's platform, when the lock knows it (a containerd-store image ID). */
+  platformManifest: string | undefined;
+  /** The daemon's platform. */
+  platform: string;
   lock: Lockfile | undefined;
   /** Present when registries were asked. */
   resolution: Resolution | undefined;
 }
 
-function expectedImageIdFor(lock: Lockfile | undefined, platform: string): string | undefined {
-  if (!lock) return undefined;
-  return lock.platforms?.[platform]?.config ?? lock.config;
+/** What the lock says identifies the image on `platform`: its config and manifest digests. */
+function identityFor(lock: Lockfile | undefined, platform: string): Pick<EnginePin, 'expectedImageId' | 'platformManifest' | 'platform'> {
+  const pinned = lock?.platforms?.[platform];
+  // A single-platform tag (lock.config, no index): its own digest is the manifest.
+  return { expectedImageId: pinned?.config ?? lock?.config, platformManifest: pinned?.manifest ?? (lock?.config ? lock.digest : undefined), platform };
 }
 
 export function pinFromResolution(resolution: Resolution, lock: Lockfile | undefined, platform: string): EnginePin {
@@ -85,7 +91,7 @@ export function pinFromResolution(resolution: Resolution, lock: Lockfile | undef
     tag: resolution.tag,
     digest: resolution.digest,
     source: resolution.source,
-    expectedImageId: expectedImageIdFor(lock, platform),
+    ...identityFor(lock, platform),
     lock,
     resolution,
   };
@@ -100,7 +106,7 @@ export function pinFromLock(lock: Lockfile, platform: string): EnginePin {
     tag: lock.tag,
     digest: lock.digest,
     source: lock.source,
-    expectedImageId: expectedImageIdFor(lock, platform),
+    ...identityFor(lock, platform),
     lock,
     resolution: undefined,
   };

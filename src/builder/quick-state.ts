@@ -1,6 +1,6 @@
 // The no-op check without starting buildx: for a one-node docker-container builder on the current
 // daemon, buildx's store record and the container's state say everything the converge decision
-// reads, and the container's image ID — one of the lockfile's config digests — proves it runs the
+// reads, and the container's image ID — one of the lockfile's digests — proves it runs the
 // pinned engine (stronger than the BuildKit version buildx would report). Anything this cannot
 // answer (other drivers and endpoints, several nodes, an unreadable store, a lock without image
 // IDs) returns undefined, and the caller asks buildx as before.
@@ -19,11 +19,20 @@ export interface QuickBuilderState {
   image?: string;
 }
 
-/** Image IDs the pinned digest has on any platform (its config digests). */
+/**
+ * Image IDs the pinned digest has on any platform and either image store: config digests (the
+ * classic store's IDs), and the index and platform manifest digests (the containerd store names
+ * an image by what it was pulled or loaded as). All are content digests of the pinned image, so
+ * the store need not be asked. Empty when the lock knows no config (nothing to prove it with).
+ */
 export function pinnedImageIds(lock: Lockfile): Set<string> {
   const ids = new Set<string>();
   if (lock.config) ids.add(lock.config);
-  for (const p of Object.values(lock.platforms ?? {})) if (p.config) ids.add(p.config);
+  for (const p of Object.values(lock.platforms ?? {})) {
+    if (p.config) ids.add(p.config);
+    if (p.manifest) ids.add(p.manifest);
+  }
+  if (ids.size) ids.add(lock.digest);
   return ids;
 }
 

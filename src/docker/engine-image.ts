@@ -1,12 +1,22 @@
 // Making the pinned engine image local before buildx bootstraps the builder: by digest if the
 // daemon has it, by image ID (a `docker load`ed copy), from the CI cache directory, else a pull
 // from the resolved registry. Saves it to the cache directory for the next ephemeral job.
+//
+// What an image ID is depends on the daemon's image store: the classic store names an image by
+// its config digest; the containerd store (Docker 29's default) by the digest of what it was
+// pulled or loaded as — the index we resolved, or a platform's manifest. The lock keeps all three
+// (src/resolve/lockfile.ts), and they are content digests of the one pinned image, so an ID equal
+// to any of them is that image on either store (pinnedImageIds). A cached tar is accepted by its
+// content — the config it carries for the daemon's platform — before it is loaded, since a tar
+// saved by the other store (a runner upgraded between jobs) loads under an ID none of the lock's
+// digests is (./image-archive.ts).
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DockerError, LockMismatchError } from '../errors.js';
 import type { Logger } from '../io.js';
 import { writeFileAtomic } from '../state.js';
+import { readImageArchive } from './image-archive.js';
 import { check, type DockerRunner } from './runner.js';
 
 export interface EngineImageTarget {
@@ -15,8 +25,21 @@ export interface EngineImageTarget {
   /** `registry[/path]/repository:tag` */
   repoTag: string;
   digest: string;
-  /** Image ID (config digest) expected for the daemon's platform, when the lock knows it. */
+  /** Config digest for the daemon's platform, when the lock knows it: the classic store's image ID. */
   expectedImageId?: string | undefined;
+  /** The daemon platform's manifest digest, when the lock knows it: a containerd-store image ID. */
+  platformManifest?: string | undefined;
+  /** The daemon's platform (`linux/amd64`), to find its image in a cached tar. */
+  platform?: string | undefined;
+}
+
+/**
+ * The image IDs the pinned image can have on this daemon, whichever its store: config digest
+ * (classic), index or platform-manifest digest (containerd). Empty when the lock knows no config.
+ */
+export function pinnedImageIds(target: Pick<EngineImageTarget, 'digest' | 'expectedImageId' | 'platformManifest'>): string[] {
+  if (!target.expectedImageId) return [];
+  return [...new Set([target.expectedImageId, target.platformManifest, target.digest].filter((d): d is string => !!d))];
 }
 
 export interface LocalEngineImage {
@@ -73,9 +96,10 @@ export async function findLocalEngineImage(runner: DockerRunner, target: EngineI
   if (byDigest) return { ref: target.reference, imageId: byDigest, how: 'present' };
   // `docker load` on dockerd 20.10 drops RepoDigests (tags and the ID survive), so a loaded copy
   // is found by its image ID and re-tagged; buildx falls back to that local tag when its own pull
-  // fails (buildx driver/docker-container/driver.go).
-  if (target.expectedImageId && (await imageId(runner, target.expectedImageId)) === target.expectedImageId) {
-    return { ref: await tagLocal(runner, target.expectedImageId, target), imageId: target.expectedImageId, how: 'present-by-id' };
+  // fails (buildx driver/docker-container/driver.go). Each store's ID is tried: config digest
+  // (classic), then manifest and index digest (containerd).
+  for (const id of pinnedImageIds(target)) {
+    if ((await imageId(runner, id)) === id) return { ref: await tagLocal(runner, id, target), imageId: id, how: 'present-by-id' };
   }
   return opts.cacheDir ? loadFromCache(runner, target, opts) : undefined;
 }
@@ -93,8 +117,9 @@ export async function pullEngineImage(runner: DockerRunner, target: EngineImageT
   check(pulled, `docker pull ${target.reference}`, 'check the registry is reachable from the docker daemon (dockerd does the pull) and that docker login was done for it');
   const id = await imageId(runner, target.reference);
   if (!id) throw new DockerError(`docker pull ${target.reference} succeeded but the image is not in the daemon`, { hint: 'check that DOCKER_HOST points at the daemon you expect' });
-  if (target.expectedImageId && id !== target.expectedImageId) {
-    throw new LockMismatchError(`${target.reference} has image ID ${id} on this daemon, the lockfile expects ${target.expectedImageId}`, {
+  const ids = pinnedImageIds(target);
+  if (ids.length && !ids.includes(id)) {
+    throw new LockMismatchError(`${target.reference} has image ID ${id} on this daemon, the lockfile expects ${ids.join(' or ')}`, {
       hint: 'the registry served other content for the pinned digest; run buildx-bootstrap lock to re-pin deliberately',
     });
   }
@@ -111,9 +136,15 @@ async function loadFromCache(runner: DockerRunner, target: EngineImageTarget, op
     opts.log.warn(`ignoring unreadable cache metadata ${files.meta}`);
     return undefined;
   }
-  if (target.expectedImageId && meta.imageId !== target.expectedImageId) {
-    opts.log.warn(`cached engine image ${files.tar} has image ID ${meta.imageId}, the lockfile expects ${target.expectedImageId}; ignoring it`);
-    return undefined;
+  // With a lock, the tar is accepted by what it holds (checked before loading); without one, by
+  // the image ID its metadata recorded, which the load must give back.
+  const byContent = target.expectedImageId !== undefined;
+  if (byContent) {
+    const refused = await refuseCachedTar(files.tar, target);
+    if (refused) {
+      opts.log.warn(`cached engine image ${files.tar} ${refused}; ignoring it`);
+      return undefined;
+    }
   }
   opts.log.info(`loading ${target.repoTag} from ${files.tar}`);
   const loaded = await runner.run(['load', '-i', files.tar], { timeoutMs: opts.timeoutMs, ...(opts.signal ? { signal: opts.signal } : {}) });
@@ -121,12 +152,31 @@ async function loadFromCache(runner: DockerRunner, target: EngineImageTarget, op
     opts.log.warn(`docker load ${files.tar} failed (${loaded.stderr.trim().split('\n').pop()}); pulling instead`);
     return undefined;
   }
-  const id = await imageId(runner, meta.imageId);
-  if (id !== meta.imageId) {
-    opts.log.warn(`docker load ${files.tar} did not produce image ${meta.imageId}; pulling instead`);
+  // The ID this daemon's store gave the loaded image (the tar carries repoTag, see saveToCache):
+  // the builder container must run exactly it.
+  const id = byContent ? await imageId(runner, target.repoTag) : await imageId(runner, meta.imageId);
+  if (!id || (!byContent && id !== meta.imageId)) {
+    opts.log.warn(`docker load ${files.tar} did not produce image ${byContent ? target.repoTag : meta.imageId}; pulling instead`);
     return undefined;
   }
   return { ref: await tagLocal(runner, id, target), imageId: id, how: 'cache' };
+}
+
+/**
+ * Why the cached tar does not hold the locked image for the daemon's platform (its config digest,
+ * and with it the layer diff_ids), or undefined when it does. Read from the tar, nothing loaded.
+ */
+export async function refuseCachedTar(tar: string, target: Pick<EngineImageTarget, 'expectedImageId' | 'platform'>): Promise<string | undefined> {
+  let images;
+  try {
+    images = await readImageArchive(tar);
+  } catch (error) {
+    return `cannot be read (${(error as Error).message})`;
+  }
+  if (images.some((i) => i.config === target.expectedImageId)) return undefined;
+  const forPlatform = images.filter((i) => !target.platform || i.platform === target.platform);
+  const has = (forPlatform.length ? forPlatform : images).map((i) => `${i.platform} config ${i.config}`).join(', ') || 'no image';
+  return `holds ${has}, the lockfile expects config ${target.expectedImageId}${target.platform ? ` for ${target.platform}` : ''}`;
 }
 
 /** Saves the image to the cache dir for the next ephemeral job (temp file + rename). */

@@ -32,7 +32,8 @@ interface InspectEntry {
 
 const MISSING = /^(?:Error response from daemon: |Error: )?no such image: (.*?)(?:: No such image: .*)?$/i;
 
-function repositoryOf(ref: string): string | undefined {
+/** `registry/repository` a reference names (normalised); undefined for an image ID. */
+export function repositoryOf(ref: string): string | undefined {
   if (/^(sha256:)?[0-9a-f]{12,64}$/.test(ref)) return undefined; // an image ID names no repository
   try {
     const r = parseImageRef(ref);

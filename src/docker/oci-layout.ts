@@ -9,8 +9,8 @@
 // we rebuild a valid OCI layout from it: config and uncompressed layers become blobs under
 // `blobs/sha256/`, a fresh OCI manifest is written, and index.json names it with the tag. Newer
 // daemons (25+) save an OCI layout whose manifest.json points into `blobs/`; the same path works.
-// The archive is streamed through a small tar reader (ustar, pax and GNU long names), one layer at
-// a time, hashing as it goes; no layer is held in memory.
+// The archive is streamed through the small tar reader of ./tar.ts, one layer at a time, hashing
+// as it goes; no layer is held in memory.
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
@@ -21,179 +21,12 @@ import { BxbError, DockerError, UsageError } from '../errors.js';
 import { isValidTag } from '../registry/reference.js';
 import { normalizePlatform } from '../dockerfile/platform.js';
 import { saveImage } from './images.js';
-import { MEDIA_TYPE, REF_NAME_ANNOTATION, type Descriptor } from './oci-image.js';
+import { MEDIA_TYPE, REF_NAME_ANNOTATION, parseManifest, type Descriptor } from './oci-image.js';
 import type { DockerRunner } from './runner.js';
+import { readTar } from './tar.js';
 
 export { MEDIA_TYPE, REF_NAME_ANNOTATION } from './oci-image.js';
-
-// ---- tar reading ------------------------------------------------------------------------------
-
-export interface TarEntry {
-  /** Path inside the archive (pax `path` / GNU long name applied). */
-  name: string;
-  type: 'file' | 'directory' | 'symlink' | 'hardlink' | 'other';
-  size: number;
-  /** Target of a symlink or hard link. */
-  linkname: string;
-}
-
-/** Pulls exact byte counts out of an async stream of chunks without concatenating large bodies. */
-class ChunkReader {
-  private chunks: Buffer[] = [];
-  private length = 0;
-  private ended = false;
-  constructor(private readonly it: AsyncIterator<Buffer>) {}
-
-  private async fill(n: number): Promise<void> {
-    while (this.length < n && !this.ended) {
-      const r = await this.it.next();
-      if (r.done) this.ended = true;
-      else if (r.value.length > 0) {
-        this.chunks.push(r.value);
-        this.length += r.value.length;
-      }
-    }
-  }
-
-  /** Exactly n bytes; undefined at a clean end of input; throws when the input stops short. */
-  async read(n: number): Promise<Buffer | undefined> {
-    await this.fill(n);
-    if (this.length === 0 && this.ended) return undefined;
-    if (this.length < n) throw new Error('unexpected end of tar archive');
-    const all = this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks);
-    const out = all.subarray(0, n);
-    const rest = all.subarray(n);
-    this.chunks = rest.length ? [rest] : [];
-    this.length = rest.length;
-    return out;
-  }
-
-  /** n bytes as a stream of chunks. */
-  async *stream(n: number): AsyncGenerator<Buffer> {
-    let left = n;
-    while (left > 0) {
-      if (this.length === 0) await this.fill(1);
-      const head = this.chunks.shift();
-      if (!head) throw new Error('unexpected end of tar archive');
-      if (head.length <= left) {
-        this.length -= head.length;
-        left -= head.length;
-        yield head;
-      } else {
-        this.chunks.unshift(head.subarray(left));
-        this.length -= left;
-        const out = head.subarray(0, left);
-        left = 0;
-        yield out;
-      }
-    }
-  }
-
-  async skip(n: number): Promise<void> {
-    for await (const _ of this.stream(n)) {
-      // discard
-    }
-  }
-}
-
-function cString(buf: Buffer, start: number, len: number): string {
-  const field = buf.subarray(start, start + len);
-  const nul = field.indexOf(0);
-  return field.subarray(0, nul < 0 ? field.length : nul).toString('utf8');
-}
-
-function parseNumeric(buf: Buffer, start: number, len: number): number {
-  const field = buf.subarray(start, start + len);
-  if (field[0]! & 0x80) {
-    // GNU base-256 for sizes over 8 GiB: big-endian with the top bit as a marker.
-    let v = field[0]! & 0x7f;
-    for (let i = 1; i < field.length; i++) v = v * 256 + field[i]!;
-    return v;
-  }
-  const text = field.toString('latin1').replace(/[\0 ]+/g, ' ').trim();
-  if (!text) return 0;
-  if (!/^[0-7]+$/.test(text)) throw new Error(`invalid number "${text}" in tar header`);
-  return parseInt(text, 8);
-}
-
-function checksumOk(header: Buffer): boolean {
-  let stored: number;
-  try {
-    stored = parseNumeric(header, 148, 8);
-  } catch {
-    return false;
-  }
-  let sum = 0;
-  for (let i = 0; i < 512; i++) sum += i >= 148 && i < 156 ? 32 : header[i]!;
-  return sum === stored;
-}
-
-function parsePax(body: Buffer): Record<string, string> {
-  const out: Record<string, string> = {};
-  let pos = 0;
-  while (pos < body.length) {
-    const space = body.indexOf(0x20, pos);
-    if (space < 0) break;
-    const len = parseInt(body.subarray(pos, space).toString('latin1'), 10);
-    if (!Number.isFinite(len) || len <= 0) throw new Error('invalid pax header record');
-    const record = body.subarray(space + 1, pos + len - 1).toString('utf8');
-    const eq = record.indexOf('=');
-    if (eq > 0) out[record.slice(0, eq)] = record.slice(eq + 1);
-    pos += len;
-  }
-  return out;
-}
-
-const pad512 = (n: number): number => (512 - (n % 512)) % 512;
-
-/**
- * Reads a tar stream entry by entry. `onEntry` may consume `body`; whatever it leaves is skipped.
- * Throws an Error for a damaged archive (bad checksum, truncated).
- */
-export async function readTar(source: AsyncIterable<Buffer>, onEntry: (entry: TarEntry, body: AsyncIterable<Buffer>) => Promise<void>): Promise<void> {
-  const r = new ChunkReader(source[Symbol.asyncIterator]());
-  let longName: string | undefined;
-  let longLink: string | undefined;
-  let pax: Record<string, string> = {};
-  for (;;) {
-    const header = await r.read(512);
-    if (!header) return;
-    if (header.every((b) => b === 0)) return; // end-of-archive marker
-    if (!checksumOk(header)) throw new Error('not a tar archive (header checksum mismatch)');
-    const typeflag = String.fromCharCode(header[156]!);
-    let size = parseNumeric(header, 124, 12);
-    if (pax.size !== undefined) size = Number(pax.size);
-    const magic = header.subarray(257, 262).toString('latin1');
-    const prefix = magic === 'ustar' ? cString(header, 345, 155) : '';
-    const rawName = cString(header, 0, 100);
-    if (typeflag === 'x' || typeflag === 'g' || typeflag === 'L' || typeflag === 'K') {
-      const body = (await r.read(size)) ?? Buffer.alloc(0);
-      await r.skip(pad512(size));
-      if (typeflag === 'x') pax = { ...pax, ...parsePax(body) };
-      else if (typeflag === 'L') longName = cString(body, 0, body.length);
-      else if (typeflag === 'K') longLink = cString(body, 0, body.length);
-      continue; // 'g' (global pax) carries nothing we use
-    }
-    const name = pax.path ?? longName ?? (prefix ? `${prefix}/${rawName}` : rawName);
-    const linkname = pax.linkpath ?? longLink ?? cString(header, 157, 100);
-    const type: TarEntry['type'] =
-      typeflag === '0' || typeflag === '\0' || typeflag === '7' ? 'file' : typeflag === '5' ? 'directory' : typeflag === '2' ? 'symlink' : typeflag === '1' ? 'hardlink' : 'other';
-    const dataSize = type === 'file' || type === 'other' ? size : 0;
-    pax = {};
-    longName = undefined;
-    longLink = undefined;
-    let consumed = 0;
-    const body = (async function* (): AsyncGenerator<Buffer> {
-      for await (const chunk of r.stream(dataSize)) {
-        consumed += chunk.length;
-        yield chunk;
-      }
-    })();
-    await onEntry({ name, type, size: dataSize, linkname }, body);
-    if (consumed < dataSize) await r.skip(dataSize - consumed);
-    await r.skip(pad512(dataSize));
-  }
-}
+export { readTar, type TarEntry } from './tar.js';
 
 // ---- conversion ---------------------------------------------------------------------------------
 
@@ -295,14 +128,14 @@ export interface OciLayoutResult {
  * `tag`. Other tags already in `dir` are kept, so several images can share one layout (blobs are
  * de-duplicated). Throws a DockerError when docker fails or its archive is inconsistent.
  */
-export async function exportOciLayout(runner: DockerRunner, ref: string, dir: string, tag: string): Promise<OciLayoutResult> {
+export async function exportOciLayout(runner: DockerRunner, ref: string, dir: string, tag: string, platforms: string[] = []): Promise<OciLayoutResult> {
   if (!isValidTag(tag)) throw new UsageError(`invalid OCI layout tag "${tag}"`, { hint: 'use letters, digits, _ . - (up to 128)' });
   const work = join(dir, `.bxb-save-${randomBytes(6).toString('hex')}`);
   try {
     await mkdir(work, { recursive: true });
     const archive = join(work, 'image.tar');
     await saveImage(runner, ref, archive);
-    return await convertDockerArchive(archive, dir, tag, ref, work);
+    return await convertDockerArchive(archive, dir, tag, ref, work, platforms);
   } catch (e) {
     if (e instanceof BxbError) throw e;
     throw new DockerError(`exporting ${ref} as an OCI layout to ${dir} failed: ${(e as Error).message}`, {
@@ -315,7 +148,7 @@ export async function exportOciLayout(runner: DockerRunner, ref: string, dir: st
 }
 
 /** Converts a `docker save` archive (legacy or OCI flavour) into an OCI layout in `dir` under `tag`. */
-export async function convertDockerArchive(archive: string, dir: string, tag: string, ref: string, workDir: string): Promise<OciLayoutResult> {
+export async function convertDockerArchive(archive: string, dir: string, tag: string, ref: string, workDir: string, platforms: string[] = []): Promise<OciLayoutResult> {
   const blobsDir = join(dir, 'blobs', 'sha256');
   await mkdir(blobsDir, { recursive: true });
   const files = new Map<string, Staged>();
@@ -353,68 +186,98 @@ export async function convertDockerArchive(archive: string, dir: string, tag: st
   // Checked shape by shape: the archive is input, and a `null` entry must not become a TypeError.
   if (!Array.isArray(manifest)) throw bad('manifest.json is not a list of images');
   const images = manifest.filter((m): m is LegacyManifestEntry => m !== null && typeof m === 'object');
-  const entry = images.find((m) => Array.isArray(m.RepoTags) && m.RepoTags.includes(ref)) ?? images[0];
-  if (!entry || typeof entry.Config !== 'string' || !entry.Config || !Array.isArray(entry.Layers) || !entry.Layers.every((l) => typeof l === 'string')) {
-    throw bad('manifest.json names no image');
-  }
+  const tagged = images.filter((m) => Array.isArray(m.RepoTags) && m.RepoTags.includes(ref));
+  // One entry per platform the store had (the containerd store saves each platform of an index;
+  // the classic store has one): the ones named `ref`, else all.
+  const candidates = tagged.length ? tagged : images;
+  if (candidates.length === 0) throw bad('manifest.json names no image');
 
-  const configStaged = resolve(entry.Config);
-  const configBytes = await readStaged(configStaged);
-  let config: ImageConfig;
-  try {
-    config = JSON.parse(configBytes.toString('utf8')) as ImageConfig;
-  } catch {
-    throw bad(`${entry.Config} is not JSON`);
-  }
-  if (config === null || typeof config !== 'object') throw bad(`${entry.Config} is not an image config`);
-  const rawDiffIds: unknown = (config.rootfs as { diff_ids?: unknown } | null | undefined)?.diff_ids ?? [];
-  if (!Array.isArray(rawDiffIds) || !rawDiffIds.every((d) => typeof d === 'string')) throw bad(`${entry.Config} has no list of diff_ids`);
-  const diffIds: string[] = rawDiffIds;
-  if (diffIds.length !== entry.Layers.length) throw bad(`${entry.Layers.length} layers but ${diffIds.length} diff_ids in the image config`);
-
-  const layers: Descriptor[] = [];
+  const saved = await savedManifests(files, readStaged);
   const placed = new Set<Staged>();
-  for (const [i, path] of entry.Layers.entries()) {
-    const staged = resolve(path);
-    const mediaType = layerMediaType(staged.head);
-    // An uncompressed layer's digest is its diff_id: a cheap integrity check of what docker wrote.
-    if (mediaType === MEDIA_TYPE.layer && staged.digest !== diffIds[i]) throw bad(`layer ${path} has digest ${staged.digest}, expected ${diffIds[i]}`);
-    if (!placed.has(staged)) {
-      await putBlob(blobsDir, staged);
-      placed.add(staged);
+  /** One manifest.json entry as an OCI manifest blob in the layout, with its platform. */
+  const writeManifest = async (entry: LegacyManifestEntry, accept: (platform: string) => boolean = () => true): Promise<{ descriptor: Descriptor; normalized: string } | undefined> => {
+    if (typeof entry.Config !== 'string' || !entry.Config || !Array.isArray(entry.Layers) || !entry.Layers.every((l) => typeof l === 'string')) {
+      throw bad('manifest.json names no image');
     }
-    layers.push({ mediaType, digest: staged.digest, size: staged.size });
-  }
-  await putBlob(blobsDir, { ...configStaged, data: configBytes, file: undefined });
-  if (configStaged.file && !placed.has(configStaged)) await rm(configStaged.file, { force: true });
+    const configStaged = resolve(entry.Config);
+    const configBytes = await readStaged(configStaged);
+    let config: ImageConfig;
+    try {
+      config = JSON.parse(configBytes.toString('utf8')) as ImageConfig;
+    } catch {
+      throw bad(`${entry.Config} is not JSON`);
+    }
+    if (config === null || typeof config !== 'object') throw bad(`${entry.Config} is not an image config`);
+    const rawDiffIds: unknown = (config.rootfs as { diff_ids?: unknown } | null | undefined)?.diff_ids ?? [];
+    if (!Array.isArray(rawDiffIds) || !rawDiffIds.every((d) => typeof d === 'string')) throw bad(`${entry.Config} has no list of diff_ids`);
+    const diffIds: string[] = rawDiffIds;
+    if (diffIds.length !== entry.Layers.length) throw bad(`${entry.Layers.length} layers but ${diffIds.length} diff_ids in the image config`);
 
-  const manifestJson = Buffer.from(
-    JSON.stringify({
-      schemaVersion: 2,
-      mediaType: MEDIA_TYPE.manifest,
-      config: { mediaType: MEDIA_TYPE.config, digest: configStaged.digest, size: configStaged.size },
-      layers,
-    }),
-  );
-  const manifestDesc = await putBytes(blobsDir, manifestJson);
-  const os = config.os ?? 'linux';
-  const architecture = config.architecture ?? 'amd64';
-  const platformText = `${os}/${architecture}${config.variant ? `/${config.variant}` : ''}`;
-  let normalized: string;
-  try {
-    if (typeof os !== 'string' || typeof architecture !== 'string' || (config.variant !== undefined && typeof config.variant !== 'string')) throw new Error('os, architecture and variant must be strings');
-    normalized = normalizePlatform(platformText);
-  } catch (e) {
-    throw bad(`${entry.Config} has no usable platform: ${(e as Error).message}`);
-  }
-  const platform: Descriptor['platform'] = { os, architecture, ...(config.variant ? { variant: config.variant } : {}) };
-  const descriptor: Descriptor = {
-    mediaType: MEDIA_TYPE.manifest,
-    digest: manifestDesc.digest,
-    size: manifestDesc.size,
-    platform,
-    annotations: { [REF_NAME_ANNOTATION]: tag },
+    const os = config.os ?? 'linux';
+    const architecture = config.architecture ?? 'amd64';
+    const platformText = `${os}/${architecture}${config.variant ? `/${config.variant}` : ''}`;
+    let normalized: string;
+    try {
+      if (typeof os !== 'string' || typeof architecture !== 'string' || (config.variant !== undefined && typeof config.variant !== 'string')) throw new Error('os, architecture and variant must be strings');
+      normalized = normalizePlatform(platformText);
+    } catch (e) {
+      throw bad(`${entry.Config} has no usable platform: ${(e as Error).message}`);
+    }
+    if (!accept(normalized)) return undefined;
+
+    const layers: Descriptor[] = [];
+    for (const [i, path] of entry.Layers.entries()) {
+      const staged = resolve(path);
+      const mediaType = layerMediaType(staged.head);
+      // An uncompressed layer's digest is its diff_id: a cheap integrity check of what docker wrote.
+      if (mediaType === MEDIA_TYPE.layer && staged.digest !== diffIds[i]) throw bad(`layer ${path} has digest ${staged.digest}, expected ${diffIds[i]}`);
+      if (!placed.has(staged)) {
+        await putBlob(blobsDir, staged);
+        placed.add(staged);
+      }
+      layers.push({ mediaType, digest: staged.digest, size: staged.size });
+    }
+    if (!placed.has(configStaged)) {
+      await putBlob(blobsDir, { ...configStaged, data: configBytes, file: undefined });
+      if (configStaged.file) await rm(configStaged.file, { force: true });
+      placed.add(configStaged);
+    }
+
+    const platform: Descriptor['platform'] = { os, architecture, ...(config.variant ? { variant: config.variant } : {}) };
+    // A save that already holds this image's manifest (an OCI layout inside the archive: the
+    // containerd store, dockerd 25+) is used as it is, with the store's own digest.
+    const own = saved.get(configStaged.digest);
+    if (own && own.layers.length === layers.length && own.layers.every((d, i) => d === layers[i]!.digest)) {
+      await putBlob(blobsDir, { ...own.staged, data: own.bytes, file: undefined });
+      return { descriptor: { mediaType: own.mediaType, digest: own.staged.digest, size: own.staged.size, platform }, normalized };
+    }
+    const manifestJson = Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: MEDIA_TYPE.manifest,
+        config: { mediaType: MEDIA_TYPE.config, digest: configStaged.digest, size: configStaged.size },
+        layers,
+      }),
+    );
+    const manifestDesc = await putBytes(blobsDir, manifestJson);
+    return { descriptor: { mediaType: MEDIA_TYPE.manifest, digest: manifestDesc.digest, size: manifestDesc.size, platform }, normalized };
   };
+
+  // The platforms the build needs (several: an index of them); without any, the first image, as
+  // before. A platform the archive lacks is left to checkPlatforms to name.
+  const written: { descriptor: Descriptor; normalized: string }[] = [];
+  const wanted = new Set(platforms.map((p) => normalizePlatform(p)));
+  for (const entry of wanted.size ? candidates : candidates.slice(0, 1)) {
+    const w = await writeManifest(entry, (p) => wanted.size === 0 || (wanted.has(p) && !written.some((x) => x.normalized === p)));
+    if (w) written.push(w);
+  }
+  if (written.length === 0) written.push((await writeManifest(candidates[0]!))!);
+  let descriptor: Descriptor;
+  if (written.length === 1) descriptor = { ...written[0]!.descriptor, annotations: { [REF_NAME_ANNOTATION]: tag } };
+  else {
+    const nested = await putBytes(blobsDir, Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MEDIA_TYPE.index, manifests: written.map((w) => w.descriptor) })));
+    descriptor = { mediaType: MEDIA_TYPE.index, digest: nested.digest, size: nested.size, annotations: { [REF_NAME_ANNOTATION]: tag } };
+  }
 
   // Keep other tags already in this layout; replace this one.
   const indexPath = join(dir, 'index.json');
@@ -430,7 +293,44 @@ export async function convertDockerArchive(archive: string, dir: string, tag: st
   manifests.push(descriptor);
   await writeAtomic(join(dir, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
   await writeAtomic(indexPath, JSON.stringify({ schemaVersion: 2, mediaType: MEDIA_TYPE.index, manifests }));
-  return { dir, tag, platforms: [normalized], digest: manifestDesc.digest };
+  return { dir, tag, platforms: written.map((w) => w.normalized), digest: descriptor.digest };
+}
+
+interface SavedManifest {
+  staged: Staged;
+  bytes: Buffer;
+  mediaType: string;
+  /** Layer digests, in order. */
+  layers: string[];
+}
+
+/**
+ * The image manifests an archive's own OCI layout holds (index.json and what it points to in
+ * blobs/, nested indexes followed), by config digest. Empty for a legacy archive or one whose
+ * layout cannot be read: then manifests are written afresh.
+ */
+async function savedManifests(files: Map<string, Staged>, read: (s: Staged) => Promise<Buffer>): Promise<Map<string, SavedManifest>> {
+  const out = new Map<string, SavedManifest>();
+  const index = files.get('index.json');
+  if (!index) return out;
+  const walk = async (descriptors: Descriptor[], depth: number): Promise<void> => {
+    for (const d of descriptors) {
+      const staged = files.get(`blobs/sha256/${d.digest.slice('sha256:'.length)}`);
+      if (!staged || staged.digest !== d.digest || staged.size > IN_MEMORY_LIMIT) continue;
+      const bytes = await read(staged);
+      const m = parseManifest(bytes, d.mediaType);
+      if (m.kind === 'index') {
+        if (depth < 3) await walk(m.manifests, depth + 1);
+      } else out.set(m.config.digest, { staged, bytes, mediaType: m.mediaType, layers: m.layers.map((l) => l.digest) });
+    }
+  };
+  try {
+    const top = parseManifest(await read(index), MEDIA_TYPE.index);
+    if (top.kind === 'index') await walk(top.manifests, 0);
+  } catch {
+    out.clear(); // not a layout we can follow; the manifests are rebuilt
+  }
+  return out;
 }
 
 /** The `--build-context` value for a layout tag: `oci-layout://<dir>:<tag>`. */

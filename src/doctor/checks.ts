@@ -11,7 +11,7 @@ import { semver } from '../lazy.cjs';
 import type { Config } from '../config/schema.js';
 import type { BuildxFacts } from '../docker/buildx.js';
 import { MIN_BUILDX } from '../docker/buildx.js';
-import type { DaemonFacts, TlsEnvironment } from '../docker/daemon.js';
+import type { DaemonFacts, ImageStore, TlsEnvironment } from '../docker/daemon.js';
 import { daemonJsonFix, dindServiceCommand, dockerdMirrorFix, GITLAB_DIND } from '../docker/dockerd-advice.js';
 import { ExitCode } from '../errors.js';
 import { DOCKER_HUB } from '../registry/reference.js';
@@ -96,6 +96,8 @@ export interface DoctorFacts {
   tls: TlsFacts | undefined;
   /** dockerd `registry-mirrors`; undefined when the daemon was not reachable. */
   daemonMirrors: string[] | undefined;
+  /** Where the daemon keeps images (containerd store: Docker 29's default); undefined when unknown. */
+  imageStore?: ImageStore;
   /** In priority order; empty when the configuration did not load. */
   candidates: CandidateFacts[];
   lock: LockFacts | undefined;
@@ -149,7 +151,8 @@ function configCheck(f: DoctorFacts): DoctorCheck {
 function dockerCheck(f: DoctorFacts): DoctorCheck {
   if (!f.daemon.ok) return { check: 'docker', verdict: 'fail', detail: problemText(f.daemon.problem) };
   const at = f.dockerEndpoint ? ` at ${f.dockerEndpoint}` : '';
-  return { check: 'docker', verdict: 'ok', detail: `${f.daemon.value.serverVersion} (${f.daemon.value.platform})${at}` };
+  const store = f.imageStore ? `, ${f.imageStore} image store` : '';
+  return { check: 'docker', verdict: 'ok', detail: `${f.daemon.value.serverVersion} (${f.daemon.value.platform}${store})${at}` };
 }
 
 function buildxCheck(f: DoctorFacts): DoctorCheck {

@@ -7,7 +7,7 @@ import type { LoadedConfig } from '../config/load.js';
 import type { BuildxFacts } from '../docker/buildx.js';
 import { detectBuildx } from '../docker/buildx.js';
 import type { DaemonFacts } from '../docker/daemon.js';
-import { daemonRegistryMirrors, inspectDaemon, tlsContextName, tlsFromEnvironment } from '../docker/daemon.js';
+import { daemonImageStore, daemonRegistryMirrors, inspectDaemon, tlsContextName, tlsFromEnvironment, type ImageStore } from '../docker/daemon.js';
 import type { DockerRunner } from '../docker/runner.js';
 import { isBxbError } from '../errors.js';
 import { RegistryRequestError, type RegistryClient } from '../registry/types.js';
@@ -23,6 +23,8 @@ export interface DockerProbes {
   /** Endpoint of the current docker context (`unix:///…`, `tcp://…`), undefined when unknown. */
   endpoint(): Promise<string | undefined>;
   registryMirrors(): Promise<string[]>;
+  /** The daemon's image store (`/info` DriverStatus); absent or undefined: not reported. */
+  imageStore?: () => Promise<ImageStore | undefined>;
   contextExists(name: string): Promise<boolean>;
   /** Builders buildx-bootstrap made and their state volumes (given by the command; absent: not reported). */
   ourBuilders?: () => Promise<BuildersFacts>;
@@ -39,6 +41,7 @@ export function dockerProbes(runner: DockerRunner, signal?: AbortSignal): Docker
       return r.exitCode === 0 && host ? host : undefined;
     },
     registryMirrors: () => daemonRegistryMirrors(runner),
+    imageStore: () => daemonImageStore(runner, signal),
     contextExists: async (name) => (await runner.run(['context', 'inspect', name], opts)).exitCode === 0,
   };
 }
@@ -77,9 +80,9 @@ export async function gatherDoctorFacts(opts: GatherOptions): Promise<DoctorFact
       tlsFacts(opts.env, opts.docker),
     ]);
     // `docker info` only means something once `docker version` reached the daemon.
-    const daemonMirrors = daemon.ok ? await opts.docker.registryMirrors() : undefined;
+    const [daemonMirrors, imageStore] = daemon.ok ? await Promise.all([opts.docker.registryMirrors(), opts.docker.imageStore?.().catch(() => undefined)]) : [undefined, undefined];
     const builders = daemon.ok && opts.docker.ourBuilders ? await settle(opts.docker.ourBuilders()) : undefined;
-    return { daemon, buildx, dockerEndpoint, tls, daemonMirrors, builders };
+    return { daemon, buildx, dockerEndpoint, tls, daemonMirrors, imageStore, builders };
   })();
 
   const lockSide = config ? lockFacts(config.lockfile, config) : Promise.resolve(undefined);
@@ -104,6 +107,7 @@ export async function gatherDoctorFacts(opts: GatherOptions): Promise<DoctorFact
     dockerHost: opts.env.DOCKER_HOST?.trim() || undefined,
     tls: docker.tls,
     daemonMirrors: docker.daemonMirrors,
+    ...(docker.imageStore ? { imageStore: docker.imageStore } : {}),
     ...(docker.builders ? { builders: docker.builders } : {}),
     candidates,
     lock,

@@ -26,7 +26,11 @@ export function engineImage(config: Pick<Config, 'buildkit'>): { registry: strin
 }
 
 export function engineCandidates(config: Pick<Config, 'buildkit' | 'mirrors' | 'upstream' | 'registries'>): Candidate[] {
-  const image = engineImage(config);
+  return candidatesFor(config, engineImage(config));
+}
+
+/** Where any image can come from: its registry's mirrors in configured order, then the registry unless `upstream: false`. */
+export function candidatesFor(config: Pick<Config, 'mirrors' | 'upstream' | 'registries'>, image: { registry: string; repository: string }): Candidate[] {
   const out: Candidate[] = config.mirrors.filter((m) => m.for === image.registry).map((m) => mirrorCandidate(m, image));
   if (config.upstream) out.push(upstreamCandidate(image, config.registries));
   return out;

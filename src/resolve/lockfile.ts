@@ -33,8 +33,10 @@ export interface Lockfile {
   /** `host[/path]/repository` it was resolved from. */
   source: string;
   /**
-   * Per-platform manifest and config digests, from the index. dockerd 20.10 drops RepoDigests on
-   * `docker load`, so a loaded image can only be checked by its ID (the config digest).
+   * Per-platform manifest and config digests, from the index: the pin identity every image store
+   * can check. dockerd 20.10 drops RepoDigests on `docker load`, so a loaded image is checked by
+   * its ID, which is the config digest on the classic store and the index or manifest digest on
+   * the containerd store (src/docker/engine-image.ts pinnedImageIds).
    */
   platforms?: Record<string, PlatformPin>;
   /** Config digest when the tag is a single-platform manifest (no index, so no platform key). */

@@ -85,3 +85,12 @@ t.test('what it cannot tell is left to buildx inspect', async (t) => {
   t.equal(await readBuilderWithoutBuildx(broken.runner, broken.env, spec(), LOCK, opts), undefined, 'a daemon error that is not "no such container"');
   t.ok(await readBuilderWithoutBuildx(w.runner, w.env, spec({ endpoint: 'bxb-tls' }), LOCK, { tlsContext: 'bxb-tls' }), 'the TLS-environment context is the same daemon');
 });
+
+t.test('containerd image store: a container on the locked index or platform-manifest digest runs the pinned engine', async (t) => {
+  const manifest = `sha256:${'b'.repeat(64)}`;
+  const lock = { ...LOCK, platforms: { 'linux/amd64': { manifest, config: ID_AMD64 } } } as unknown as Lockfile;
+  for (const [what, image] of [['pulled by the index digest', DIGEST], ['loaded as the platform manifest', manifest]] as const) {
+    const w = world(t, instance(), { status: 'running', image });
+    t.equal((await readBuilderWithoutBuildx(w.runner, w.env, spec(), lock, opts))?.runsPinned, true, what);
+  }
+});

@@ -91,6 +91,13 @@ const ROWS: Row[] = [
   },
   { name: 'docker reachable', facts: facts(), check: 'docker', verdict: 'ok', detail: '20.10.24+dfsg1 (linux/amd64) at unix:///run/docker.sock' },
   {
+    name: 'docker 29 with the containerd image store',
+    facts: facts({ daemon: { ok: true, value: { serverVersion: '29.0.0', platform: 'linux/amd64' } }, imageStore: 'containerd' }),
+    check: 'docker',
+    verdict: 'ok',
+    detail: '29.0.0 (linux/amd64, containerd image store) at unix:///run/docker.sock',
+  },
+  {
     name: 'docker unreachable',
     facts: facts({ daemon: { ok: false, problem: { message: 'docker is not reachable: Cannot connect', hint: 'start dockerd' } } }),
     check: 'docker',
@@ -381,7 +388,7 @@ t.test('in-process against a real registry, dockerd and the emulated buildx', as
       ['builders', 'ok'],
     ]);
     t.equal(line(r, 'builders').detail, 'no builder made by buildx-bootstrap in this buildx store');
-    t.match(line(r, 'docker').detail, new RegExp(`^20\\.10\\.\\S+ \\(linux/\\w+\\) at ${dockerd.host.replace(/[/.]/g, '\\$&')}$`));
+    t.match(line(r, 'docker').detail, new RegExp(`^20\\.10\\.\\S+ \\(linux/\\w+, classic image store\\) at ${dockerd.host.replace(/[/.]/g, '\\$&')}$`), 'version, platform and image store');
     t.equal(line(r, 'buildx').detail, 'v0.36.0');
     t.match(line(r, 'registry').detail, new RegExp(`^${image}\\.?.* \\(upstream\\): v0\\.18\\.2 ${images['v0.18.2']!.digest.slice(0, 19)}… \\(anonymous, \\d+ ms\\)$`));
     t.equal(line(r, 'mirrors').detail, `dockerd and BuildKit both mirror Docker Hub through 127.0.0.1:${daemonMirrorPort}`);

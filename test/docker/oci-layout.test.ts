@@ -209,3 +209,77 @@ t.test('a docker save archive with a null image entry or an empty platform is a 
   const config = JSON.stringify({ os: '', architecture: '', rootfs: { diff_ids: [] } });
   await t.rejects(convert(archive({ 'manifest.json': JSON.stringify([{ Config: 'c.json', Layers: [] }]), 'c.json': config }, 'plat'), 'plat'), { name: 'DockerError', message: /c\.json has no usable platform/ });
 });
+
+t.test('a multi-platform save (the containerd store writes one manifest.json entry per platform): the platforms the build needs', async (t) => {
+  const dir = t.testdir({});
+  const root = join(dir, 'save');
+  mkdirSync(root);
+  const entry = (arch: string): { Config: string; RepoTags: string[]; Layers: string[] } => {
+    const layer = layerTar(dir, arch, Buffer.from(`only on ${arch}`));
+    const config = Buffer.from(JSON.stringify({ architecture: arch, os: 'linux', rootfs: { type: 'layers', diff_ids: [sha(layer)] } }));
+    writeFileSync(join(root, `${sha(config).slice(7)}.json`), config);
+    writeFileSync(join(root, `${sha(layer).slice(7)}.tar`), layer);
+    return { Config: `${sha(config).slice(7)}.json`, RepoTags: ['local/multi:1'], Layers: [`${sha(layer).slice(7)}.tar`] };
+  };
+  writeFileSync(join(root, 'manifest.json'), JSON.stringify([entry('amd64'), entry('arm64')]));
+  const archive = join(dir, 'image.tar');
+  execFileSync('tar', ['-C', root, '-cf', archive, ...readdirSync(root)]);
+  const work = join(dir, 'work');
+  mkdirSync(work);
+
+  const arm = await convertDockerArchive(archive, join(dir, 'arm'), 'm', 'local/multi:1', work, ['linux/arm64']);
+  t.same(arm.platforms, ['linux/arm64'], 'the platform asked for, not the first in the archive');
+  const armLayout = readLayout(join(dir, 'arm'));
+  t.same(armLayout.index.manifests[0]!.platform, { os: 'linux', architecture: 'arm64' });
+  t.equal(readdirSync(join(dir, 'arm', 'blobs', 'sha256')).length, 3, 'only its layer, config and manifest: nothing of amd64');
+
+  const both = await convertDockerArchive(archive, join(dir, 'both'), 'm', 'local/multi:1', work, ['linux/arm64', 'linux/amd64']);
+  t.same(both.platforms.sort(), ['linux/amd64', 'linux/arm64'], 'both platforms');
+  const layout = readLayout(join(dir, 'both'));
+  const top = layout.index.manifests[0]!;
+  t.equal(top.mediaType, 'application/vnd.oci.image.index.v1+json', 'the tag names an index of them');
+  t.same(top.annotations, { [REF_NAME_ANNOTATION]: 'm' });
+  const nested = JSON.parse(layout.blob(top.digest).toString()) as { manifests: { platform: { architecture: string } }[] };
+  t.same(nested.manifests.map((m) => m.platform.architecture).sort(), ['amd64', 'arm64']);
+  t.doesNotThrow(() => checkPlatforms(both.platforms, ['linux/amd64', 'linux/arm64']), 'and checkPlatforms is satisfied');
+
+  const none = await convertDockerArchive(archive, join(dir, 'none'), 'm', 'local/multi:1', work);
+  t.same(none.platforms, ['linux/amd64'], 'no platform asked: the first image, as before');
+});
+
+t.test('a save that holds an OCI layout (containerd store, dockerd 25+): its own manifest is kept, with the store\'s digest', async (t) => {
+  const dir = t.testdir({});
+  const root = join(dir, 'save');
+  mkdirSync(join(root, 'blobs', 'sha256'), { recursive: true });
+  const blob = (b: Buffer): string => {
+    writeFileSync(join(root, 'blobs', 'sha256', sha(b).slice(7)), b);
+    return sha(b);
+  };
+  const raw = layerTar(dir, 'gz', Buffer.from('compressed in the store'));
+  const gz = (await import('node:zlib')).gzipSync(raw);
+  const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [sha(raw)] } }));
+  const manifest = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: 'application/vnd.oci.image.manifest.v1+json',
+      config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: blob(config), size: config.length },
+      layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: blob(gz), size: gz.length }],
+      annotations: { 'org.example.kept': 'yes' },
+    }),
+  );
+  const manifestDigest = blob(manifest);
+  const index = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests: [{ mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: manifestDigest, size: manifest.length, platform: { os: 'linux', architecture: 'amd64' } }] }));
+  const indexDigest = blob(index);
+  writeFileSync(join(root, 'index.json'), JSON.stringify({ schemaVersion: 2, manifests: [{ mediaType: 'application/vnd.oci.image.index.v1+json', digest: indexDigest, size: index.length, annotations: { 'io.containerd.image.name': 'docker.io/local/app:1' } }] }));
+  writeFileSync(join(root, 'oci-layout'), '{"imageLayoutVersion":"1.0.0"}');
+  writeFileSync(join(root, 'manifest.json'), JSON.stringify([{ Config: `blobs/sha256/${sha(config).slice(7)}`, RepoTags: ['local/app:1'], Layers: [`blobs/sha256/${sha(gz).slice(7)}`] }]));
+  const archive = join(dir, 'image.tar');
+  execFileSync('tar', ['-C', root, '-cf', archive, ...readdirSync(root)]);
+  const work = join(dir, 'work');
+  mkdirSync(work);
+  const res = await convertDockerArchive(archive, join(dir, 'layout'), 'app', 'local/app:1', work);
+  t.equal(res.digest, manifestDigest, 'the layout names the store\'s own manifest, not a rebuilt one');
+  const layout = readLayout(join(dir, 'layout'));
+  t.same(layout.blob(manifestDigest), manifest, 'byte for byte (its annotations and layer media types kept)');
+  t.same(layout.index.manifests[0]!.platform, { os: 'linux', architecture: 'amd64' });
+});

@@ -3,7 +3,7 @@
 // source) on a private dockerd, with loopback registries standing in for Docker Hub and a mirror.
 import t, { type Test } from 'tap';
 import { requireEngines } from '../helpers/engines.js';
-import { pairs, realWorld, lastLine, type RealWorld } from '../helpers/real-world.js';
+import { daemonMatrix, realWorld, requireSetup, lastLine, type RealWorld } from '../helpers/real-world.js';
 import { runCli, type CliResult } from '../helpers/cli.js';
 
 function ok(t: Test, r: CliResult, what: string): void {
@@ -21,10 +21,11 @@ async function volumes(w: RealWorld): Promise<string[]> {
 }
 
 // Real engines are slow to start on two cores: a file-level bound above tap's default per file.
-t.setTimeout(600_000);
+t.setTimeout(1_200_000);
 const engines = requireEngines(t);
-for (const pair of engines ? pairs(engines) : []) {
-  t.test(`buildx ${pair.buildx.version} + BuildKit ${pair.kit.version}: mirror-only create, re-run, drift, rm`, async (t) => {
+for (const pair of engines ? daemonMatrix(engines) : []) {
+  t.test(`${pair.label}: mirror-only create, re-run, drift, rm`, async (t) => {
+    if (!requireSetup(t, pair)) return;
     const w = await realWorld(t, pair);
     const config = {
       buildkit: { image: `${w.upstream.host}/moby/buildkit`, version: pair.kit.version },

@@ -8,11 +8,11 @@ import { copyFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseHistoriesJson } from '../../src/docker/history.js';
 import { requireEngines } from '../helpers/engines.js';
-import { pairs, realWorld, lastLine, type RealWorld } from '../helpers/real-world.js';
+import { daemonMatrix, realWorld, requireSetup, lastLine, type RealWorld } from '../helpers/real-world.js';
 import { runCli, type CliResult } from '../helpers/cli.js';
 import { requireBinaries } from '../helpers/integration.js';
 
-t.setTimeout(900_000);
+t.setTimeout(1_200_000);
 const engines = requireEngines(t);
 
 function ok(t: Test, r: CliResult, what: string): void {
@@ -51,9 +51,9 @@ function setLastActivity(w: RealWorld, builder: string, when: Date): void {
   writeFileSync(join(w.buildx.dockerConfig, 'buildx', 'activity', builder), when.toISOString().replace(/\.\d+Z$/, 'Z'));
 }
 
-for (const pair of engines ? pairs(engines) : []) {
-  t.test(`buildx ${pair.buildx.version} + BuildKit ${pair.kit.version}: builds are never pulled out from under`, async (t) => {
-    if (!requireBinaries(t, ['busybox'])) return;
+for (const pair of engines ? daemonMatrix(engines) : []) {
+  t.test(`${pair.label}: builds are never pulled out from under`, async (t) => {
+    if (!requireBinaries(t, ['busybox']) || !requireSetup(t, pair)) return;
     const w = await realWorld(t, pair);
     const base = { buildkit: { image: `${w.upstream.host}/moby/buildkit`, version: pair.kit.version }, mirrors: [{ host: w.mirror.host, for: w.upstream.host }] };
     const context = longBuildContext(w, 20);

@@ -28,12 +28,36 @@ export interface RealBuildkit {
   buildctl: string;
 }
 
+/** The current daemon built from source: dockerd 29 (moby v2), its containerd and runc. */
+export interface RealDockerd29 {
+  version: string;
+  dockerd: string;
+  /** Holds `containerd` and `containerd-shim-runc-v2`; first on the daemon's PATH. */
+  containerdDir: string;
+  /** runc ≥ 1.2 (time namespace), behind the capability shim. */
+  runc: string;
+}
+
 export interface RealEngines {
   dir: string;
   /** Oldest first. */
   buildx: RealBuildx[];
   /** Oldest first. */
   buildkit: RealBuildkit[];
+  /** Present when dockerd, containerd and runc were all built. */
+  dockerd29?: RealDockerd29;
+}
+
+/**
+ * The daemons the real-engine tests run on: Debian's dockerd 20.10 (classic store), and dockerd 29
+ * with its default containerd image store or with `--feature containerd-snapshotter=false`.
+ */
+export type DaemonKind = 'dockerd-20.10' | 'dockerd-29-containerd' | 'dockerd-29-classic';
+export const DAEMON_KINDS: readonly DaemonKind[] = ['dockerd-20.10', 'dockerd-29-containerd', 'dockerd-29-classic'];
+
+/** The image store a daemon kind keeps images in (checked against /info when it starts). */
+export function storeOf(kind: DaemonKind): 'containerd' | 'classic' {
+  return kind === 'dockerd-29-containerd' ? 'containerd' : 'classic';
 }
 
 export function enginesDir(env: NodeJS.ProcessEnv = process.env): string {
@@ -50,7 +74,7 @@ export function findEngines(env: NodeJS.ProcessEnv = process.env): RealEngines {
   } catch {
     return out;
   }
-  const list = (key: string): string[] => (new RegExp(`^${key}="([^"]*)"`, 'm').exec(text)?.[1] ?? '').split(/\s+/).filter(Boolean);
+  const list = (key: string): string[] => (new RegExp(`^${key}="?([^"\n]*)"?$`, 'm').exec(text)?.[1] ?? '').split(/\s+/).filter(Boolean);
   for (const version of list('BXB_BUILDX_VERSIONS')) {
     const d = join(dir, `buildx-${version}`);
     if (existsSync(join(d, '.complete')) && existsSync(join(d, 'docker-buildx'))) out.buildx.push({ version, plugin: join(d, 'docker-buildx') });
@@ -58,6 +82,13 @@ export function findEngines(env: NodeJS.ProcessEnv = process.env): RealEngines {
   for (const version of list('BXB_BUILDKIT_VERSIONS')) {
     const d = join(dir, `buildkit-${version}`);
     if (existsSync(join(d, '.complete'))) out.buildkit.push({ version, buildkitd: join(d, 'buildkitd'), buildctl: join(d, 'buildctl') });
+  }
+  const [dockerd, containerd, runc] = ['BXB_DOCKERD_VERSION', 'BXB_CONTAINERD_VERSION', 'BXB_RUNC_VERSION'].map((k) => list(k)[0]);
+  if (dockerd && containerd && runc) {
+    const parts = { dockerd: join(dir, `dockerd-${dockerd}`), containerd: join(dir, `containerd-${containerd}`), runc: join(dir, `runc-${runc}`) };
+    if (Object.values(parts).every((d) => existsSync(join(d, '.complete')))) {
+      out.dockerd29 = { version: dockerd, dockerd: join(parts.dockerd, 'dockerd'), containerdDir: parts.containerd, runc: join(parts.runc, 'runc') };
+    }
   }
   return out;
 }
@@ -88,6 +119,15 @@ export interface InstalledBuildx {
   env: { DOCKER_CONFIG: string };
 }
 
+/**
+ * True when `kind` can be started here (dockerd 29 needs the built dockerd, containerd and runc);
+ * otherwise skips the test (fails it under BXB_REQUIRE_INTEGRATION=1).
+ */
+export function requireDaemon(t: Test, kind: DaemonKind): boolean {
+  if (kind === 'dockerd-20.10') return true;
+  return requireCondition(t, engines().dockerd29 !== undefined, `${kind} needs dockerd, containerd and runc built by scripts/build-test-engines.sh (looked in ${engines().dir})`);
+}
+
 /** Installs the real docker-buildx into a fresh DOCKER_CONFIG (or `dockerConfig`). */
 export function installRealBuildx(t: TeardownHost, buildx: RealBuildx, opts: { dockerConfig?: string } = {}): InstalledBuildx {
   const dockerConfig = installPlugin(t, buildx.plugin, opts.dockerConfig);
@@ -99,7 +139,15 @@ const SHIM = resolve(dirname(fileURLToPath(import.meta.url)), 'runc-shim.sh');
 /** The runtime name the test dockerd registers for the shim. */
 export const SHIM_RUNTIME = 'bxb-runc';
 
+export interface EngineDockerdOptions extends DockerdOptions {
+  /** Which daemon (default Debian's dockerd 20.10, as before). */
+  daemon?: DaemonKind;
+}
+
 export interface EngineDockerd extends Dockerd {
+  daemon: DaemonKind;
+  /** The image store the daemon reports (`/info` DriverStatus), checked to be the kind's. */
+  imageStore: 'containerd' | 'classic';
   /**
    * From now on every container start on this daemon waits `seconds` in the runtime before
    * runc creates it (0 turns it off): a slow BuildKit bootstrap, on the real engines.
@@ -112,19 +160,47 @@ export interface EngineDockerd extends Dockerd {
  * privileged BuildKit container real buildx creates can start on these machines. Each daemon gets
  * its own wrapper of the shim, which carries the file its slowStart knob writes.
  */
-export async function startEngineDockerd(t: TeardownHost, opts: DockerdOptions = {}): Promise<EngineDockerd> {
+export async function startEngineDockerd(t: TeardownHost, opts: EngineDockerdOptions = {}): Promise<EngineDockerd> {
+  const kind = opts.daemon ?? 'dockerd-20.10';
   const dir = mkdtempSync(join(tmpdir(), 'bxb-runtime-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const slowFile = join(dir, 'slow-start');
   const wrapper = join(dir, 'runtime');
-  writeFileSync(wrapper, `#!/bin/sh\nBXB_SHIM_SLOW_FILE='${slowFile}' exec '${SHIM}' "$@"\n`, { mode: 0o755 });
+  const current = kind === 'dockerd-20.10' ? undefined : engines().dockerd29;
+  if (kind !== 'dockerd-20.10' && !current) throw new Error(`${kind} is not built (scripts/build-test-engines.sh); guard the test with requireDaemon()`);
+  const runc = current ? `BXB_SHIM_RUNC='${current.runc}' ` : '';
+  writeFileSync(wrapper, `#!/bin/sh\n${runc}BXB_SHIM_SLOW_FILE='${slowFile}' exec '${SHIM}' "$@"\n`, { mode: 0o755 });
   const dockerd = await startDockerd(t, {
     ...opts,
-    readyTimeoutMs: opts.readyTimeoutMs ?? 60_000,
-    extraArgs: ['--add-runtime', `${SHIM_RUNTIME}=${wrapper}`, '--default-runtime', SHIM_RUNTIME, ...(opts.extraArgs ?? [])],
+    readyTimeoutMs: opts.readyTimeoutMs ?? (current ? 90_000 : 60_000),
+    ...(current
+      ? {
+          dockerd: current.dockerd,
+          // dockerd starts the containerd first on its PATH (and containerd its shim); the built
+          // runc comes next, so dockerd's own BuildKit (docker driver) runs it too.
+          pathPrefix: [current.containerdDir, dirname(current.runc), ...(opts.pathPrefix ?? [])],
+        }
+      : {}),
+    extraArgs: [
+      '--add-runtime',
+      `${SHIM_RUNTIME}=${wrapper}`,
+      '--default-runtime',
+      SHIM_RUNTIME,
+      ...(kind === 'dockerd-29-classic' ? ['--feature', 'containerd-snapshotter=false'] : []),
+      ...(current ? ['--ip6tables=false'] : []),
+      ...(opts.extraArgs ?? []),
+    ],
   });
+  const status = await dockerd.docker(['info', '--format', '{{json .DriverStatus}}']);
+  const imageStore = /io\.containerd\.snapshotter\.v1/.test(status.stdout) ? 'containerd' : 'classic';
+  if (imageStore !== storeOf(kind)) {
+    await dockerd.stop();
+    throw new Error(`${kind} came up with the ${imageStore} image store (DriverStatus ${status.stdout.trim()})`);
+  }
   return {
     ...dockerd,
+    daemon: kind,
+    imageStore,
     slowStart(seconds) {
       if (seconds > 0) writeFileSync(slowFile, `${seconds}\n`);
       else rmSync(slowFile, { force: true });

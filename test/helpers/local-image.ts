@@ -1,5 +1,6 @@
 // An image that exists only in one daemon, as in the CI job that motivates bridging: built from
-// the machine's busybox, never pushed, and brought in by `docker load` (saved, removed, loaded).
+// the machine's busybox, never pushed, and brought in by `docker load` (saved, removed, loaded)
+// or left as `docker import` made it (`how: 'import'`).
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, copyFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -15,6 +16,8 @@ export interface LocalImageContent {
   applets?: string[];
   /** Extra files, path in the image → content. */
   files?: Record<string, string>;
+  /** How the image arrives: `docker import` then save/rmi/load (default), or `docker import` alone. */
+  how?: 'load' | 'import';
 }
 
 export async function loadLocalOnlyImage(t: Test, d: DockerCli, ref: string, content: LocalImageContent = {}): Promise<void> {
@@ -34,6 +37,7 @@ export async function loadLocalOnlyImage(t: Test, d: DockerCli, ref: string, con
   t.equal(made.status, 0, String(made.stderr));
   const imported = await d.docker(['import', tar, ref]);
   t.equal(imported.code, 0, imported.stderr);
+  if (content.how === 'import') return;
   const saved = join(root, 'image.tar');
   t.equal((await d.docker(['save', '-o', saved, ref])).code, 0);
   t.equal((await d.docker(['rmi', ref])).code, 0);

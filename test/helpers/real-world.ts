@@ -8,12 +8,27 @@ import { join } from 'node:path';
 import type { Test } from 'tap';
 import type { DockerdOptions } from './dockerd.js';
 import type { EngineImage } from './engine-image.js';
-import { installRealBuildx, pushRealEngineImage, startEngineDockerd, type EngineDockerd, type InstalledBuildx, type RealBuildkit, type RealBuildx, type RealEngines } from './engines.js';
+import {
+  installRealBuildx,
+  pushRealEngineImage,
+  requireDaemon,
+  startEngineDockerd,
+  type DaemonKind,
+  type EngineDockerd,
+  type InstalledBuildx,
+  type RealBuildkit,
+  type RealBuildx,
+  type RealEngines,
+} from './engines.js';
 import { startRegistry, type RunningRegistry } from './registry.js';
 import type { CliResult } from './cli.js';
 
 export interface RealWorld {
   dockerd: EngineDockerd;
+  /** The daemon kind of `dockerd` (and of every daemon `startDockerd` starts). */
+  daemon: DaemonKind;
+  /** Another private daemon of the same kind (a fresh DinD job, a TLS DinD service). */
+  startDockerd(t: Test, opts?: DockerdOptions): Promise<EngineDockerd>;
   upstream: RunningRegistry;
   mirror: RunningRegistry;
   buildx: InstalledBuildx;
@@ -36,14 +51,54 @@ export function pairs(e: RealEngines): { buildx: RealBuildx; kit: RealBuildkit }
   return e.buildx.map((buildx, i) => ({ buildx, kit: e.buildkit[Math.min(i, e.buildkit.length - 1)]! }));
 }
 
+/** A buildx/BuildKit pair on one daemon kind: what a real-engine test runs on. */
+export interface Setup {
+  buildx: RealBuildx;
+  kit: RealBuildkit;
+  daemon: DaemonKind;
+  /** `buildx v0.38.2 + BuildKit v0.34.2 on dockerd-29-containerd`, for test names. */
+  label: string;
+}
+
+function setup(buildx: RealBuildx, kit: RealBuildkit, daemon: DaemonKind): Setup {
+  return { buildx, kit, daemon, label: `buildx ${buildx.version} + BuildKit ${kit.version} on ${daemon}` };
+}
+
+/**
+ * The real-engine tests' matrix across the three daemons, kept to four worlds for CI time (two
+ * cores): both pairs on Debian's dockerd 20.10 as before; the newest pair on dockerd 29 with the
+ * containerd store (a fresh `docker:29-dind`); the oldest pair on dockerd 29's classic store (an
+ * old buildx and pin on a current runner). BXB_DAEMONS (comma-separated kinds) narrows the
+ * matrix for a local run.
+ */
+export function daemonMatrix(e: RealEngines, env: NodeJS.ProcessEnv = process.env): Setup[] {
+  const oldest = { buildx: e.buildx[0]!, kit: e.buildkit[0]! };
+  const newest = { buildx: e.buildx[e.buildx.length - 1]!, kit: e.buildkit[e.buildkit.length - 1]! };
+  const all = [
+    ...pairs(e).map((p) => setup(p.buildx, p.kit, 'dockerd-20.10')),
+    setup(newest.buildx, newest.kit, 'dockerd-29-containerd'),
+    setup(oldest.buildx, oldest.kit, 'dockerd-29-classic'),
+  ];
+  const only = env.BXB_DAEMONS?.split(',').map((s) => s.trim()).filter(Boolean);
+  return only?.length ? all.filter((s) => only.includes(s.daemon)) : all;
+}
+
+/** Skips (or fails under BXB_REQUIRE_INTEGRATION=1) when the setup's daemon is not built here. */
+export function requireSetup(t: Test, s: Pick<Setup, 'daemon'>): boolean {
+  return requireDaemon(t, s.daemon);
+}
+
 export function tempDir(t: Test, prefix = 'bxb-real-'): string {
   const dir = mkdtempSync(join(tmpdir(), prefix));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   return dir;
 }
 
-export async function realWorld(t: Test, pair: { buildx: RealBuildx; kit: RealBuildkit }, opts: { dockerd?: DockerdOptions } = {}): Promise<RealWorld> {
-  const [dockerd, upstream, mirror] = await Promise.all([startEngineDockerd(t, opts.dockerd ?? {}), startRegistry(t), startRegistry(t)]);
+/** A world on `pair.daemon` (default Debian's dockerd 20.10). */
+export async function realWorld(t: Test, pair: { buildx: RealBuildx; kit: RealBuildkit; daemon?: DaemonKind }, opts: { dockerd?: DockerdOptions } = {}): Promise<RealWorld> {
+  const daemon = pair.daemon ?? 'dockerd-20.10';
+  const startDockerd = (tt: Test, o: DockerdOptions = {}): Promise<EngineDockerd> => startEngineDockerd(tt, { ...o, daemon });
+  const [dockerd, upstream, mirror] = await Promise.all([startDockerd(t, opts.dockerd ?? {}), startRegistry(t), startRegistry(t)]);
   const image = await pushRealEngineImage(upstream, pair.kit);
   await pushRealEngineImage(mirror, pair.kit);
   const root = tempDir(t);
@@ -52,6 +107,8 @@ export async function realWorld(t: Test, pair: { buildx: RealBuildx; kit: RealBu
   let n = 0;
   return {
     dockerd,
+    daemon,
+    startDockerd,
     upstream,
     mirror,
     buildx,

@@ -39,4 +39,6 @@ case "$cmd" in
     ;;
   exec) [ -n "$process" ] && strip "$process" ;;
 esac
-exec runc "$@"
+# engines.ts points BXB_SHIM_RUNC at the runc built for dockerd 29 (Debian's 1.1.5 cannot make the
+# time namespace it asks for); unset, the runc on PATH.
+exec "${BXB_SHIM_RUNC:-runc}" "$@"
