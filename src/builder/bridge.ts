@@ -10,6 +10,7 @@ import { checkPlatforms, exportOciLayout, layoutTagFor, ociLayoutContext } from 
 import type { DockerRunner } from '../docker/runner.js';
 import { bakeAllowArgs, bakeContextArgs, rewriteBuildCommand } from '../driver/build-args.js';
 import type { BridgePlan } from '../driver/build-needs.js';
+import type { TargetCacheFlags } from '../driver/build-cache.js';
 import type { DriverChoice } from './driver.js';
 import { builderDir } from '../state.js';
 
@@ -59,13 +60,15 @@ export function bridgesFor(
 
 /**
  * The command prefix mode runs: a build command gets `--builder`, the bridged contexts (a bake's
- * per target, `--set <target>.contexts.<name>=…`) and the result loading; any other runs as given.
+ * per target, `--set <target>.contexts.<name>=…`), the build-cache flags (with the metadata file
+ * the cache report reads) and the result loading; any other runs as given.
  */
 export function prefixedCommand(
   exec: string[],
   driver: Pick<DriverChoice, 'request' | 'bake' | 'load'>,
   builder: string,
   bridged: BridgedContexts | undefined,
+  cache: { targets: TargetCacheFlags[]; metadataFile?: string | undefined } = { targets: [] },
 ): string[] {
   if (!driver.request) return exec;
   const contexts = bridged?.contexts ?? {};
@@ -79,6 +82,8 @@ export function prefixedCommand(
   return rewriteBuildCommand(exec, {
     builder,
     addBuildContexts: bake ? {} : contexts,
+    cache: cache.targets,
+    ...(cache.metadataFile !== undefined ? { metadataFile: cache.metadataFile } : {}),
     add: [...allow, ...bakeContextArgs(perTarget), ...driver.load.flatMap((step) => step.args)],
   });
 }

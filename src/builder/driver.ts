@@ -186,6 +186,12 @@ export async function decideDriver(ctx: CommandContext, config: Config, runner: 
       return buildNeedsFrom({ request: u.request, ...(dockerfile ? { dockerfile } : {}), facts: images, buildkitConfigReasons: configReasons });
     }),
   );
+  // Prefix mode adds a cross-job cache; exporting it (registry, local) is what a container builder does.
+  if (ctx.args.exec) {
+    const [{ cacheWanted }, { exportsCache }] = await Promise.all([import('./build-cache.js'), import('../driver/build-cache.js')]);
+    const wanted = cacheWanted(config, ctx.io.env, request);
+    if (wanted && exportsCache(wanted.type)) needs.buildCache = `the build cache is exported across jobs (${wanted.reason}), which needs a container builder`;
+  }
   const decision = chooseDriver({ setting, needs });
   const warnings = [...request.warnings, ...storeWarnings, ...decision.warnings];
   if (decision.driver === 'docker' && config.mirrors.length) {

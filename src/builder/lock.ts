@@ -15,13 +15,18 @@ export async function acquireBuilderLock(
   name: string,
   opts: { log: Logger; timeoutMs: number; signal?: AbortSignal | undefined },
 ): Promise<Release> {
-  const mod = await import('proper-lockfile');
-  // CommonJS module: bundled, its functions sit on the default export.
-  const lockfile = typeof mod.lock === 'function' ? mod : (mod as unknown as { default: typeof mod }).default;
   const dir = join(stateDir(env), 'locks');
   await mkdir(dir, { recursive: true });
   const file = join(dir, `${shortHash(`${endpointKey}\n${name}`)}.lock`);
   await writeFile(file, `${endpointKey} ${name}\n`, { flag: 'a' });
+  return acquireFileLock(file, `builder ${name}`, opts);
+}
+
+/** Waits for the lock on `file` (which must exist) up to `timeoutMs`; `what` names it in messages. */
+export async function acquireFileLock(file: string, what: string, opts: { log: Logger; timeoutMs: number; signal?: AbortSignal | undefined }): Promise<Release> {
+  const mod = await import('proper-lockfile');
+  // CommonJS module: bundled, its functions sit on the default export.
+  const lockfile = typeof mod.lock === 'function' ? mod : (mod as unknown as { default: typeof mod }).default;
   const started = Date.now();
   let told = false;
   for (;;) {
@@ -34,12 +39,12 @@ export async function acquireBuilderLock(
       if ((error as NodeJS.ErrnoException).code !== 'ELOCKED') throw error;
     }
     if (!told) {
-      opts.log.info(`waiting for another buildx-bootstrap working on builder ${name}…`);
+      opts.log.info(`waiting for another buildx-bootstrap working on ${what}…`);
       told = true;
     }
     if (opts.signal?.aborted) throw new InterruptedError(opts.signal.reason === 'SIGTERM' ? 'SIGTERM' : 'SIGINT');
     if (Date.now() - started > opts.timeoutMs) {
-      throw new DockerError(`another buildx-bootstrap held the lock on builder ${name} for more than ${Math.round(opts.timeoutMs / 1000)}s`, {
+      throw new DockerError(`another buildx-bootstrap held the lock on ${what} for more than ${Math.round(opts.timeoutMs / 1000)}s`, {
         hint: `if no other run is active, remove ${file}.lock`,
       });
     }

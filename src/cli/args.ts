@@ -37,6 +37,8 @@ export interface ParsedArgs {
   dryRun: boolean;
   /** `--no-load`: prefix mode leaves a tagged build without an output in the builder's cache. */
   noLoad: boolean;
+  /** `--build-cache-branch NAME`: the branch the build cache is written for (default: CI or git). */
+  buildCacheBranch: string | undefined;
   /** `image --push REF` */
   push: string | undefined;
   /** `image --base-images` */
@@ -90,6 +92,9 @@ export const OPTIONS: OptionSpec[] = [
   { names: ['--buildkitd-config'], value: 'FILE', help: 'base buildkitd.toml merged under the generated sections', apply: cfg(['buildkitd', 'config']) },
   { names: ['--buildkitd-flag'], value: 'FLAG', help: 'extra buildkitd flag, repeatable', apply: cfg(['buildkitd', 'flags'], append) },
   { names: ['--cache-dir'], value: 'DIR', help: 'directory the engine image is saved to / loaded from between jobs', apply: cfg(['cache', 'dir']) },
+  { names: ['--build-cache'], value: 'TYPE', help: 'prefix mode build cache: auto | registry | local | inline | off (default auto)', apply: cfg(['buildCache', 'type']) },
+  { names: ['--no-build-cache'], help: 'prefix mode: add no --cache-from/--cache-to (same as --build-cache off)', apply: (a) => setPath(a.flags, ['buildCache', 'type'], 'off') },
+  { names: ['--build-cache-branch'], value: 'BRANCH', help: 'branch the build cache is read and written for (default: CI variables, else git)', apply: (a, v) => (a.buildCacheBranch = v) },
   { names: ['--lockfile'], value: 'FILE', help: 'lockfile path (default buildx-bootstrap.lock.json)', apply: cfg(['lockfile']) },
   { names: ['--probe-timeout'], value: 'DURATION', help: 'give up on a registry after this long (default 2s)', apply: cfg(['timeouts', 'probe']) },
   { names: ['--hedge'], value: 'DURATION', help: 'start the next registry after this long (default 250ms)', apply: cfg(['timeouts', 'hedge']) },
@@ -133,6 +138,7 @@ export function parseArgs(argv: string[]): ParsedArgs {
     to: undefined,
     dryRun: false,
     noLoad: false,
+    buildCacheBranch: undefined,
     push: undefined,
     baseImages: false,
   };
@@ -183,6 +189,7 @@ export function parseArgs(argv: string[]): ParsedArgs {
   if ((args.push !== undefined || args.baseImages) && args.command !== 'image') throw new UsageError(`${args.push !== undefined ? '--push' : '--base-images'} only applies to image`, { hint: 'run buildx-bootstrap image [--push REF]' });
   if (args.check && args.command !== 'lock') throw new UsageError('--check only applies to lock', { hint: 'run buildx-bootstrap lock --check' });
   if (args.stale && args.command !== 'rm') throw new UsageError('--stale only applies to rm', { hint: 'run buildx-bootstrap rm --stale [--older-than 7d]' });
+  if (args.buildCacheBranch !== undefined && !args.exec) throw new UsageError('--build-cache-branch only applies to prefix mode', { hint: 'run buildx-bootstrap --build-cache-branch NAME -- docker buildx build …' });
   if (args.olderThan !== undefined && !args.stale) throw new UsageError('--older-than only applies to rm --stale', { hint: 'run buildx-bootstrap rm --stale --older-than 7d' });
   return args;
 }

@@ -38,10 +38,14 @@ async function finish(ctx: CommandContext, state: CreateState): Promise<number> 
   if (ctx.args.exec) {
     for (const step of driver.load) log.info(`adding ${step.args.join(' ')}: ${step.reason}`);
     for (const note of driver.loadNotes) log.info(`not loaded: ${note}`);
+    const cache = driver.request ? await (await import('../builder/build-cache.js')).prefixBuildCache(ctx, state) : undefined;
+    let code = 1;
     try {
-      return await runPrefixed(bridge!.prefixedCommand(ctx.args.exec, driver, builder, bridged), builder, io);
+      code = await runPrefixed(bridge!.prefixedCommand(ctx.args.exec, driver, builder, bridged, cache), builder, io);
+      return code;
     } finally {
       await written?.remove();
+      await cache?.finish(code);
     }
   }
   if (ctx.args.json) {
@@ -62,4 +66,5 @@ async function finish(ctx: CommandContext, state: CreateState): Promise<number> 
   }
   return 0;
 }
+
 

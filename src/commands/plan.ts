@@ -19,6 +19,7 @@ import {
   pinFromLock,
   renderConfigFor,
   resolvePin,
+  versionOfTag,
   type EnginePin,
 } from '../builder/pipeline.js';
 import { inspectBuilder } from '../docker/buildx.js';
@@ -63,7 +64,23 @@ export async function run(ctx: CommandContext): Promise<number> {
   // A prefixed run's layouts go to a directory named after its process id, shown as `<pid>`.
   const bridge = driver.bridges.length || ctx.args.exec ? await import('../builder/bridge.js') : undefined;
   const bridged = bridge?.bridgesFor(driver, ctx.io.env, builder, ctx.args.exec ? '<pid>' : undefined);
-  const commandArgv = ctx.args.exec ? bridge!.prefixedCommand(ctx.args.exec, driver, builder, bridged) : undefined;
+  // The build cache flags prefix mode would add, with their reasons (nothing is locked or written).
+  const bc = ctx.args.exec && driver.request ? await import('../builder/build-cache.js') : undefined;
+  const cache = await bc?.planBuildCache({
+    config,
+    env: ctx.io.env,
+    cwd: ctx.io.cwd,
+    request: driver.request,
+    driver: driver.driver,
+    runner,
+    branchFlag: ctx.args.buildCacheBranch,
+    buildkitVersion: versionOfTag(pin?.tag ?? ''),
+    runId: '<pid>',
+  });
+  const cacheArgs = bc?.addsCacheFlags(cache)
+    ? { targets: cache.targets, ...(driver.request?.metadataFile === undefined ? { metadataFile: bc.metadataFileFor(ctx.io.env, builder, '<pid>') } : {}) }
+    : undefined;
+  const commandArgv = ctx.args.exec ? bridge!.prefixedCommand(ctx.args.exec, driver, builder, bridged, cacheArgs) : undefined;
   const out = {
     configSource: describeSource(loaded),
     docker: { server: facts.daemon.serverVersion, platform: facts.daemon.platform, buildx: facts.buildx.version, tlsContext: facts.tlsContext ?? null },
@@ -83,6 +100,13 @@ export async function run(ctx: CommandContext): Promise<number> {
           notLoaded: driver.loadNotes,
         }
       : null,
+    buildCache: cache
+      ? {
+          type: cache.choice.type,
+          reasons: cache.reasons,
+          targets: cache.targets.map((c) => ({ target: c.target, key: c.key, cacheFrom: c.from, cacheTo: c.to, reads: c.reads, writes: c.writes ?? null })),
+        }
+      : null,
   };
   if (ctx.args.json) {
     ctx.result(JSON.stringify(out, null, 2));
@@ -99,6 +123,13 @@ export async function run(ctx: CommandContext): Promise<number> {
     `builder:  ${out.builder} — would ${out.action.action}: ${out.action.reasons.join('; ')}`,
     ...(out.argv ? [`command:  ${out.argv.map(quote).join(' ')}`] : []),
     ...out.appendArgv.map((a) => `          ${a.map(quote).join(' ')}`),
+    ...(cache
+      ? [
+          `cache:    ${cache.choice.type}`,
+          ...cache.reasons.map((r) => `          - ${r}`),
+          ...cache.targets.flatMap((c) => [...c.reads.map((r) => `          - reads ${r}`), ...(c.writes !== undefined && c.to.length ? [`          - writes ${c.writes}`] : [])]),
+        ]
+      : []),
     ...(out.command ? [`runs:     BUILDX_BUILDER=${quote(builder)} ${out.command.argv.map(quote).join(' ')}`] : []),
     ...(out.command?.added ?? []).map((a) => `          - added ${a.args.map(quote).join(' ')}: ${a.reason}`),
     ...(out.command?.notLoaded ?? []).map((n) => `          - not loaded: ${n}`),

@@ -50,6 +50,8 @@ export const ENVIRONMENT: Record<string, { path: string[]; parse?: EnvParser }> 
   PLATFORMS: { path: ['builder', 'platforms'], parse: list },
   ENDPOINT: { path: ['builder', 'endpoint'] },
   CACHE_DIR: { path: ['cache', 'dir'] },
+  BUILD_CACHE: { path: ['buildCache', 'type'] },
+  BUILD_CACHE_REF: { path: ['buildCache', 'ref'] },
   LOCKFILE: { path: ['lockfile'] },
   PROBE_TIMEOUT: { path: ['timeouts', 'probe'] },
   HEDGE: { path: ['timeouts', 'hedge'] },

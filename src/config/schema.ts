@@ -8,6 +8,22 @@ import { parseVersionSpec } from '../resolve/version-spec.js';
 export const DRIVERS = ['auto', 'docker', 'docker-container', 'kubernetes', 'remote'] as const;
 export type DriverSetting = (typeof DRIVERS)[number];
 
+/** `buildCache.type` (product.md §Build cache): `auto` picks registry, then local, then off. */
+export const BUILD_CACHE_TYPES = ['auto', 'registry', 'local', 'inline', 'off'] as const;
+export type BuildCacheType = (typeof BUILD_CACHE_TYPES)[number];
+export const BUILD_CACHE_MODES = ['max', 'min'] as const;
+export type BuildCacheMode = (typeof BUILD_CACHE_MODES)[number];
+
+/** The cross-job build cache prefix mode adds to `docker buildx build|bake` (issue 20). */
+export interface BuildCacheConfig {
+  type: BuildCacheType;
+  /** Registry cache repository (no tag); empty: `$CI_REGISTRY_IMAGE/cache` in GitLab CI, else none. */
+  ref: string;
+  mode: BuildCacheMode;
+  /** Tag key; empty: 8 hex derived from Dockerfile path, --target and platforms. */
+  key: string;
+}
+
 export interface MirrorConfig {
   /** `host[:port]` of the mirror. */
   host: string;
@@ -64,6 +80,7 @@ export interface Config {
     nodes: NodeConfig[];
   };
   cache: { dir: string };
+  buildCache: BuildCacheConfig;
   lockfile: string;
   /** Milliseconds. */
   /** `drain`: how long a drifted builder with running builds is waited for before giving up. */
@@ -83,6 +100,7 @@ export function defaultConfig(): Config {
     // Empty name: derived from what defines the builder, `buildx-bootstrap-<hash>` (src/builder/name.ts).
     builder: { name: '', driver: 'auto', platforms: [], driverOpts: {}, endpoint: '', nodes: [] },
     cache: { dir: '' },
+    buildCache: { type: 'auto', ref: '', mode: 'max', key: '' },
     lockfile: 'buildx-bootstrap.lock.json',
     timeouts: { probe: 2000, hedge: 250, bootstrap: 120_000, drain: 600_000 },
     mirror: { images: [], engine: true },
@@ -209,7 +227,7 @@ function set<T extends object, K extends keyof T>(target: T, key: K, value: T[K]
   if (value !== undefined) target[key] = value;
 }
 
-const TOP_KEYS = ['buildkit', 'mirrors', 'upstream', 'registries', 'buildkitd', 'builder', 'cache', 'lockfile', 'timeouts', 'build', 'mirror'] as const;
+const TOP_KEYS = ['buildkit', 'mirrors', 'upstream', 'registries', 'buildkitd', 'builder', 'cache', 'buildCache', 'lockfile', 'timeouts', 'build', 'mirror'] as const;
 
 /**
  * Checks one raw layer (a parsed file, or the layer built from the environment or flags).
@@ -347,6 +365,34 @@ export function validateConfigLayer(raw: unknown, source: string, problems: Prob
     if (b && b.dir !== undefined) layer.cache = { dir: c.string(b.dir, 'cache.dir') ?? '' };
   }
 
+  if (top.buildCache !== undefined) {
+    const b = c.object(top.buildCache, 'buildCache', ['type', 'ref', 'mode', 'key']);
+    if (b) {
+      const out: Partial<BuildCacheConfig> = {};
+      if (b.type !== undefined) set(out, 'type', oneOf(b.type, 'buildCache.type', BUILD_CACHE_TYPES, c));
+      if (b.mode !== undefined) set(out, 'mode', oneOf(b.mode, 'buildCache.mode', BUILD_CACHE_MODES, c));
+      if (b.ref !== undefined) {
+        const ref = c.string(b.ref, 'buildCache.ref');
+        if (ref) {
+          try {
+            const parsed = parseImageRef(ref);
+            if (parsed.tag || parsed.digest) c.add('buildCache.ref', `"${ref}" must be a repository without tag or digest (the tags are cache-<branch>-<key>)`);
+            else out.ref = ref;
+          } catch (e) {
+            c.add('buildCache.ref', (e as Error).message);
+          }
+        } else if (ref === '') out.ref = '';
+      }
+      if (b.key !== undefined) {
+        const key = c.string(b.key, 'buildCache.key');
+        // It ends a tag (`cache-<branch>-<key>`, at most 128 characters) and a directory name.
+        if (key !== undefined && key !== '' && !/^[a-z0-9][a-z0-9_.-]{0,39}$/.test(key)) c.add('buildCache.key', `"${key}" must be 1 to 40 of a-z, 0-9, _ . - (it ends the cache tag)`);
+        else set(out, 'key', key);
+      }
+      layer.buildCache = out;
+    }
+  }
+
   if (top.lockfile !== undefined) set(layer, 'lockfile', c.string(top.lockfile, 'lockfile'));
 
   if (top.timeouts !== undefined) {
@@ -399,6 +445,14 @@ export function validateConfigLayer(raw: unknown, source: string, problems: Prob
   }
 
   return layer;
+}
+
+function oneOf<T extends string>(value: unknown, path: string, allowed: readonly T[], c: Checker): T | undefined {
+  const text = c.string(value, path);
+  if (text === undefined) return undefined;
+  if ((allowed as readonly string[]).includes(text)) return text as T;
+  c.add(path, `"${text}" is not one of ${allowed.join(', ')}`);
+  return undefined;
 }
 
 const PLATFORM = /^[a-z0-9_]+\/[a-z0-9_]+(?:\/[a-z0-9_.]+)?$/;

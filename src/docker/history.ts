@@ -133,3 +133,131 @@ export function formatAge(ms: number): string {
   if (h < 48) return `${h}h${String(m % 60).padStart(2, '0')}m`;
   return `${Math.floor(h / 24)}d`;
 }
+
+// ---- one build's record (the build-cache report, issue 20) -----------------------------------
+
+/** What BuildKit recorded about a finished build. */
+export interface BuildRecord {
+  ref: string;
+  createdAt: string | undefined;
+  completedAt: string | undefined;
+  /** Steps answered from cache, and all steps (`numCachedSteps`/`numTotalSteps`; omitted = 0). */
+  cachedSteps: number;
+  totalSteps: number;
+}
+
+/** Every record of `buildctl debug histories --format '{{json .}}'` (0.12: gogo JSON names, 0.34: protobuf-go; the same keys). */
+export function parseHistoryRecords(stdout: string): BuildRecord[] {
+  const out: BuildRecord[] = [];
+  for (const line of stdout.split(/\r?\n/)) {
+    if (!line.trim()) continue;
+    const event = JSON.parse(line) as { record?: { Ref?: string; CreatedAt?: Timestamp; CompletedAt?: Timestamp; numCachedSteps?: number; numTotalSteps?: number } };
+    const r = event.record;
+    if (!r?.Ref) continue;
+    out.push({ ref: r.Ref, createdAt: isoOf(r.CreatedAt), completedAt: isoOf(r.CompletedAt), cachedSteps: r.numCachedSteps ?? 0, totalSteps: r.numTotalSteps ?? 0 });
+  }
+  return out;
+}
+
+/** Every record of `docker buildx history ls --format json` (buildx ≥ 0.23); refs lose their `<builder>/<node>/` prefix. */
+export function parseBuildxHistoryRecords(stdout: string): BuildRecord[] {
+  const out: BuildRecord[] = [];
+  for (const line of stdout.split(/\r?\n/)) {
+    if (!line.trim()) continue;
+    const r = JSON.parse(line) as { ref?: string; created_at?: string; completed_at?: string; cached_steps?: number; total_steps?: number };
+    if (!r.ref) continue;
+    out.push({ ref: r.ref.split('/').pop()!, createdAt: isoOf(r.created_at), completedAt: isoOf(r.completed_at), cachedSteps: r.cached_steps ?? 0, totalSteps: r.total_steps ?? 0 });
+  }
+  return out;
+}
+
+/**
+ * The errors of a build's cache-export steps from its recorded progress in `plain` form
+ * (`buildctl debug logs --progress plain REF`, `docker buildx history logs --progress plain`;
+ * buildctl 0.12 has no `rawjson` mode): a vertex's first line names it (`#7 exporting cache to
+ * registry`), `#7 ERROR: …` is its error. Under `ignore-error=true` a refused export is such an
+ * error on the `exporting cache …` vertex while the build succeeds (BK `solver/llbsolver/export.go`
+ * runCacheExporters); a failed cache import (`importing cache manifest …`) is not ours to report.
+ */
+export function cacheExportErrors(stdout: string): string[] {
+  const names = new Map<string, string>();
+  const errors: string[] = [];
+  for (const line of stdout.split(/\r?\n/)) {
+    const m = /^#(\d+) (.*)$/.exec(line);
+    if (!m) continue;
+    const [, id, text] = m as unknown as [string, string, string];
+    const error = /^ERROR: (.*)$/.exec(text);
+    if (!names.has(id) && !error) names.set(id, text);
+    const name = names.get(id) ?? '';
+    if (error && /export/i.test(name) && /cache/i.test(name) && !errors.includes(error[1]!)) errors.push(error[1]!);
+  }
+  return errors;
+}
+
+/** Where a builder's records are read: inside the container with its buildctl, or through buildx. */
+export type RecordSource = { kind: 'container'; container: string; context?: string | undefined } | { kind: 'buildx'; builder: string };
+
+export interface RecordReader {
+  records(): Promise<{ known: true; records: BuildRecord[] } | { known: false; why: string }>;
+  exportErrors(ref: string): Promise<{ known: true; errors: string[] } | { known: false; why: string }>;
+}
+
+/**
+ * docker-container: `docker exec buildx_buildkit_<node> buildctl debug histories|logs` (any buildx,
+ * BuildKit ≥ 0.12); docker (no container to exec into) and kubernetes: `docker buildx history ls|logs`
+ * (buildx ≥ 0.23).
+ */
+export function recordReader(runner: DockerRunner, source: RecordSource): RecordReader {
+  const opts = { timeoutMs: 60_000 };
+  if (source.kind === 'container') {
+    const ctx = source.context ? ['--context', source.context] : [];
+    const exec = (argv: string[]) => runner.run([...ctx, 'exec', source.container, 'buildctl', ...argv], opts);
+    return {
+      async records() {
+        const r = await exec(['debug', 'histories', '--format', '{{json .}}']);
+        if (r.exitCode !== 0) return { known: false, why: `buildctl debug histories in ${source.container} failed (${lastStderrLine(r) || `exit ${r.exitCode}`})` };
+        try {
+          return { known: true, records: parseHistoryRecords(r.stdout) };
+        } catch {
+          return { known: false, why: `buildctl debug histories in ${source.container} printed no JSON` };
+        }
+      },
+      async exportErrors(ref) {
+        const r = await exec(['debug', 'logs', '--progress', 'plain', ref]);
+        if (r.exitCode !== 0) return { known: false, why: `buildctl debug logs in ${source.container} failed (${lastStderrLine(r) || `exit ${r.exitCode}`})` };
+        return { known: true, errors: cacheExportErrors(`${r.stdout}\n${r.stderr}`) };
+      },
+    };
+  }
+  return {
+    async records() {
+      const r = await runner.run(['buildx', 'history', 'ls', '--builder', source.builder, '--format', 'json'], opts);
+      if (r.exitCode !== 0) {
+        // dockerd 20.10's embedded BuildKit answers Unimplemented: it keeps no build history at all.
+        if (/Unimplemented|unknown method ListenBuildHistory/i.test(r.stderr)) return { known: false, why: "the builder's BuildKit keeps no build history" };
+        if (/unknown command|COMMAND --help/i.test(r.stderr)) return { known: false, why: 'buildx before 0.23 has no history command' };
+        return { known: false, why: `docker buildx history ls failed (${lastStderrLine(r) || `exit ${r.exitCode}`}; it needs buildx 0.23 or later)` };
+      }
+      try {
+        return { known: true, records: parseBuildxHistoryRecords(r.stdout) };
+      } catch {
+        return { known: false, why: 'docker buildx history ls printed no JSON (it needs buildx 0.23 or later)' };
+      }
+    },
+    async exportErrors(ref) {
+      const r = await runner.run(['buildx', 'history', 'logs', '--builder', source.builder, '--progress', 'plain', ref], opts);
+      if (r.exitCode !== 0) return { known: false, why: `docker buildx history logs failed (${lastStderrLine(r) || `exit ${r.exitCode}`})` };
+      return { known: true, errors: cacheExportErrors(`${r.stdout}\n${r.stderr}`) };
+    },
+  };
+}
+
+/**
+ * The record of our build: the ref buildx wrote to the metadata file (`buildx.build.ref`, buildx
+ * ≥ 0.13), else the newest record created since the build started (buildx 0.12 writes no ref).
+ */
+export function pickRecord(records: BuildRecord[], opts: { ref?: string | undefined; startedAt: number }): BuildRecord | undefined {
+  if (opts.ref) return records.find((r) => r.ref === opts.ref);
+  const since = records.filter((r) => r.createdAt !== undefined && Date.parse(r.createdAt) >= opts.startedAt - 2000);
+  return since.sort((a, b) => Date.parse(b.createdAt!) - Date.parse(a.createdAt!))[0];
+}

@@ -20,7 +20,7 @@ import type { Lockfile } from '../resolve/lockfile.js';
 import { formatBytes } from '../docker/volumes.js';
 
 export type Verdict = 'ok' | 'warn' | 'fail' | 'skip';
-export type CheckName = 'config' | 'docker' | 'buildx' | 'context' | 'registry' | 'credentials' | 'quota' | 'mirrors' | 'lockfile' | 'builders';
+export type CheckName = 'config' | 'docker' | 'buildx' | 'context' | 'registry' | 'credentials' | 'quota' | 'mirrors' | 'lockfile' | 'builders' | 'build-cache';
 
 export interface DoctorCheck {
   check: CheckName;
@@ -40,6 +40,7 @@ export const DOCTOR_EXIT_CODES: Record<CheckName, number> = {
   mirrors: ExitCode.dockerFailed,
   lockfile: ExitCode.lockMismatch,
   builders: ExitCode.dockerFailed,
+  'build-cache': ExitCode.noRegistry,
 };
 
 /** The buildx release that renamed `--config` to `--buildkitd-config` (BX commit 56fc68eb7, v0.13.0). */
@@ -105,6 +106,17 @@ export interface DoctorFacts {
   credentialWarnings?: string[];
   /** Builders buildx-bootstrap made (buildx store) and their state volumes; undefined when not asked. */
   builders?: Outcome<BuildersFacts>;
+  /** Prefix mode's build cache: where it goes, and whether the docker config BuildKit's session reads has credentials for it. */
+  buildCache?: BuildCacheFacts;
+}
+
+export interface BuildCacheFacts {
+  type: 'registry' | 'local' | 'inline' | 'off';
+  /** Registry cache repository, or the local directory. */
+  where: string;
+  reason: string;
+  /** Registry: the docker config has an entry (auths, credHelpers, credsStore) for its host. */
+  credentials?: { host: string; found: boolean; loopback: boolean } | undefined;
 }
 
 export interface BuildersFacts {
@@ -345,7 +357,31 @@ function lockfileCheck(f: DoctorFacts): DoctorCheck {
 
 /** Every check, in report order. */
 export function evaluateDoctor(f: DoctorFacts): DoctorCheck[] {
-  return [configCheck(f), dockerCheck(f), buildxCheck(f), contextCheck(f), ...candidateChecks(f), ...credentialChecks(f), ...quotaChecks(f), ...mirrorChecks(f), lockfileCheck(f), ...buildersCheck(f)];
+  return [configCheck(f), dockerCheck(f), buildxCheck(f), contextCheck(f), ...candidateChecks(f), ...credentialChecks(f), ...quotaChecks(f), ...mirrorChecks(f), lockfileCheck(f), ...buildersCheck(f), ...buildCacheCheck(f)];
+}
+
+/**
+ * Prefix mode's build cache. BuildKit pushes and pulls it through buildx's session, which answers
+ * with the client's docker config — not with the credentials buildx-bootstrap itself finds
+ * (CI_REGISTRY_*, DOCKER_AUTH_CONFIG). Never fails: a refused cache never fails a build.
+ */
+export function buildCacheCheck(f: DoctorFacts): DoctorCheck[] {
+  const c = f.buildCache;
+  if (!c) return [];
+  if (c.type === 'off' || c.type === 'inline') return [{ check: 'build-cache', verdict: 'ok', detail: `${c.type}: ${c.reason}` }];
+  if (c.type === 'local') return [{ check: 'build-cache', verdict: 'ok', detail: `local: ${c.where} (cache that directory between jobs)` }];
+  const cred = c.credentials;
+  if (!cred || cred.found || cred.loopback) {
+    const how = cred?.found ? `the docker config has credentials for ${cred.host}` : 'a loopback registry, no credentials needed';
+    return [{ check: 'build-cache', verdict: 'ok', detail: `registry ${c.where}: ${how}` }];
+  }
+  return [
+    {
+      check: 'build-cache',
+      verdict: 'warn',
+      detail: `registry ${c.where}: BuildKit reads and writes it with the docker config's credentials, which have none for ${cred.host}; run docker login ${cred.host} in the job (in GitLab CI: echo "$CI_REGISTRY_PASSWORD" | docker login "$CI_REGISTRY" -u "$CI_REGISTRY_USER" --password-stdin), or the cache is neither read nor written`,
+    },
+  ];
 }
 
 /** Informational: never fails (a shared daemon collects one builder per configuration). */

@@ -1,7 +1,12 @@
 // The doctor's side effects: gathering facts through small injected functions (docker through the
 // runner, registries through RegistryClient), every independent probe concurrently. Each probe's
 // failure becomes a fact, not an exception — the doctor reports everything it can.
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import type { Config } from '../config/schema.js';
+import { resolveCacheType } from '../driver/build-cache.js';
+import { normalizeRegistryHost } from '../registry/credentials.js';
+import { parseImageRef } from '../registry/reference.js';
 import { join } from 'node:path';
 import type { LoadedConfig } from '../config/load.js';
 import type { BuildxFacts } from '../docker/buildx.js';
@@ -14,7 +19,7 @@ import { RegistryRequestError, type RegistryClient } from '../registry/types.js'
 import { engineCandidates, type Candidate } from '../resolve/candidates.js';
 import { lockDifferences, readLockfile } from '../resolve/lockfile.js';
 import { directTag, parseVersionSpec, selectTag, type VersionSpec } from '../resolve/version-spec.js';
-import type { BuildersFacts, CandidateFacts, DoctorFacts, LockFacts, Outcome, Problem, TlsFacts } from './checks.js';
+import type { BuildCacheFacts, BuildersFacts, CandidateFacts, DoctorFacts, LockFacts, Outcome, Problem, TlsFacts } from './checks.js';
 
 /** The docker side, one small function each; the real ones come from `dockerProbes`. */
 export interface DockerProbes {
@@ -99,7 +104,11 @@ export async function gatherDoctorFacts(opts: GatherOptions): Promise<DoctorFact
   })();
 
   const [docker, candidates, lock] = await Promise.all([dockerSide, registrySide, lockSide]);
+  // Reported when prefix mode would use a cache; an unused one is not worth a line.
+  let buildCache = config ? buildCacheFacts(config, opts.env) : undefined;
+  if (buildCache?.type === 'off') buildCache = undefined;
   return {
+    ...(buildCache ? { buildCache } : {}),
     config: opts.loaded.ok ? { ok: true, value: { file: opts.loaded.value.file, config: opts.loaded.value.config } } : opts.loaded,
     dockerEndpoint: docker.dockerEndpoint,
     daemon: docker.daemon,
@@ -178,4 +187,25 @@ export async function probeCandidate(client: RegistryClient, c: Candidate, opts:
   }
   facts.ms = Math.round(opts.now() - start);
   return facts;
+}
+
+/** Where prefix mode's build cache goes, and whether the docker config (what buildx's session hands BuildKit) has credentials for it. */
+export function buildCacheFacts(config: Config, env: Record<string, string | undefined>): BuildCacheFacts {
+  const choice = resolveCacheType(config.buildCache, env, config.cache.dir);
+  if (choice.type !== 'registry') return { type: choice.type, where: choice.type === 'local' ? join(config.cache.dir, 'build') : '', reason: choice.reason };
+  const host = normalizeRegistryHost(parseImageRef(choice.ref).registry);
+  let found = false;
+  try {
+    const file = JSON.parse(readFileSync(join(env.DOCKER_CONFIG || join(env.HOME || homedir(), '.docker'), 'config.json'), 'utf8')) as {
+      auths?: Record<string, unknown>;
+      credHelpers?: Record<string, unknown>;
+      credsStore?: unknown;
+    };
+    const keys = [...Object.keys(file.auths ?? {}), ...Object.keys(file.credHelpers ?? {})].map(normalizeRegistryHost);
+    found = keys.includes(host) || (typeof file.credsStore === 'string' && file.credsStore !== '');
+  } catch {
+    // no config.json: no credentials
+  }
+  const loopback = /^(127\.\d+\.\d+\.\d+|localhost|\[::1\])(:\d+)?$/.test(host);
+  return { type: 'registry', where: choice.ref, reason: choice.reason, credentials: { host, found, loopback } };
 }

@@ -8,11 +8,13 @@
 // (global docker flags). Value parsing follows BX `util/buildflags/{export,cache,context}.go`.
 // Bake files are read by buildx itself (`bake --print`, src/driver/bake-targets.ts); here a bake
 // command's own flags are read, and the per-target `--set` values are written.
+import { posix } from 'node:path';
 import { UsageError } from '../errors.js';
 import { buildContextName } from '../dockerfile/dockerfile.js';
 import { hostPlatform, splitPlatforms } from '../dockerfile/platform.js';
 import { csvFields } from '../dockerfile/csv.js';
 import { semver } from '../lazy.cjs';
+import { bakeCacheSetArgs, cacheFlagArgs, type CacheTarget, type TargetCacheFlags } from './build-cache.js';
 
 export type DockerfileSource =
   /** A local file (as given: relative paths are relative to the working directory). */
@@ -71,6 +73,8 @@ export interface BuildRequest {
   tags: string[];
   /** `--call`/`--print` naming something else than a build (`check`, `outline`, …), or `--check`. */
   call?: string;
+  /** `--metadata-file` given by the user. */
+  metadataFile?: string;
   /** `--attest`, `--sbom`, `--provenance` with a value other than false. */
   attestations: boolean;
   target?: string;
@@ -402,6 +406,9 @@ export function parseBuildCommand(argv: string[], env: Record<string, string | u
       case 'file':
         if (loc.kind === 'build') file = v;
         break;
+      case 'metadata-file':
+        if (v !== undefined) req.metadataFile = v;
+        break;
       case 'sbom':
       case 'provenance':
         // `--provenance=false` / `--sbom=false` (or `disabled=true`) switch them off; anything else asks for one.
@@ -525,15 +532,22 @@ export interface RewriteOptions {
   /** name → value (e.g. `oci-layout:///tmp/x:alpine`), added as `--build-context name=value`. */
   addBuildContexts: Record<string, string>;
   /**
-   * Further arguments, added after `--builder` and `--build-context`: a bake's `--allow` for the
+   * Further arguments, added after `--builder`, `--build-context` and the cache flags: a bake's `--allow` for the
    * bridged layouts (bakeAllowArgs) and per-target contexts (bakeContextArgs), then the result
    * loading (loadArgs).
    */
   add?: string[];
+  /**
+   * Cache flags (src/driver/build-cache.ts): for `build` the one entry's `--cache-from`/`--cache-to`,
+   * for `bake` a `--set <target>.cache-from|to=…` per value and target.
+   */
+  cache?: TargetCacheFlags[];
+  /** `--metadata-file FILE` to add (the report after the build reads the build's ref from it). */
+  metadataFile?: string;
 }
 
 /**
- * Inserts `--builder X`, `--build-context name=value` and `add` right after the subcommand token;
+ * Inserts `--builder X`, `--build-context name=value`, the cache flags and `add` right after the subcommand token;
  * every user argument stays unchanged and in order. A bake takes its contexts per target
  * (bakeContextArgs in `add`), so build contexts for the whole command are refused there.
  */
@@ -550,8 +564,35 @@ export function rewriteBuildCommand(argv: string[], opts: RewriteOptions): strin
     });
   }
   for (const [name, value] of contexts) insert.push('--build-context', `${name}=${value}`);
+  const cache = opts.cache ?? [];
+  if (loc.kind === 'bake') insert.push(...bakeCacheSetArgs(cache));
+  else for (const flags of cache) insert.push(...cacheFlagArgs(flags));
+  if (opts.metadataFile !== undefined && req?.metadataFile === undefined) insert.push('--metadata-file', opts.metadataFile);
   insert.push(...(opts.add ?? []));
   return [...argv.slice(0, loc.subcommandIndex + 1), ...insert, ...argv.slice(loc.subcommandIndex + 1)];
+}
+
+/** Pushes its result: `--push`, or an image/registry output with `push=true`. */
+export function pushesImage(req: Pick<BuildRequest, 'push' | 'outputs'>): boolean {
+  return req.push || req.outputs.some((o) => (o.type === 'registry' || (o.type === 'image' && /^(true|1)$/i.test(o.attrs.push ?? ''))));
+}
+
+/**
+ * The build as the cache flags need it (`docker buildx build` only; bake targets come from
+ * `bake --print`). The key uses the Dockerfile's path relative to the context, so the same build
+ * started from another directory gets the same key.
+ */
+export function cacheTargetOf(req: BuildRequest, cwd: string): CacheTarget | undefined {
+  if (req.kind !== 'build' || req.context.kind !== 'local' || req.dockerfile.kind !== 'path') return undefined;
+  return {
+    name: '',
+    context: posix.resolve(cwd, req.context.path),
+    dockerfile: posix.resolve(cwd, req.dockerfile.path),
+    target: req.target,
+    platforms: req.platforms,
+    cacheFrom: req.cacheFrom,
+    cacheTo: req.cacheTo.map((c) => c.raw),
+  };
 }
 
 // ---- bake: the command that reads the targets, and per-target settings ----------------------

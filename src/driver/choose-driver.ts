@@ -46,6 +46,12 @@ export interface BuildNeeds {
   attestations?: boolean;
   /** Every image the build needs, with its local-store fact. */
   images: ImageFact[];
+  /**
+   * Why our cross-job build cache (registry or local export, src/driver/build-cache.ts) wants a
+   * container builder; with `auto` it picks one. An explicit `docker` is not refused for it: the
+   * cache then falls back to inline (cacheTypeForDriver).
+   */
+  buildCache?: string;
 }
 
 export interface DriverDecision {
@@ -113,6 +119,7 @@ export function chooseDriver(input: { setting: DriverSetting; needs: BuildNeeds 
     if (localReason) reasons.push(localReason, bridgeReason);
     return { driver: setting, reasons, bridge: local, warnings: [] };
   }
+  if (needs.buildCache) containerOnly.push(needs.buildCache);
 
   if (local.length > 0 && containerOnly.length === 0) {
     return {

@@ -1,0 +1,140 @@
+// The cross-job build cache end to end with REAL buildx and BuildKit (issue 20): each GitLab
+// "job" runs on its own fresh dockerd with its own docker config (no builder, no BuildKit state,
+// nothing shared but the loopback cache registry), so only the registry can carry the cache. The
+// builder stage writes a fresh random value: a later job's output holding the same value proves
+// that stage was not re-run. The registry's access log shows which tags were read and written.
+import t, { type Test } from 'tap';
+import { copyFileSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { requireEngines, installRealBuildx, startEngineDockerd } from '../helpers/engines.js';
+import { pairs, realWorld, lastLine, type RealWorld } from '../helpers/real-world.js';
+import { runCli, type CliResult } from '../helpers/cli.js';
+import { startRegistry, type RunningRegistry } from '../helpers/registry.js';
+import { forwardTo, jsonErrorHandler, startHttpStub } from '../helpers/net.js';
+import { cacheKey } from '../../src/driver/build-cache.js';
+
+function ok(t: Test, r: CliResult, what: string): void {
+  t.equal(r.code, 0, `${what} exits 0${r.code ? `: ${lastLine(r)}\n${r.stderr.slice(-3000)}` : ''}`);
+}
+
+// Two stages; the builder stage's RUN writes 16 random bytes. busybox comes from the context.
+const DOCKERFILE = `FROM scratch AS builder
+COPY busybox /bin/busybox
+RUN ["/bin/busybox", "sh", "-c", "/bin/busybox head -c 16 /dev/urandom | /bin/busybox od -An -tx1 > /value"]
+FROM scratch
+COPY --from=builder /value /value
+`;
+
+const GITLAB = { GITLAB_CI: 'true', CI_DEFAULT_BRANCH: 'main', CI_PROJECT_ID: '1' };
+
+interface Job {
+  env: Record<string, string | undefined>;
+}
+
+/** A fresh daemon with its own docker config: a new GitLab job's DinD service and client. */
+async function freshJob(t: Test, w: RealWorld, pair: Parameters<typeof realWorld>[1]): Promise<Job> {
+  const dockerd = await startEngineDockerd(t);
+  const buildx = installRealBuildx(t, pair.buildx);
+  return { env: { PATH: process.env.PATH, HOME: w.env.HOME, ...buildx.env, ...dockerd.env } };
+}
+
+/** `METHOD /v2/<repo>/manifests/<tag> STATUS` lines for the cache repository. */
+function manifestRequests(reg: RunningRegistry | { requestLog(): string[] }, repo: string): string[] {
+  return reg.requestLog().filter((l) => l.includes(`/v2/${repo}/manifests/`));
+}
+
+t.setTimeout(900_000);
+const engines = requireEngines(t);
+for (const pair of engines ? pairs(engines) : []) {
+  t.test(`buildx ${pair.buildx.version} + BuildKit ${pair.kit.version}: a feature branch job on a fresh daemon reuses the default branch's cache`, async (t) => {
+    const w = await realWorld(t, pair);
+    const cacheRegistry = await startRegistry(t);
+    const repo = 'grp/app/cache';
+    const config = {
+      buildkit: { image: `${w.upstream.host}/moby/buildkit`, version: pair.kit.version },
+      builder: { name: 'cachejob', driverOpts: { network: 'host' } },
+    };
+    const project = w.project(config, { Dockerfile: DOCKERFILE });
+    copyFileSync('/usr/bin/busybox', join(project, 'busybox'));
+    const key = cacheKey({ dockerfile: join(project, 'Dockerfile'), context: project, platforms: [] });
+    const gitlab = { ...GITLAB, CI_REGISTRY_IMAGE: `${cacheRegistry.host}/grp/app` };
+    const build = (job: Job, extra: Record<string, string>, out: string): Promise<CliResult> =>
+      runCli(['--', 'docker', 'buildx', 'build', '--output', `type=local,dest=${out}`, '.'], { cwd: project, env: { ...job.env, ...gitlab, ...extra } });
+
+    // Job 1: default branch, fresh daemon (the world's own).
+    const job1 = await build({ env: w.env }, { CI_COMMIT_BRANCH: 'main', CI_COMMIT_REF_NAME: 'main' }, 'out1');
+    ok(t, job1, 'job 1 (main)');
+    t.match(job1.stderr, new RegExp(`cache: 0 of \\d+ steps cached; read ${cacheRegistry.host}/${repo}:cache-main-${key}; wrote ${cacheRegistry.host}/${repo}:cache-main-${key}`), 'job 1 reports nothing cached and the tag it wrote');
+    await cacheRegistry.settle();
+    t.ok(manifestRequests(cacheRegistry, repo).some((l) => l.startsWith(`PUT /v2/${repo}/manifests/cache-main-${key} 201`)), 'job 1 wrote cache-main-<key>');
+    const value1 = readFileSync(join(project, 'out1', 'value'), 'utf8');
+
+    // Job 2: feature branch, ANOTHER fresh daemon and docker config.
+    const before = cacheRegistry.requestLog().length;
+    const job2 = await build(await freshJob(t, w, pair), { CI_COMMIT_BRANCH: 'feature/X', CI_COMMIT_REF_NAME: 'feature/X' }, 'out2');
+    ok(t, job2, 'job 2 (feature/X)');
+    t.equal(readFileSync(join(project, 'out2', 'value'), 'utf8'), value1, "the builder stage did not run again: job 2's value is job 1's");
+    await cacheRegistry.settle();
+    const job2Log = manifestRequests({ requestLog: () => cacheRegistry.requestLog().slice(before) }, repo);
+    t.ok(job2Log.some((l) => /^(GET|HEAD) /.test(l) && l.includes(`/manifests/cache-main-${key} 200`)), `job 2 read the default branch's tag (${job2Log.join(' | ')})`);
+    t.ok(job2Log.some((l) => l.startsWith(`PUT /v2/${repo}/manifests/cache-feature-x-${key} 201`)), 'job 2 wrote the feature tag (slug of feature/X)');
+    t.notOk(job2Log.some((l) => l.startsWith('PUT') && l.includes('cache-main')), 'job 2 did not overwrite the default branch tag');
+    const steps = new RegExp(`cache: (\\d+) of (\\d+) steps cached; read ${cacheRegistry.host}/${repo}:cache-feature-x-${key}, ${cacheRegistry.host}/${repo}:cache-main-${key}; wrote ${cacheRegistry.host}/${repo}:cache-feature-x-${key}`).exec(job2.stderr);
+    t.ok(steps && Number(steps[1]) > 0, `job 2's report counts cached steps from BuildKit's record: ${steps?.[0] ?? job2.stderr.split('\n').filter((l) => l.includes('cache:')).join(' | ')}`);
+
+    // Job 3: the feature branch again, fresh daemon: reads its own tag.
+    const before3 = cacheRegistry.requestLog().length;
+    const job3 = await build(await freshJob(t, w, pair), { CI_COMMIT_BRANCH: 'feature/X', CI_COMMIT_REF_NAME: 'feature/X' }, 'out3');
+    ok(t, job3, 'job 3 (feature/X again)');
+    t.equal(readFileSync(join(project, 'out3', 'value'), 'utf8'), value1, 'job 3 reused the cache too');
+    await cacheRegistry.settle();
+    t.ok(
+      manifestRequests({ requestLog: () => cacheRegistry.requestLog().slice(before3) }, repo).some((l) => /^(GET|HEAD) /.test(l) && l.includes(`/manifests/cache-feature-x-${key} 200`)),
+      'job 3 read its own tag',
+    );
+
+    // A tag pipeline and a fork merge request: they read, and write nothing.
+    for (const [what, extra] of [
+      ['tag pipeline', { CI_COMMIT_TAG: 'v1.0.0', CI_COMMIT_REF_NAME: 'v1.0.0' }],
+      ['fork merge request', { CI_MERGE_REQUEST_IID: '3', CI_PIPELINE_SOURCE: 'merge_request_event', CI_MERGE_REQUEST_SOURCE_BRANCH_NAME: 'main', CI_MERGE_REQUEST_TARGET_BRANCH_NAME: 'main', CI_MERGE_REQUEST_SOURCE_PROJECT_ID: '77', CI_MERGE_REQUEST_PROJECT_ID: '1' }],
+    ] as const) {
+      const mark = cacheRegistry.requestLog().length;
+      const r = await build({ env: w.env }, extra, `out-${what.replace(/ /g, '-')}`);
+      ok(t, r, what);
+      await cacheRegistry.settle();
+      const log = cacheRegistry.requestLog().slice(mark);
+      t.same(log.filter((l) => /^(PUT|POST|PATCH) /.test(l)), [], `${what}: nothing written to the cache registry`);
+      t.ok(log.some((l) => l.includes(`/manifests/cache-main-${key} 200`)), `${what}: read the default branch's tag`);
+      t.match(r.stderr, /cache: \d+ of \d+ steps cached; read [^;]*; wrote nothing/, `${what}: the report says nothing was written`);
+    }
+
+    // The user's own --cache-to: nothing added, plan says why.
+    const own = await runCli(['plan', '--json', '--', 'docker', 'buildx', 'build', '--cache-to', 'type=inline', '.'], { cwd: project, env: { ...w.env, ...gitlab, CI_COMMIT_BRANCH: 'main' } });
+    ok(t, own, 'plan with the user own --cache-to');
+    const planned = JSON.parse(own.stdout) as { command: { argv: string[] }; buildCache: { reasons: string[] } };
+    t.same(planned.command.argv, ['docker', 'buildx', 'build', '--builder', 'cachejob', '--cache-to', 'type=inline', '.'], 'the command gets only --builder');
+    t.match(planned.buildCache.reasons.join('\n'), /the build sets its own --cache-to: no cache flags added/, 'plan says why');
+  });
+
+  t.test(`buildx ${pair.buildx.version} + BuildKit ${pair.kit.version}: a registry that refuses the cache manifest: the build passes, the report says why`, async (t) => {
+    const w = await realWorld(t, pair);
+    const real = await startRegistry(t);
+    const refusing = await startHttpStub(t, (req, res, body) => {
+      if (req.method === 'PUT' && /\/manifests\/cache-/.test(req.url ?? '')) return jsonErrorHandler(400, 'MANIFEST_INVALID', 'manifest invalid: cache manifests are not accepted here')(req, res, body);
+      forwardTo(real, req, res, body);
+    });
+    const project = w.project(
+      {
+        buildkit: { image: `${w.upstream.host}/moby/buildkit`, version: pair.kit.version },
+        builder: { name: 'refused', driverOpts: { network: 'host' } },
+        buildCache: { type: 'registry', ref: `${refusing.host}/app/cache` },
+      },
+      { Dockerfile: DOCKERFILE },
+    );
+    copyFileSync('/usr/bin/busybox', join(project, 'busybox'));
+    const r = await runCli(['--build-cache-branch', 'main', '--', 'docker', 'buildx', 'build', '--output', 'type=local,dest=out', '.'], { cwd: project, env: w.env });
+    ok(t, r, 'the build');
+    t.ok(refusing.requests().some((l) => l.startsWith('PUT') && l.includes('/manifests/cache-main-')), 'BuildKit tried to write the cache manifest');
+    t.match(r.stderr, /cache: \d+ of \d+ steps cached; read [^;]+; not written: [^\n]*(400|MANIFEST_INVALID|manifest invalid)/, 'the report says the cache was not written, with the registry answer');
+  });
+}
