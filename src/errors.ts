@@ -114,6 +114,13 @@ export class DockerError extends BxbError {
   }
 }
 
+/** A file the command exists to write could not be written (full disk, read-only file system). Exit 1. */
+export class FileWriteError extends BxbError {
+  constructor(message: string, details: ErrorDetails = {}) {
+    super(message, ExitCode.dockerFailed, details);
+  }
+}
+
 /** No candidate registry could serve the engine image. Exit 3. */
 export class NoRegistryError extends BxbError {
   constructor(message: string, details: ErrorDetails = {}) {

@@ -6,6 +6,7 @@ import type { Logger } from '../io.js';
 import { buildxActiveBuilds, containerActiveBuilds, describeBuilds, formatAge, type ActiveBuild, type BuildActivity } from '../docker/history.js';
 import type { BuilderInfo } from '../docker/parse.js';
 import type { DockerRunner } from '../docker/runner.js';
+import { describeLease, liveHolds } from '../docker/leases.js';
 
 /** Marker driver option on every builder this tool creates: buildx keeps it in its store and on the container. */
 export const MARKER_OPT = 'env.BUILDX_BOOTSTRAP';
@@ -16,15 +17,17 @@ export function withMarker(driver: string, driverOpts: Record<string, string>): 
 }
 
 /**
- * Running builds on every node of a builder. docker-container: `buildctl` inside each running
- * `buildx_buildkit_<node>` container (any buildx version); kubernetes: `buildx history ls`
+ * Running builds on every node of a builder. docker-container: the prefixed builds' holds on it,
+ * and `buildctl` inside each running `buildx_buildkit_<node>` container (any buildx version); kubernetes: `buildx history ls`
  * (buildx ≥ 0.23); remote: removing the builder only forgets it, BuildKit keeps running, so it
  * counts as idle.
  */
 export async function builderActivity(runner: DockerRunner, info: BuilderInfo, signal?: AbortSignal): Promise<BuildActivity> {
   if (info.driver === 'remote') return { known: true, active: [] };
   if (info.driver !== 'docker-container') return buildxActiveBuilds(runner, info.name, { signal });
-  const active: ActiveBuild[] = [];
+  // Prefixed builds hold the builder in the daemon from before they start (src/docker/leases.ts):
+  // counted even before BuildKit has seen them.
+  const active: ActiveBuild[] = (await liveHolds(runner, info.name, signal)).map((hold) => ({ ref: describeLease(hold), startedAt: undefined }));
   for (const node of info.nodes) {
     if (node.status !== 'running') continue; // a stopped or never-started node runs nothing
     // Endpoint: a docker context name, or the daemon's own URL for the default context.

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { DockerError, InterruptedError } from '../errors.js';
 import type { Logger } from '../io.js';
 import { builderDir, writeFileAtomic } from '../state.js';
+import { isWriteRefusal } from '../owned-temp.js';
 import { buildInspectArgs, buildUseArgs } from '../docker/buildx-args.js';
 import { inspectBuilder, removeBuilder } from '../docker/buildx.js';
 import { buildxStoreDir, readBuildxInstance } from '../docker/buildx-store.js';
@@ -16,6 +17,7 @@ import { drainBuilder } from './activity.js';
 import { readBuilderWithoutBuildx } from './quick-state.js';
 import type { Lockfile } from '../resolve/lockfile.js';
 import { acquireBuilderLock } from './lock.js';
+import { lockLeaseMs } from '../docker/leases.js';
 
 export function configFilePath(env: Record<string, string | undefined>, name: string): string {
   return join(builderDir(env, name), 'buildkitd.toml');
@@ -87,7 +89,16 @@ export async function bringUpBuilder(input: BringUpInput): Promise<BringUpResult
   const { runner, env, log, spec } = input;
   const drainMs = input.timeouts.drain ?? 600_000;
   // A run waiting on the lock may be behind one that drains the builder first.
-  const release = await acquireBuilderLock(env, input.endpointKey, spec.name, { log, timeoutMs: input.timeouts.bootstrap + drainMs + 60_000, signal: input.signal });
+  const lockMs = input.timeouts.bootstrap + drainMs + 60_000;
+  // The daemon lease when the builder's container lives on the daemon this run talks to: every
+  // client of that daemon sees it, and prefixed builds wait for it (src/docker/leases.ts).
+  const onThisDaemon = spec.driver === 'docker-container' && (spec.endpoint === '' || spec.endpoint === input.tlsContext);
+  const release = await acquireBuilderLock(env, input.endpointKey, spec.name, {
+    log,
+    timeoutMs: lockMs,
+    signal: input.signal,
+    daemon: onThisDaemon ? { runner, holdMs: lockLeaseMs({ bootstrap: input.timeouts.bootstrap, drain: drainMs }) } : undefined,
+  });
   try {
     // No record in buildx's store: no builder, and no need to start buildx to hear it say so.
     const existing = (await readBuildxInstance(env, spec.name)) === undefined ? undefined : await inspectBuilder(runner, spec.name, { signal: input.signal });
@@ -104,6 +115,7 @@ export async function bringUpBuilder(input: BringUpInput): Promise<BringUpResult
       log.info(`recreating builder ${spec.name}: ${decision.reasons.join('; ')}`);
       // Never under a running build: wait for them (bounded), checked right before the removal.
       await drainBuilder({ runner, log, info: existing!, why: decision.reasons.join('; '), timeoutMs: drainMs, signal: input.signal });
+      await testPause(env, 'BXB_TEST_PAUSE_BEFORE_RM');
       await removeBuilder(runner, spec.name);
       await removeBuilderFiles(env, spec.name);
     } else {
@@ -113,7 +125,7 @@ export async function bringUpBuilder(input: BringUpInput): Promise<BringUpResult
     try {
       const { info, pinnedImageSeen } = await create(input);
       await verify(input, info, pinnedImageSeen);
-      await writeFileAtomic(recordPath(env, spec.name), `${JSON.stringify(spec, null, 2)}\n`);
+      await writeStateFile(input, recordPath(env, spec.name), `${JSON.stringify(spec, null, 2)}\n`);
       return { decision, info };
     } catch (error) {
       await cleanUp(input);
@@ -125,34 +137,84 @@ export async function bringUpBuilder(input: BringUpInput): Promise<BringUpResult
   }
 }
 
+/**
+ * Test hook, read only when the variable is set (the tests set it): holds the run at a point until
+ * the test lets it go — `<path>.reached` is written on arrival, the run goes on once `<path>`
+ * exists. A state a test must hit exactly (a run between its drain check and its rm) without a sleep.
+ */
+async function testPause(env: Record<string, string | undefined>, variable: string): Promise<void> {
+  const path = env[variable];
+  if (!path) return;
+  const { existsSync } = await import('node:fs');
+  const { writeFile } = await import('node:fs/promises');
+  await writeFile(`${path}.reached`, `${process.pid}\n`);
+  for (let i = 0; i < 6000 && !existsSync(path); i++) await new Promise((r) => setTimeout(r, 50));
+}
+
+/**
+ * Writes one of the builder's files in the state directory. A full or read-only file system costs
+ * one warning per run, never the job: false when the file could not be written.
+ */
+async function writeStateFile(input: BringUpInput & { stateWarned?: boolean }, file: string, text: string): Promise<boolean> {
+  try {
+    await writeFileAtomic(file, text);
+    return true;
+  } catch (error) {
+    if (!isWriteRefusal(error)) throw error;
+    if (!input.stateWarned) {
+      input.log.warn(`could not write ${file}: ${error.code} (${error.message}); the builder comes up all the same, but without its record the next run recreates it`);
+      input.stateWarned = true;
+    }
+    return false;
+  }
+}
+
+/** buildkitd.toml in a fresh temp directory, for the create calls when the state directory refused it. */
+async function configElsewhere(text: string): Promise<{ file: string; remove: () => Promise<void> }> {
+  const { mkdtemp } = await import('node:fs/promises');
+  const { tmpdir } = await import('node:os');
+  const dir = await mkdtemp(join(tmpdir(), 'buildx-bootstrap-'));
+  const file = join(dir, 'buildkitd.toml');
+  await writeFileAtomic(file, text);
+  return { file, remove: () => rm(dir, { recursive: true, force: true }) };
+}
+
 /** The new builder; `pinnedImageSeen` when its container was already seen running the pinned image ID. */
 async function create(input: BringUpInput): Promise<{ info: BuilderInfo; pinnedImageSeen: boolean }> {
   const { runner, env, spec, log } = input;
   const configFile = input.configText ? configFilePath(env, spec.name) : undefined;
-  if (configFile) await writeFileAtomic(configFile, input.configText);
+  // buildx copies the file's content into its store at create (buildx store/nodegroup.go), so when
+  // the state directory cannot hold it, a file elsewhere serves for the create calls alone.
+  const elsewhere = configFile && !(await writeStateFile(input, configFile, input.configText)) ? await configElsewhere(input.configText) : undefined;
+  const swap = (args: string[]): string[] => (elsewhere ? args.map((a) => (a === configFile ? elsewhere.file : a)) : args);
   // `create --bootstrap` (createArgs) boots the first node in the same plugin call.
   const booting = input.createArgs.includes('--bootstrap');
   if (booting) log.info(`bootstrapping builder ${spec.name}`);
-  const created = await runner.run(input.createArgs, {
-    timeoutMs: 120_000 + (booting ? input.timeouts.bootstrap : 0),
-    ...(input.signal ? { signal: input.signal } : {}),
-    ...(booting ? { onStderrLine: (line: string) => log.debug(line) } : {}),
-  });
+  let created;
+  try {
+    created = await runner.run(swap(input.createArgs), {
+      timeoutMs: 120_000 + (booting ? input.timeouts.bootstrap : 0),
+      ...(input.signal ? { signal: input.signal } : {}),
+      ...(booting ? { onStderrLine: (line: string) => log.debug(line) } : {}),
+    });
+    for (const args of created.exitCode === 0 && !interrupted(input.signal) ? input.appendArgs : []) {
+      const appended = await runner.run(swap(args), { timeoutMs: 120_000, ...(input.signal ? { signal: input.signal } : {}) });
+      if (appended.exitCode !== 0) {
+        throw new DockerError(`docker buildx create --append failed: ${lastStderrLine(appended)}`, {
+          hint: 'check the extra node endpoints in builder.nodes',
+          transcript: transcript(appended),
+        });
+      }
+    }
+  } finally {
+    await elsewhere?.remove();
+  }
   if (interrupted(input.signal)) throw interruptError(input.signal);
   if (created.exitCode !== 0) {
     throw new DockerError(`docker buildx create failed: ${lastStderrLine(created)}`, {
       hint: 'run buildx-bootstrap plan to see the exact argv; --debug shows the buildx output',
       transcript: transcript(created),
     });
-  }
-  for (const args of input.appendArgs) {
-    const appended = await runner.run(args, { timeoutMs: 120_000, ...(input.signal ? { signal: input.signal } : {}) });
-    if (appended.exitCode !== 0) {
-      throw new DockerError(`docker buildx create --append failed: ${lastStderrLine(appended)}`, {
-        hint: 'check the extra node endpoints in builder.nodes',
-        transcript: transcript(appended),
-      });
-    }
   }
   if (booting && !input.appendArgs.length) {
     const seen = await bootedWithoutBuildx(input);

@@ -19,7 +19,7 @@ import {
 } from './pipeline.js';
 import { applicableLock } from '../resolve/index.js';
 import type { DriverChoice } from './driver.js';
-import { findLocalEngineImage, pullEngineImage, saveToCache, type LocalEngineImage } from '../docker/engine-image.js';
+import { cacheProblem, findLocalEngineImage, pullEngineImage, saveToCache, withCacheProblem, type CacheOutcome, type LocalEngineImage } from '../docker/engine-image.js';
 import type { DockerRunner } from '../docker/runner.js';
 import type { BuildxFacts } from '../docker/buildx.js';
 import { buildUseArgs } from '../docker/buildx-args.js';
@@ -78,7 +78,8 @@ export async function fullCreate(ctx: CommandContext, state: CreateState): Promi
           const platform = partial!.daemon.platform;
           const runner = need('runner');
           const lock = await applicableLock(config, log);
-          const local = { cacheDir: config.cache.dir, log, signal: io.signal, timeoutMs: config.timeouts.bootstrap };
+          // The cache directory is tried once per digest; an unusable copy is replaced after the pull.
+          const local = { cacheDir: config.cache.dir, log, signal: io.signal, timeoutMs: config.timeouts.bootstrap, cacheOutcomes: new Map<string, CacheOutcome>() };
           const pullsLocally = s.driver!.driver === 'docker-container';
           // A fresh lockfile pins without asking any registry; a copy on the daemon or in the
           // cache directory then brings the builder up with every registry unreachable.
@@ -88,8 +89,13 @@ export async function fullCreate(ctx: CommandContext, state: CreateState): Promi
           }
           if (!s.pin || (pullsLocally && !s.local)) {
             await withBuildx(s); // a doomed run asks no registry and pulls nothing
-            s.pin = await resolvePin(ctx, config, lock, platform);
-            if (pullsLocally) s.local = (await findLocalEngineImage(runner, s.pin, local)) ?? (await pullEngineImage(runner, s.pin, local));
+            try {
+              s.pin = await resolvePin(ctx, config, lock, platform);
+              if (pullsLocally) s.local = (await findLocalEngineImage(runner, s.pin, local)) ?? (await pullEngineImage(runner, s.pin, local));
+            } catch (error) {
+              // What failed first was the cache file: name it before the registries.
+              throw withCacheProblem(error, s.pin && cacheProblem(local, s.pin.digest));
+            }
           }
           if (s.local) await saveToCache(runner, s.pin, s.local.imageId, local);
           task.title = `Engine image ${s.pin.reference}${s.local ? ` (${describeLocal(s.local)})` : ''}`;

@@ -1,10 +1,16 @@
 // Parallel runs against one daemon serialise on a lock per (endpoint, builder name); the waiting
-// ones then find the builder made and reuse it. proper-lockfile gives an mkdir-based lock that
-// works across processes and detects a stale lock left by a killed run.
+// ones then find the builder made and reuse it. Two locks: a file under the state directory
+// (proper-lockfile: mkdir-based, across processes, detects a stale lock left by a killed run) that
+// guards buildx's store in this $DOCKER_CONFIG, and — for a builder whose container lives on the
+// daemon this run talks to — the daemon lease (src/docker/leases.ts) every client of that daemon
+// sees, which also makes a run that may remove the builder wait for the prefixed builds on it.
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DockerError, InterruptedError } from '../errors.js';
 import type { Logger } from '../io.js';
+import { acquireLeaseLock, LEASE_WAIT_MARGIN_MS, LeaseUnavailableError } from '../docker/leases.js';
+import type { DockerRunner } from '../docker/runner.js';
+import { isWriteRefusal } from '../owned-temp.js';
 import { shortHash, stateDir } from '../state.js';
 
 export type Release = () => Promise<void>;
@@ -13,12 +19,52 @@ export async function acquireBuilderLock(
   env: Record<string, string | undefined>,
   endpointKey: string,
   name: string,
+  opts: {
+    log: Logger;
+    timeoutMs: number;
+    signal?: AbortSignal | undefined;
+    /** Also take the builder's lock in this daemon, kept at most `holdMs` (its staleness bound). */
+    daemon?: { runner: DockerRunner; holdMs: number } | undefined;
+  },
+): Promise<Release> {
+  const releaseFile = await acquireStateLock(env, endpointKey, name, opts);
+  if (!opts.daemon) return releaseFile;
+  try {
+    // Waits until a killed holder's lock would have expired, and a little longer.
+    const wait = { ...opts, timeoutMs: Math.max(opts.timeoutMs, opts.daemon.holdMs + LEASE_WAIT_MARGIN_MS) };
+    const releaseLease = await acquireLeaseLock(opts.daemon.runner, name, opts.daemon.holdMs, wait);
+    return async () => {
+      await releaseLease().catch(() => undefined);
+      await releaseFile();
+    };
+  } catch (error) {
+    if (error instanceof LeaseUnavailableError) {
+      opts.log.warn(`${error.message}; builder ${name} is locked for this $DOCKER_CONFIG only`);
+      return releaseFile;
+    }
+    await releaseFile();
+    throw error;
+  }
+}
+
+async function acquireStateLock(
+  env: Record<string, string | undefined>,
+  endpointKey: string,
+  name: string,
   opts: { log: Logger; timeoutMs: number; signal?: AbortSignal | undefined },
 ): Promise<Release> {
   const dir = join(stateDir(env), 'locks');
-  await mkdir(dir, { recursive: true });
   const file = join(dir, `${shortHash(`${endpointKey}\n${name}`)}.lock`);
-  await writeFile(file, `${endpointKey} ${name}\n`, { flag: 'a' });
+  try {
+    await mkdir(dir, { recursive: true });
+    await writeFile(file, `${endpointKey} ${name}\n`, { flag: 'a' });
+  } catch (error) {
+    // A full or read-only state directory never costs the job; the write of the builder's files
+    // warns about it later (bring-up.ts), and the daemon lease still serialises.
+    if (!isWriteRefusal(error)) throw error;
+    opts.log.debug(`no file lock on builder ${name}: ${error.code} at ${file}`);
+    return async () => undefined;
+  }
   return acquireFileLock(file, `builder ${name}`, opts);
 }
 
@@ -36,6 +82,7 @@ export async function acquireFileLock(file: string, what: string, opts: { log: L
         await release().catch(() => undefined);
       };
     } catch (error) {
+      if (isWriteRefusal(error)) return async () => undefined;
       if ((error as NodeJS.ErrnoException).code !== 'ELOCKED') throw error;
     }
     if (!told) {

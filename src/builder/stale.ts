@@ -9,6 +9,7 @@ import type { DockerRunner } from '../docker/runner.js';
 import { builderActivity, MARKER_OPT } from './activity.js';
 import { readRecord, removeBuilderFiles } from './bring-up.js';
 import { acquireBuilderLock } from './lock.js';
+import { lockLeaseMs } from '../docker/leases.js';
 
 /** Made by buildx-bootstrap: the marker driver option, or our record of it (remote builders carry no marker). */
 export function isOurs(builder: StoredBuilder, recorded: boolean): boolean {
@@ -62,7 +63,12 @@ export async function removeStaleBuilders(input: {
   const result: StaleResult = { removed: [], kept: recent.map((b) => ({ name: b.name, reason: `used ${formatAge(now - b.lastActivity!.getTime())} ago` })) };
   for (const b of stale) {
     // Under the builder's lock: a run of the same configuration is not bringing it up meanwhile.
-    const release = await acquireBuilderLock(env, input.endpointKey, b.name, { log, timeoutMs: input.lockTimeoutMs, signal: input.signal });
+    const release = await acquireBuilderLock(env, input.endpointKey, b.name, {
+      log,
+      timeoutMs: input.lockTimeoutMs,
+      signal: input.signal,
+      daemon: b.driver === 'docker-container' ? { runner, holdMs: lockLeaseMs({ bootstrap: input.lockTimeoutMs }) } : undefined,
+    });
     try {
       let info;
       try {
@@ -99,6 +105,8 @@ export interface OurBuildersUsage {
   /** State volumes of their nodes found on this daemon, and their total size (undefined when `docker system df` failed). */
   volumes: number;
   volumeBytes: number | undefined;
+  /** Leases held in this daemon now (src/docker/leases.ts): locks, and holds of prefixed builds. */
+  leases: { locks: number; holds: number } | undefined;
 }
 
 /** For `doctor`: how many builders this tool made, and how much space their state volumes take. */
@@ -112,5 +120,8 @@ export async function ourBuildersUsage(runner: DockerRunner, env: Record<string,
     const size = usage?.get(`buildx_buildkit_${node.name}_state`);
     if (size !== undefined) (volumes++, (bytes += size));
   }
-  return { names: ours.map((b) => b.name), volumes, volumeBytes: usage ? bytes : undefined };
+  const { listLeases } = await import('../docker/leases.js');
+  const leases = await listLeases(runner, undefined, signal).catch(() => undefined);
+  const count = leases && { locks: leases.filter((l) => l.kind === 'lock').length, holds: leases.filter((l) => l.kind === 'hold').length };
+  return { names: ours.map((b) => b.name), volumes, volumeBytes: usage ? bytes : undefined, leases: count };
 }

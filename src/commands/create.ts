@@ -41,8 +41,13 @@ async function finish(ctx: CommandContext, state: CreateState): Promise<number> 
     const cache = driver.request ? await (await import('../builder/build-cache.js')).prefixBuildCache(ctx, state) : undefined;
     let code = 1;
     try {
-      code = await runPrefixed(bridge!.prefixedCommand(ctx.args.exec, driver, builder, bridged, cache), builder, io);
-      return code;
+      const hold = await holdForBuild(ctx, state);
+      try {
+        code = await runPrefixed(bridge!.prefixedCommand(ctx.args.exec, driver, builder, bridged, cache), builder, io);
+        return code;
+      } finally {
+        await hold?.release();
+      }
     } finally {
       await written?.remove();
       await cache?.finish(code);
@@ -68,3 +73,23 @@ async function finish(ctx: CommandContext, state: CreateState): Promise<number> 
 }
 
 
+/**
+ * A prefixed build on a builder whose container lives on this daemon holds it in the daemon
+ * (src/docker/leases.ts) for as long as the command runs: a run of another configuration that
+ * would remove the builder waits for it, and one already between its drain check and its removal
+ * is waited for first — the build finishes on the old builder or starts on the new one.
+ */
+async function holdForBuild(ctx: CommandContext, state: CreateState): Promise<{ release(): Promise<void> } | undefined> {
+  const config = state.loaded!.config;
+  if (state.driver!.driver !== 'docker-container' || config.builder.endpoint) return undefined;
+  const { acquireHold, lockLeaseMs, LeaseUnavailableError, LEASE_WAIT_MARGIN_MS } = await import('../docker/leases.js');
+  // Long enough for the lock of a killed run to go stale.
+  const waitMs = lockLeaseMs(config.timeouts) + LEASE_WAIT_MARGIN_MS;
+  try {
+    return await acquireHold(state.runner!, state.builder!, { log: ctx.log, timeoutMs: waitMs, signal: ctx.io.signal });
+  } catch (error) {
+    if (!(error instanceof LeaseUnavailableError)) throw error;
+    ctx.log.warn(`${error.message}; the build runs without holding builder ${state.builder}`);
+    return undefined;
+  }
+}

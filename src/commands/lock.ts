@@ -2,7 +2,7 @@
 // `lock --check`: exit 4 when the lockfile is missing, no longer matches the configuration, or
 // the registries no longer serve the locked digest for the locked tag; writes nothing.
 import type { CommandContext } from '../context.js';
-import { ExitCode, LockMismatchError } from '../errors.js';
+import { ExitCode, FileWriteError, LockMismatchError } from '../errors.js';
 import { createClientFactory, preloadRegistryClient, resolveFromConfig } from '../resolve/index.js';
 import { engineCandidates, engineImage } from '../resolve/candidates.js';
 import { LOCKFILE_VERSION, lockDifferences, readLockfile, writeLockfile, type Lockfile } from '../resolve/lockfile.js';
@@ -54,7 +54,14 @@ export async function run(ctx: CommandContext): Promise<number> {
       ctx.log.warn(`could not read the per-platform manifests from ${source.label} (${(error as Error).message}); the lockfile pins the digest only`);
     }
   }
-  await writeLockfile(file, lock);
+  try {
+    await writeLockfile(file, lock);
+  } catch (error) {
+    const e = error as NodeJS.ErrnoException;
+    if (!e.code) throw error;
+    // Temp file + rename: the old lockfile is still there, whole.
+    throw new FileWriteError(`could not write ${file}: ${e.code} (${e.message})`, { hint: 'free space on that file system or make it writable; the old lockfile was left as it was' });
+  }
   ctx.log.info(`wrote ${file}`);
   ctx.result(ctx.args.json ? resolutionJson(resolution) : resolution.reference);
   return ExitCode.ok;

@@ -4,6 +4,7 @@
 import type { CommandContext } from '../context.js';
 import { builderActivity } from '../builder/activity.js';
 import { acquireBuilderLock } from '../builder/lock.js';
+import { lockLeaseMs } from '../docker/leases.js';
 import { removeBuilderFiles } from '../builder/bring-up.js';
 import { namedConfig } from '../builder/name.js';
 import { makeRunner } from '../builder/pipeline.js';
@@ -21,7 +22,14 @@ export async function run(ctx: CommandContext): Promise<number> {
   const name = config.builder.name;
   const runner = makeRunner(ctx);
   const env = ctx.io.env;
-  const release = await acquireBuilderLock(env, endpointKey(env), name, { log: ctx.log, timeoutMs: config.timeouts.bootstrap, signal: ctx.io.signal });
+  // The daemon lease too when the builder's container is on this daemon: prefixed builds hold it.
+  const onThisDaemon = (config.builder.driver === 'auto' || config.builder.driver === 'docker-container') && !config.builder.endpoint;
+  const release = await acquireBuilderLock(env, endpointKey(env), name, {
+    log: ctx.log,
+    timeoutMs: config.timeouts.bootstrap,
+    signal: ctx.io.signal,
+    daemon: onThisDaemon ? { runner, holdMs: lockLeaseMs({ bootstrap: config.timeouts.bootstrap }) } : undefined,
+  });
   try {
     const info = await inspectBuilder(runner, name, { signal: ctx.io.signal });
     if (info) {

@@ -11,13 +11,13 @@
 // saved by the other store (a runner upgraded between jobs) loads under an ID none of the lock's
 // digests is (./image-archive.ts).
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, rename, rm } from 'node:fs/promises';
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { DockerError, LockMismatchError } from '../errors.js';
+import { DockerError, LockMismatchError, NoRegistryError, isBxbError } from '../errors.js';
 import type { Logger } from '../io.js';
-import { writeFileAtomic } from '../state.js';
+import { ownedTempName, removeAbandonedTemps } from '../owned-temp.js';
 import { readImageArchive } from './image-archive.js';
-import { check, type DockerRunner } from './runner.js';
+import { check, lastStderrLine, type DockerRunner } from './runner.js';
 
 export interface EngineImageTarget {
   /** `registry[/path]/repository:tag@digest` */
@@ -83,11 +83,30 @@ async function imageId(runner: DockerRunner, ref: string): Promise<string | unde
   return r.exitCode === 0 && id.startsWith('sha256:') ? id : undefined;
 }
 
+/** Why the cache directory's copy of an engine image could not be used; the next save replaces it. */
+export interface CacheProblem {
+  file: string;
+  why: string;
+  /**
+   * Broken (unreadable, not an image): the save after the pull replaces it. A whole copy of another
+   * image (another platform's, in a cache dir runners of two architectures share) is left alone.
+   */
+  replace: boolean;
+}
+
+/** What the cache directory gave for one digest, remembered for the rest of the run. */
+export type CacheOutcome = { kind: 'absent' } | { kind: 'loaded'; image: LocalEngineImage } | { kind: 'unusable'; problem: CacheProblem };
+
 interface LocalOptions {
   cacheDir: string;
   log: Logger;
   signal?: AbortSignal | undefined;
   timeoutMs: number;
+  /**
+   * Per digest, what the cache directory gave this run: it is tried once (a second look after
+   * resolving reuses the answer), and an unusable copy is replaced by the save after the pull.
+   */
+  cacheOutcomes?: Map<string, CacheOutcome> | undefined;
 }
 
 /** Finds the pinned image without any registry: by digest, by image ID, or in the cache dir. */
@@ -101,7 +120,32 @@ export async function findLocalEngineImage(runner: DockerRunner, target: EngineI
   for (const id of pinnedImageIds(target)) {
     if ((await imageId(runner, id)) === id) return { ref: await tagLocal(runner, id, target), imageId: id, how: 'present-by-id' };
   }
-  return opts.cacheDir ? loadFromCache(runner, target, opts) : undefined;
+  if (!opts.cacheDir) return undefined;
+  let outcome = opts.cacheOutcomes?.get(target.digest);
+  if (!outcome) {
+    outcome = await loadFromCache(runner, target, opts);
+    opts.cacheOutcomes?.set(target.digest, outcome);
+  }
+  return outcome.kind === 'loaded' ? outcome.image : undefined;
+}
+
+/** The cache directory's copy of `digest` was found unusable this run (and why). */
+export function cacheProblem(opts: Pick<LocalOptions, 'cacheOutcomes'>, digest: string): CacheProblem | undefined {
+  const outcome = opts.cacheOutcomes?.get(digest);
+  return outcome?.kind === 'unusable' ? outcome.problem : undefined;
+}
+
+/**
+ * A failure to get the image from a registry after the cache copy was unusable: the cache file and
+ * why come first — the registries were only the second way, and the cache file is what to fix.
+ */
+export function withCacheProblem(error: unknown, problem: CacheProblem | undefined): unknown {
+  if (!problem || !isBxbError(error)) return error;
+  const message = `the cached engine image ${problem.file} is unusable (${problem.why}), and ${error.message}`;
+  const details = { hint: error.hint ?? 'fix or remove the cache file, or make a registry reachable', transcript: error.transcript, cause: error };
+  if (error instanceof NoRegistryError) return new NoRegistryError(message, details);
+  if (error instanceof DockerError) return new DockerError(message, details);
+  return error;
 }
 
 /** `docker pull ref@digest` through the daemon (dockerd's own mirrors and login apply). */
@@ -126,15 +170,16 @@ export async function pullEngineImage(runner: DockerRunner, target: EngineImageT
   return { ref: target.reference, imageId: id, how: 'pulled' };
 }
 
-async function loadFromCache(runner: DockerRunner, target: EngineImageTarget, opts: LocalOptions): Promise<LocalEngineImage | undefined> {
+async function loadFromCache(runner: DockerRunner, target: EngineImageTarget, opts: LocalOptions): Promise<CacheOutcome> {
   const files = cacheFiles(opts.cacheDir, target.digest);
-  if (!existsSync(files.tar) || !existsSync(files.meta)) return undefined;
+  if (!existsSync(files.tar) || !existsSync(files.meta)) return { kind: 'absent' };
+  const unusable = (why: string, file = files.tar, replace = true): CacheOutcome => ({ kind: 'unusable', problem: { file, why, replace } });
   let meta: CacheMeta;
   try {
     meta = JSON.parse(await readFile(files.meta, 'utf8')) as CacheMeta;
-  } catch {
+  } catch (error) {
     opts.log.warn(`ignoring unreadable cache metadata ${files.meta}`);
-    return undefined;
+    return unusable(`unreadable metadata: ${(error as Error).message}`, files.meta);
   }
   // With a lock, the tar is accepted by what it holds (checked before loading); without one, by
   // the image ID its metadata recorded, which the load must give back.
@@ -142,24 +187,29 @@ async function loadFromCache(runner: DockerRunner, target: EngineImageTarget, op
   if (byContent) {
     const refused = await refuseCachedTar(files.tar, target);
     if (refused) {
-      opts.log.warn(`cached engine image ${files.tar} ${refused}; ignoring it`);
-      return undefined;
+      // Unreadable: broken, replaced after the pull. Readable but another image (another
+      // platform's, in a cache dir two architectures share): left alone.
+      const broken = refused.startsWith('cannot be read');
+      opts.log.warn(`cached engine image ${files.tar} ${refused}; ${broken ? 'pulling instead, and replacing it after' : 'ignoring it'}`);
+      return unusable(refused, files.tar, broken);
     }
   }
   opts.log.info(`loading ${target.repoTag} from ${files.tar}`);
   const loaded = await runner.run(['load', '-i', files.tar], { timeoutMs: opts.timeoutMs, ...(opts.signal ? { signal: opts.signal } : {}) });
   if (loaded.exitCode !== 0) {
-    opts.log.warn(`docker load ${files.tar} failed (${loaded.stderr.trim().split('\n').pop()}); pulling instead`);
-    return undefined;
+    const why = `docker load failed: ${lastStderrLine(loaded) || `exit code ${loaded.exitCode}`}`;
+    opts.log.warn(`docker load ${files.tar} failed (${lastStderrLine(loaded)}); pulling instead, and replacing it after`);
+    return unusable(why);
   }
   // The ID this daemon's store gave the loaded image (the tar carries repoTag, see saveToCache):
   // the builder container must run exactly it.
   const id = byContent ? await imageId(runner, target.repoTag) : await imageId(runner, meta.imageId);
   if (!id || (!byContent && id !== meta.imageId)) {
-    opts.log.warn(`docker load ${files.tar} did not produce image ${byContent ? target.repoTag : meta.imageId}; pulling instead`);
-    return undefined;
+    const what = byContent ? target.repoTag : meta.imageId;
+    opts.log.warn(`docker load ${files.tar} did not produce image ${what}; pulling instead, and replacing it after`);
+    return unusable(`docker load did not produce image ${what}`);
   }
-  return { ref: await tagLocal(runner, id, target), imageId: id, how: 'cache' };
+  return { kind: 'loaded', image: { ref: await tagLocal(runner, id, target), imageId: id, how: 'cache' } };
 }
 
 /**
@@ -179,22 +229,44 @@ export async function refuseCachedTar(tar: string, target: Pick<EngineImageTarge
   return `holds ${has}, the lockfile expects config ${target.expectedImageId}${target.platform ? ` for ${target.platform}` : ''}`;
 }
 
-/** Saves the image to the cache dir for the next ephemeral job (temp file + rename). */
+const CACHE_PREFIX = 'buildkit-';
+
+/**
+ * Saves the image to the cache dir for the next ephemeral job, or replaces a copy this run found
+ * unusable. The tar and its metadata are written to temp files named after this process first and
+ * renamed into place only when both are whole, so a reader sees the old pair, no pair, or the new
+ * one. Temp files a killed save left are removed first (owned-temp.ts). A full or read-only
+ * directory costs one warning, never the job, and leaves no partial file.
+ */
 export async function saveToCache(runner: DockerRunner, target: EngineImageTarget, id: string, opts: LocalOptions): Promise<void> {
   if (!opts.cacheDir) return;
   const files = cacheFiles(opts.cacheDir, target.digest);
-  if (existsSync(files.tar) && existsSync(files.meta)) return;
+  const found = cacheProblem(opts, target.digest);
+  const problem = found?.replace ? found : undefined;
+  // Before the early return: a run that finds the cache whole still cleans what a killed save left.
+  await removeAbandonedTemps(opts.cacheDir, CACHE_PREFIX, opts.timeoutMs);
+  if (!problem && existsSync(files.tar) && existsSync(files.meta)) return;
   // Tag first so the saved copy carries a name; `docker save` of a digest reference has none.
   check(await runner.run(['tag', id, target.repoTag]), `docker tag ${target.repoTag}`, 'check the docker daemon');
-  const temp = `${files.tar}.${process.pid}.tmp`;
-  await mkdir(opts.cacheDir, { recursive: true });
-  const saved = await runner.run(['save', '-o', temp, target.repoTag], { timeoutMs: opts.timeoutMs });
-  if (saved.exitCode !== 0) {
-    await rm(temp, { force: true });
-    opts.log.warn(`could not save the engine image to ${opts.cacheDir}: ${saved.stderr.trim().split('\n').pop()}`);
-    return;
+  const tarTemp = await ownedTempName(files.tar);
+  const metaTemp = await ownedTempName(files.meta);
+  const cleanUp = (): Promise<unknown> => Promise.all([rm(tarTemp, { force: true }), rm(metaTemp, { force: true })]).catch(() => undefined);
+  const cannot = async (why: string): Promise<void> => {
+    await cleanUp();
+    opts.log.warn(`could not ${problem ? 'replace' : 'save'} the engine image in ${opts.cacheDir}: ${why}; the next job pulls it`);
+  };
+  try {
+    await mkdir(opts.cacheDir, { recursive: true });
+    const saved = await runner.run(['save', '-o', tarTemp, target.repoTag], { timeoutMs: opts.timeoutMs });
+    if (saved.exitCode !== 0) return await cannot(lastStderrLine(saved) || `docker save exit code ${saved.exitCode}`);
+    await writeFile(metaTemp, `${JSON.stringify({ reference: target.reference, imageId: id } satisfies CacheMeta, null, 2)}\n`);
+    // A replaced pair: the old metadata goes first, so no reader pairs it with the new tar.
+    if (problem) await rm(files.meta, { force: true });
+    await rename(tarTemp, files.tar);
+    await rename(metaTemp, files.meta);
+  } catch (error) {
+    const e = error as NodeJS.ErrnoException;
+    return cannot(e.code ? `${e.code} (${e.message})` : e.message);
   }
-  await rename(temp, files.tar);
-  await writeFileAtomic(files.meta, `${JSON.stringify({ reference: target.reference, imageId: id } satisfies CacheMeta, null, 2)}\n`);
-  opts.log.info(`saved the engine image to ${files.tar}`);
+  opts.log.info(problem ? `replaced the unusable ${files.tar} with the engine image` : `saved the engine image to ${files.tar}`);
 }

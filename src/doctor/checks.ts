@@ -20,7 +20,7 @@ import type { Lockfile } from '../resolve/lockfile.js';
 import { formatBytes } from '../docker/volumes.js';
 
 export type Verdict = 'ok' | 'warn' | 'fail' | 'skip';
-export type CheckName = 'config' | 'docker' | 'buildx' | 'context' | 'registry' | 'credentials' | 'quota' | 'mirrors' | 'lockfile' | 'builders' | 'build-cache';
+export type CheckName = 'config' | 'docker' | 'buildx' | 'context' | 'registry' | 'credentials' | 'quota' | 'mirrors' | 'lockfile' | 'builders' | 'leases' | 'build-cache';
 
 export interface DoctorCheck {
   check: CheckName;
@@ -40,6 +40,7 @@ export const DOCTOR_EXIT_CODES: Record<CheckName, number> = {
   mirrors: ExitCode.dockerFailed,
   lockfile: ExitCode.lockMismatch,
   builders: ExitCode.dockerFailed,
+  leases: ExitCode.dockerFailed,
   'build-cache': ExitCode.noRegistry,
 };
 
@@ -124,6 +125,8 @@ export interface BuildersFacts {
   volumes: number;
   /** undefined when `docker system df` could not tell. */
   volumeBytes: number | undefined;
+  /** Leases held in the daemon now (src/docker/leases.ts); undefined when they could not be listed. */
+  leases?: { locks: number; holds: number } | undefined;
 }
 
 const FIX_BY_KIND: Record<RegistryFailureKind | 'error', string> = {
@@ -388,11 +391,22 @@ export function buildCacheCheck(f: DoctorFacts): DoctorCheck[] {
 export function buildersCheck(f: DoctorFacts): DoctorCheck[] {
   if (!f.builders) return [];
   if (!f.builders.ok) return [{ check: 'builders', verdict: 'warn', detail: problemText(f.builders.problem) }];
-  const { names, volumes, volumeBytes } = f.builders.value;
-  if (!names.length) return [{ check: 'builders', verdict: 'ok', detail: 'no builder made by buildx-bootstrap in this buildx store' }];
+  const { names, volumes, volumeBytes, leases } = f.builders.value;
+  const guard = leasesCheck(leases);
+  if (!names.length) return [{ check: 'builders', verdict: 'ok', detail: 'no builder made by buildx-bootstrap in this buildx store' }, guard];
   const space = volumeBytes === undefined ? 'state volume size unknown (docker system df failed)' : `${volumes} state volume${volumes === 1 ? '' : 's'} take ${formatBytes(volumeBytes)}`;
   const list = names.length <= 5 ? names.join(', ') : `${names.slice(0, 5).join(', ')}, …`;
-  return [{ check: 'builders', verdict: 'ok', detail: `${names.length} made by buildx-bootstrap (${list}); ${space} — rm --stale removes idle ones unused for 7d` }];
+  return [{ check: 'builders', verdict: 'ok', detail: `${names.length} made by buildx-bootstrap (${list}); ${space} — rm --stale removes idle ones unused for 7d` }, guard];
+}
+
+/** What keeps a builder from being removed under a build, and what does not (README "Shared runners"). */
+function leasesCheck(leases: BuildersFacts['leases']): DoctorCheck {
+  const now = leases ? `${leases.locks} lock${leases.locks === 1 ? '' : 's'} and ${leases.holds} prefixed build${leases.holds === 1 ? '' : 's'} held in the daemon now` : 'leases in the daemon could not be listed';
+  return {
+    check: 'leases',
+    verdict: 'ok',
+    detail: `${now}; builds run through buildx-bootstrap -- … hold their builder, a raw docker buildx build --builder NAME does not: a run recreating that builder cuts it if it starts between the drain check and buildx rm`,
+  };
 }
 
 /** 0 without failures, else the code of the first failing check (see the top of this file). */

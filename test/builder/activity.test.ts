@@ -5,7 +5,14 @@ import { readFileSync } from 'node:fs';
 import t from 'tap';
 import { builderActivity, drainBuilder, withMarker } from '../../src/builder/activity.js';
 import type { BuilderInfo, NodeInfo } from '../../src/docker/parse.js';
-import { fakeRunner } from '../helpers/fake-runner.js';
+import { fakeRunner as scripted } from '../helpers/fake-runner.js';
+import type { CommandResult } from '../../src/docker/runner.js';
+
+/** The scripted runner, with no lease in the daemon (`docker ps` lists none) unless `leases` says. */
+function fakeRunner(answer: (args: string[]) => Partial<CommandResult>, leases = '') {
+  const runner = scripted((args) => (args[0] === 'ps' ? { stdout: leases } : answer(args)));
+  return Object.assign(runner, { buildkitCalls: () => runner.calls.filter((c) => c[0] !== 'ps') });
+}
 
 const fixture = (name: string): string => readFileSync(new URL(`../fixtures/history/${name}`, import.meta.url), 'utf8');
 
@@ -26,7 +33,7 @@ t.test('docker-container: buildctl debug histories inside each running node; a s
   const runner = fakeRunner((a) => (a.includes('buildx_buildkit_b0') ? { stdout: fixture('h34-active-json.txt') } : { stdout: fixture('h12-active-json.txt') }));
   const r = await builderActivity(runner, builder('docker-container', [node(), node({ name: 'b1', endpoint: 'other-context' }), node({ name: 'b2', status: 'stopped' })]));
   t.same(r.known && r.active.map((b) => b.ref), ['y3kzhncyx8gzic8e4oxz9tcm8', 'ullit856pwz5rb9bu6epz7ot8', 'qb5btyqmh05kad1tiijt3iz84']);
-  t.same(runner.calls, [
+  t.same(runner.buildkitCalls(), [
     ['exec', 'buildx_buildkit_b0', 'buildctl', 'debug', 'histories', '--format', '{{json .}}'],
     ['--context', 'other-context', 'exec', 'buildx_buildkit_b1', 'buildctl', 'debug', 'histories', '--format', '{{json .}}'],
   ]);
@@ -41,7 +48,7 @@ t.test('docker-container on BuildKit 0.11: debug monitor for two seconds', async
   const runner = fakeRunner((a) => (a.includes('histories') ? { exitCode: 1, stderr: 'No help topic for \'histories\'\n' } : { stdout: fixture('m12-active.txt') }));
   const r = await builderActivity(runner, builder('docker-container'));
   t.same(r.known && r.active.map((b) => b.ref), ['qb5btyqmh05kad1tiijt3iz84']);
-  t.match(runner.calls[1], ['exec', 'buildx_buildkit_b0', 'sh', '-c', /buildctl debug monitor/]);
+  t.match(runner.buildkitCalls()[1], ['exec', 'buildx_buildkit_b0', 'sh', '-c', /buildctl debug monitor/]);
 });
 
 t.test('kubernetes: docker buildx history ls; remote: never asked (removing it leaves BuildKit running)', async (t) => {
@@ -62,7 +69,7 @@ t.test('drain: when BuildKit cannot tell, it warns and goes on (the old behaviou
 
 t.test('drain: waits while a build runs, then returns; a zero drain gives up at once naming it', async (t) => {
   let polls = 0;
-  const busyTwice = fakeRunner(() => ({ stdout: polls++ < 2 ? fixture('h12-active-json.txt') : '' }));
+  const busyTwice = fakeRunner((a) => ({ stdout: a[0] === 'exec' && polls++ < 2 ? fixture('h12-active-json.txt') : '' }));
   const l = log();
   await drainBuilder({ runner: busyTwice, log: l, info: builder('docker-container'), why: 'x', timeoutMs: 60_000, pollMs: 1 });
   t.equal(polls, 3, 'asked until the build was gone');
@@ -72,6 +79,19 @@ t.test('drain: waits while a build runs, then returns; a zero drain gives up at 
     exitCode: 1,
     message: /^builder b must be recreated \(engine image a → b\) but 1 build\(s\) still run on it after 0s: qb5btyqmh05kad1tiijt3iz84/,
   });
+});
+
+t.test('docker-container: a prefixed build holding the builder in the daemon counts as a running build', async (t) => {
+  const now = Math.floor(Date.now() / 1000);
+  const createdAt = new Date(Date.now() - 5000).toISOString().replace('T', ' ').replace(/\.\d+Z$/, ' +0000 UTC');
+  const hold = `id1\tbuildx-bootstrap-hold.abc.tok.${now}\tio.buildx-bootstrap.lease=hold,io.buildx-bootstrap.builder=b,io.buildx-bootstrap.holder=ffffffffffff-1-4242,io.buildx-bootstrap.host=runner-7\t${createdAt}\n`;
+  const runner = fakeRunner(() => ({ stdout: '' }), hold);
+  const r = await builderActivity(runner, builder('docker-container'));
+  t.same(r.known && r.active.map((b) => b.ref), ['prefixed build of pid 4242 on runner-7'], 'before BuildKit has seen it');
+  t.same(runner.calls[0], ['ps', '-a', '--no-trunc', '--filter', 'label=io.buildx-bootstrap.builder=b', '--format', '{{.ID}}\t{{.Names}}\t{{.Labels}}\t{{.CreatedAt}}']);
+  const stale = fakeRunner(() => ({ stdout: '' }), hold.replace(`.${now}\t`, `.${now - 120}\t`));
+  t.same(await builderActivity(stale, builder('docker-container')), { known: true, active: [] }, 'a hold not renewed for over 60s does not count');
+  t.same(stale.calls.find((c) => c[0] === 'rm'), ['rm', '-f', 'id1'], 'and is removed');
 });
 
 t.test('the marker driver option goes on docker-container and kubernetes builders only', async (t) => {

@@ -386,14 +386,16 @@ t.test('in-process against a real registry, dockerd and the emulated buildx', as
       ['mirrors', 'ok'],
       ['lockfile', 'ok'],
       ['builders', 'ok'],
+      ['leases', 'ok'],
     ]);
     t.equal(line(r, 'builders').detail, 'no builder made by buildx-bootstrap in this buildx store');
+    t.match(line(r, 'leases').detail, /^0 locks and 0 prefixed builds held in the daemon now; .*a raw docker buildx build --builder NAME does not/);
     t.match(line(r, 'docker').detail, new RegExp(`^20\\.10\\.\\S+ \\(linux/\\w+, classic image store\\) at ${dockerd.host.replace(/[/.]/g, '\\$&')}$`), 'version, platform and image store');
     t.equal(line(r, 'buildx').detail, 'v0.36.0');
     t.match(line(r, 'registry').detail, new RegExp(`^${image}\\.?.* \\(upstream\\): v0\\.18\\.2 ${images['v0.18.2']!.digest.slice(0, 19)}… \\(anonymous, \\d+ ms\\)$`));
     t.equal(line(r, 'mirrors').detail, `dockerd and BuildKit both mirror Docker Hub through 127.0.0.1:${daemonMirrorPort}`);
     t.equal(line(r, 'lockfile').detail, `${join(p.cwd, 'buildx-bootstrap.lock.json')} pins v0.18.2 ${images['v0.18.2']!.digest.slice(0, 19)}…, still served by ${image}`);
-    t.match(r.stderr, /doctor: 7 ok, 0 warnings, 0 failures, 2 skipped/);
+    t.match(r.stderr, /doctor: 8 ok, 0 warnings, 0 failures, 2 skipped/);
   });
 
   t.test('--json: an array of {check, verdict, detail}', async (t) => {
@@ -566,4 +568,9 @@ t.test('builders: how many buildx-bootstrap made and the space their state volum
   t.match(one(facts({ builders: { ok: true, value: { names: [], volumes: 0, volumeBytes: 0 } } }), 'builders'), { verdict: 'ok', detail: /no builder made by buildx-bootstrap/ });
   t.match(one(facts({ builders: { ok: true, value: { names: ['ci'], volumes: 0, volumeBytes: undefined } } }), 'builders'), { verdict: 'ok', detail: /1 made by buildx-bootstrap \(ci\); state volume size unknown/ });
   t.same(only(evaluateDoctor(facts()), 'builders'), [], 'not reported when not asked (docker unreachable)');
+  t.match(one(facts({ builders: { ok: true, value: { names: ['ci'], volumes: 0, volumeBytes: 0, leases: { locks: 1, holds: 2 } } } }), 'leases'), {
+    verdict: 'ok',
+    detail: '1 lock and 2 prefixed builds held in the daemon now; builds run through buildx-bootstrap -- … hold their builder, a raw docker buildx build --builder NAME does not: a run recreating that builder cuts it if it starts between the drain check and buildx rm',
+  });
+  t.match(one(facts({ builders: { ok: true, value: { names: [], volumes: 0, volumeBytes: 0, leases: undefined } } }), 'leases'), { detail: /^leases in the daemon could not be listed; / });
 });

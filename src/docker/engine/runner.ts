@@ -4,8 +4,9 @@
 // other call — buildx, pull (credential helpers), context and cleanup commands, anything with
 // global flags — goes to the CLI runner, and so does any call when the daemon cannot be reached
 // over the API, so the CLI's own error wording reaches the user unchanged.
-import { createReadStream, createWriteStream } from 'node:fs';
-import { rm, stat } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
+import { open, rm, stat } from 'node:fs/promises';
+import { Readable } from 'node:stream';
 import type { CommandResult, DockerRunner, RunOptions } from '../runner.js';
 import { EngineUnreachable, engineMessage, type EngineClient, type EngineResponse } from './client.js';
 
@@ -119,10 +120,78 @@ function match(args: string[]): Handler | undefined {
       // A 4 MiB write buffer keeps the daemon's stream flowing while earlier chunks are written
       // (batched): with the 16 KiB default each 64 KiB chunk waited for its write, and saving the
       // ~90 MB engine image took ~40% longer than `docker save -o`; now it is on par.
-      const res = await client.stream({ path: '/images/get', query: { names: d }, ...common(opts) }, createWriteStream(c, { highWaterMark: 4 << 20 }));
+      // Opened first: a file that cannot be created (read-only or missing directory) is the
+      // command's failure, as with `docker save -o`, not an error event nobody listens to yet.
+      let file;
+      try {
+        file = await open(c, 'w');
+      } catch (error) {
+        return failed(`failed to save image: ${(error as Error).message}`);
+      }
+      const sink = file.createWriteStream({ highWaterMark: 4 << 20 });
+      const res = await client.stream({ path: '/images/get', query: { names: d }, ...common(opts) }, sink).catch((error: unknown) => {
+        sink.destroy();
+        throw error;
+      });
       if (res.status === 200) return ok('');
+      sink.destroy(); // never written to: close the file before it goes
       await rm(c, { force: true });
       return fromDaemon(res);
+    };
+  }
+  return leaseCall(args);
+}
+
+/** `docker ps --format` of the leases (src/docker/leases.ts PS_FORMAT): one line per container. */
+const LEASE_PS_FORMAT = '{{.ID}}\t{{.Names}}\t{{.Labels}}\t{{.CreatedAt}}';
+
+/** `2026-12-07 20:40:21 +0000 UTC`, as the CLI prints CreatedAt for a daemon in UTC. */
+function createdAt(unixSeconds: number): string {
+  return `${new Date(unixSeconds * 1000).toISOString().replace('T', ' ').replace(/\.\d+Z$/, '')} +0000 UTC`;
+}
+
+/**
+ * The daemon calls of the leases (src/docker/leases.ts), in the exact argv shapes it makes: a
+ * prefixed build makes four of them, each a CLI start otherwise.
+ */
+function leaseCall(args: string[]): Handler | undefined {
+  const [a, b, c, d, e, f, g, ...rest] = args;
+  if (a === 'ps' && b === '-a' && c === '--no-trunc' && d === '--filter' && e?.startsWith('label=') && f === '--format' && g === LEASE_PS_FORMAT && rest.length === 0) {
+    return async (client, _args, opts) => {
+      const res = await client.call({ path: '/containers/json', query: { all: '1', filters: JSON.stringify({ label: [e.slice('label='.length)] }) }, ...common(opts) });
+      if (res.status !== 200) return fromDaemon(res);
+      const list = JSON.parse(res.body.toString('utf8')) as { Id: string; Names?: string[]; Labels?: Record<string, string>; Created: number }[];
+      const lines = list.map((x) => [x.Id, (x.Names ?? []).map((n) => n.replace(/^\//, '')).join(','), Object.entries(x.Labels ?? {}).map(([k, v]) => `${k}=${v}`).join(','), createdAt(x.Created)].join('\t'));
+      return ok(lines.map((l) => `${l}\n`).join(''));
+    };
+  }
+  if (a === 'create' && b === '--pull' && c === 'never' && d === '--name' && e && f === '--network' && g) {
+    const labels: Record<string, string> = {};
+    let i = 0;
+    while (rest[i] === '--label' && rest[i + 1]?.includes('=')) {
+      const kv = rest[i + 1]!;
+      labels[kv.slice(0, kv.indexOf('='))] = kv.slice(kv.indexOf('=') + 1);
+      i += 2;
+    }
+    const [image, ...cmd] = rest.slice(i);
+    if (!image || image.startsWith('-')) return undefined;
+    return async (client, _args, opts) => {
+      const body = JSON.stringify({ Image: image, Cmd: cmd, Labels: labels, HostConfig: { NetworkMode: g } });
+      const res = await client.call({ method: 'POST', path: '/containers/create', query: { name: e }, body: Readable.from([body]), contentLength: Buffer.byteLength(body), contentType: 'application/json', ...common(opts) });
+      if (res.status !== 201) return fromDaemon(res);
+      return ok(`${(JSON.parse(res.body.toString('utf8')) as { Id: string }).Id}\n`);
+    };
+  }
+  if (a === 'rm' && b === '-f' && c && args.length === 3) {
+    return async (client, _args, opts) => {
+      const res = await client.call({ method: 'DELETE', path: `/containers/${path(c)}`, query: { force: '1' }, ...common(opts) });
+      return res.status === 204 || res.status === 200 ? ok(`${c}\n`) : fromDaemon(res);
+    };
+  }
+  if (a === 'rename' && b && c && args.length === 3) {
+    return async (client, _args, opts) => {
+      const res = await client.call({ method: 'POST', path: `/containers/${path(b)}/rename`, query: { name: c }, ...common(opts) });
+      return res.status === 204 || res.status === 200 ? ok('') : fromDaemon(res);
     };
   }
   return undefined;
