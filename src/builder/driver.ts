@@ -33,6 +33,12 @@ export interface DriverChoice {
   load: LoadStep[];
   /** Results left where the command puts them although they would have been loaded, and why. */
   loadNotes: string[];
+  /**
+   * Images the build's BuildKit will pull from a registry (through the mirrors): every image the
+   * Dockerfile names, but local-only and bridged ones (and, for the docker driver, ones the daemon
+   * has). What the pre-flight checks (src/resolve/serving.ts).
+   */
+  registryImages: string[];
 }
 
 /** What only a builder we create can honour (the docker driver takes no BuildKit version or config). */
@@ -162,7 +168,7 @@ export async function decideDriver(ctx: CommandContext, config: Config, runner: 
       setting === 'auto'
         ? ['no build to analyse: a docker-container builder runs the pinned BuildKit with the generated buildkitd.toml']
         : [`builder.driver is ${setting}`];
-    return { driver, reasons, warnings: [], contextBuilder, bridges: [], request, load: [], loadNotes: [] };
+    return { driver, reasons, warnings: [], contextBuilder, bridges: [], request, load: [], loadNotes: [], registryImages: [] };
   }
   const [{ buildNeedsFrom, planBridges, mergeNeeds, mergeImages }, { chooseDriver, dockerDriverMirrorWarning }, { inspectLocalImages }] = await Promise.all([
     import('../driver/build-needs.js'),
@@ -200,7 +206,10 @@ export async function decideDriver(ctx: CommandContext, config: Config, runner: 
   }
   const allImages = mergeImages(dockerfiles.filter((d): d is DockerfileNeeds => d !== undefined));
   const bridges = planBridges(decision, allImages);
-  const choice: DriverChoice = { driver: decision.driver, reasons: decision.reasons, warnings, contextBuilder, bridges, request, load: [], loadNotes: [] };
+  const registryImages = [...new Set(allImages.images.map((i) => i.ref))].filter(
+    (ref) => !images.get(ref)?.localOnly && !bridges.some((b) => b.ref === ref) && !(decision.driver === 'docker' && images.get(ref)?.present),
+  );
+  const choice: DriverChoice = { driver: decision.driver, reasons: decision.reasons, warnings, contextBuilder, bridges, request, load: [], loadNotes: [], registryImages };
   if (targets) choice.bake = await bakeBridges(runner, decision.driver, targets, dockerfiles, bridges);
   // Prefix mode with a container builder we give the command: the result lands in the local
   // image store as it would with docker build (issue 18). The user's own --builder is theirs.

@@ -4,12 +4,13 @@ import { constants } from 'node:os';
 import { DockerError } from '../errors.js';
 import type { Io } from '../io.js';
 
-export async function runPrefixed(command: string[], builder: string, io: Io): Promise<number> {
+/** `extraEnv`: the per-run docker config (src/docker/registry-auth.ts) and anything else the command needs. */
+export async function runPrefixed(command: string[], builder: string, io: Io, extraEnv: Record<string, string> = {}): Promise<number> {
   const { execa } = await import('execa');
   const [file, ...args] = command as [string, ...string[]];
   const inherit = io.stdout === process.stdout && io.stderr === process.stderr;
   const child = execa(file, args, {
-    env: { ...io.env, BUILDX_BUILDER: builder },
+    env: { ...io.env, ...extraEnv, BUILDX_BUILDER: builder },
     extendEnv: false,
     cwd: io.cwd,
     reject: false,

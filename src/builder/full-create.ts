@@ -7,8 +7,10 @@ import { bringUpBuilder, type BringUpResult } from './bring-up.js';
 import {
   appendArgsFor,
   builderSpec,
+  checkPinForMirrors,
   createArgsFor,
   startFacts,
+  makeRegistryAuth,
   pinFromLock,
   renderConfigFor,
   resolvePin,
@@ -24,9 +26,13 @@ import type { DockerRunner } from '../docker/runner.js';
 import type { BuildxFacts } from '../docker/buildx.js';
 import { buildUseArgs } from '../docker/buildx-args.js';
 import { check } from '../docker/runner.js';
+import type { RegistryAuth } from '../docker/registry-auth.js';
+import { parseImageRef } from '../registry/reference.js';
 
 export interface CreateState {
   loaded?: LoadedConfig;
+  /** The run's registry credentials for docker and BuildKit; disposed by the command at the end. */
+  auth?: RegistryAuth;
   runner?: DockerRunner;
   facts?: Facts;
   driver?: DriverChoice;
@@ -85,13 +91,15 @@ export async function fullCreate(ctx: CommandContext, state: CreateState): Promi
           // cache directory then brings the builder up with every registry unreachable.
           if (lock) {
             s.pin = pinFromLock(lock, platform);
+            checkPinForMirrors(config, s.pin);
             if (pullsLocally) s.local = await findLocalEngineImage(runner, s.pin, local);
           }
           if (!s.pin || (pullsLocally && !s.local)) {
             await withBuildx(s); // a doomed run asks no registry and pulls nothing
             try {
               s.pin = await resolvePin(ctx, config, lock, platform);
-              if (pullsLocally) s.local = (await findLocalEngineImage(runner, s.pin, local)) ?? (await pullEngineImage(runner, s.pin, local));
+              checkPinForMirrors(config, s.pin);
+              if (pullsLocally) s.local = (await findLocalEngineImage(runner, s.pin, local)) ?? (await pullEngineImage(runner, s.pin, { ...local, registryAuth: await pullAuth(ctx, s, s.pin.reference) }));
             } catch (error) {
               // What failed first was the cache file: name it before the registries.
               throw withCacheProblem(error, s.pin && cacheProblem(local, s.pin.digest));
@@ -146,6 +154,13 @@ export async function fullCreate(ctx: CommandContext, state: CreateState): Promi
     io,
     log.level,
   );
+}
+
+/** The pull's credentials: the same store the resolve read, sent per request (or the CLI's per-run config). */
+async function pullAuth(ctx: CommandContext, s: CreateState, reference: string): Promise<NonNullable<Parameters<typeof pullEngineImage>[2]['registryAuth']>> {
+  const auth = (s.auth ??= await makeRegistryAuth(ctx, s.loaded!.config));
+  const host = parseImageRef(reference).registry;
+  return { header: await auth.engineAuthHeader(host), cliEnv: () => auth.childEnv() };
 }
 
 function describeLocal(local: LocalEngineImage): string {

@@ -5,11 +5,12 @@ import { readFile } from 'node:fs/promises';
 import type { CommandContext } from '../context.js';
 import type { Config } from '../config/schema.js';
 import type { LoadedConfig } from '../config/load.js';
-import { renderBuildkitdConfig } from '../buildkitd/render.js';
+import { checkPathMirrors, renderBuildkitdConfig } from '../buildkitd/render.js';
 import { buildAppendNodeArgs, buildCreateArgs } from '../docker/buildx-args.js';
 import { detectBuildx, type BuildxFacts } from '../docker/buildx.js';
 import { endpointKey, ensureTlsContext, inspectDaemon, tlsContextName, tlsFromEnvironment, type DaemonFacts } from '../docker/daemon.js';
 import type { DockerRunner } from '../docker/runner.js';
+import type { RegistryAuth } from '../docker/registry-auth.js';
 import { createDockerRunner } from '../docker/runner.js';
 import { withEngineApi } from '../docker/engine/index.js';
 import type { Lockfile } from '../resolve/lockfile.js';
@@ -26,6 +27,16 @@ export interface Facts {
   tlsContext: string | undefined;
   /** Identifies the docker endpoint, for the per-daemon lock. */
   endpointKey: string;
+}
+
+/**
+ * The run's registry credentials for docker and BuildKit (src/docker/registry-auth.ts): one
+ * credential store, the same sources the resolve reads, for every host BuildKit will ask.
+ */
+export async function makeRegistryAuth(ctx: CommandContext, config: Config, dir?: string): Promise<RegistryAuth> {
+  const [{ createCredentialStore }, { createRegistryAuth, buildCredentialHosts }] = await Promise.all([import('../registry/credentials.js'), import('../docker/registry-auth.js')]);
+  const credentials = createCredentialStore({ env: ctx.io.env, secrets: ctx.secrets });
+  return createRegistryAuth({ env: ctx.io.env, credentials, hosts: buildCredentialHosts(config, ctx.io.env), ...(dir ? { dir } : {}) });
 }
 
 export function makeRunner(ctx: CommandContext): DockerRunner {
@@ -121,6 +132,11 @@ export async function resolvePin(ctx: CommandContext, config: Config, lock: Lock
     lock ? { tag: lock.tag, digest: lock.digest } : undefined,
   );
   return pinFromResolution(resolution, lock, platform);
+}
+
+/** The pinned BuildKit must understand the mirrors we write for it (path mirrors: >= v0.12). Exit 2. */
+export function checkPinForMirrors(config: Config, pin: EnginePin): void {
+  checkPathMirrors(config.mirrors, versionOfTag(pin.tag));
 }
 
 /** `v0.18.2` from `v0.18.2` / `v0.18.2-rootless`; undefined for tags that name no version. */

@@ -64,6 +64,36 @@ export function mirrorSpec(m: MirrorConfig): string {
   return path ? `${m.host}/${path}` : m.host;
 }
 
+/** The first BuildKit that reads a mirror's path as a repository prefix (moby/buildkit e662e1df9). */
+export const PATH_MIRROR_MIN_BUILDKIT = 'v0.12.0';
+
+/** `[major, minor]` of `v0.11.6` / `0.11` / `v0.12.0-rc1`; undefined for tags that name no version. */
+function majorMinor(version: string): [number, number] | undefined {
+  const m = /^v?(\d+)\.(\d+)/.exec(version);
+  return m ? [Number(m[1]), Number(m[2])] : undefined;
+}
+
+/**
+ * Path mirrors (`host/path`) with a BuildKit older than v0.12: it takes the whole string as a host
+ * name, so the mirror is never used and every build pull goes elsewhere — a configuration error
+ * (exit 2), naming each such mirror and the version that supports it. An unknown version passes.
+ */
+export function checkPathMirrors(mirrors: MirrorConfig[], buildkitVersion: string | undefined): void {
+  const v = buildkitVersion ? majorMinor(buildkitVersion) : undefined;
+  if (!v || v[0] > 0 || v[1] >= 12) return;
+  const problems: ConfigProblem[] = mirrors
+    .map((m, i) => ({ m, i }))
+    .filter(({ m }) => m.path.replace(/^\/+|\/+$/g, ''))
+    .map(({ m, i }) => ({
+      source: CONFIG_SOURCE,
+      path: `mirrors[${i}]${m.origin && m.origin !== 'config' ? ` (${m.origin})` : ''}`,
+      message: `${mirrorSpec(m)} is a path mirror; BuildKit ${buildkitVersion} would take it for a host name and never use it (path mirrors need BuildKit ${PATH_MIRROR_MIN_BUILDKIT} or newer)`,
+    }));
+  if (problems.length) {
+    throw new ConfigError(problems, { hint: `pin buildkit.version to ${PATH_MIRROR_MIN_BUILDKIT} or newer, or give the mirror without a path (a host that serves Docker Hub at its root)` });
+  }
+}
+
 /** True for the implicit GitLab Dependency Proxy mirror (product.md, Configuration). */
 function isDependencyProxy(m: MirrorConfig): boolean {
   return m.origin === 'gitlab-dependency-proxy';

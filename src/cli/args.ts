@@ -4,7 +4,7 @@ import { UsageError } from '../errors.js';
 import { setPath } from '../config/load.js';
 import { splitMirror } from '../config/schema.js';
 
-export const COMMANDS = ['create', 'resolve', 'lock', 'plan', 'doctor', 'rm', 'init', 'mirror', 'image'] as const;
+export const COMMANDS = ['create', 'resolve', 'lock', 'plan', 'doctor', 'rm', 'init', 'mirror', 'image', 'env'] as const;
 export type CommandName = (typeof COMMANDS)[number];
 
 export interface ParsedArgs {
@@ -43,6 +43,8 @@ export interface ParsedArgs {
   push: string | undefined;
   /** `image --base-images` */
   baseImages: boolean;
+  /** `env --remove` */
+  remove: boolean;
 }
 
 interface OptionSpec {
@@ -114,6 +116,7 @@ export const OPTIONS: OptionSpec[] = [
   { names: ['--dry-run'], help: 'mirror: only HEAD requests; say what would be copied', apply: (a) => (a.dryRun = true) },
   { names: ['--push'], value: 'REF', help: 'image: build linux/amd64 and linux/arm64 and push as REF (tag: the version, unless REF names one)', apply: (a, v) => (a.push = v) },
   { names: ['--base-images'], help: 'image: print the images the CI image is built from, one per line', apply: (a) => (a.baseImages = true) },
+  { names: ['--remove'], help: "env: remove the job's docker config directory (after_script)", apply: (a) => (a.remove = true) },
 ];
 
 const BY_NAME = new Map(OPTIONS.flatMap((o) => o.names.map((n) => [n, o] as const)));
@@ -141,6 +144,7 @@ export function parseArgs(argv: string[]): ParsedArgs {
     buildCacheBranch: undefined,
     push: undefined,
     baseImages: false,
+    remove: false,
   };
   let command: string | undefined;
   for (let i = 0; i < argv.length; i++) {
@@ -187,6 +191,7 @@ export function parseArgs(argv: string[]): ParsedArgs {
   if ((args.to !== undefined || args.dryRun) && args.command !== 'mirror') throw new UsageError(`${args.to !== undefined ? '--to' : '--dry-run'} only applies to mirror`, { hint: 'run buildx-bootstrap mirror --to HOST[/PATH] [--dry-run] [IMAGE…]' });
   if (args.noLoad && !args.exec) throw new UsageError('--no-load only applies to prefix mode', { hint: 'write buildx-bootstrap --no-load -- docker buildx build …' });
   if ((args.push !== undefined || args.baseImages) && args.command !== 'image') throw new UsageError(`${args.push !== undefined ? '--push' : '--base-images'} only applies to image`, { hint: 'run buildx-bootstrap image [--push REF]' });
+  if (args.remove && args.command !== 'env') throw new UsageError('--remove only applies to env', { hint: 'run buildx-bootstrap env --remove' });
   if (args.check && args.command !== 'lock') throw new UsageError('--check only applies to lock', { hint: 'run buildx-bootstrap lock --check' });
   if (args.stale && args.command !== 'rm') throw new UsageError('--stale only applies to rm', { hint: 'run buildx-bootstrap rm --stale [--older-than 7d]' });
   if (args.buildCacheBranch !== undefined && !args.exec) throw new UsageError('--build-cache-branch only applies to prefix mode', { hint: 'run buildx-bootstrap --build-cache-branch NAME -- docker buildx build …' });
@@ -214,6 +219,9 @@ export function helpText(version: string): string {
     '                                               a build runs on it, unless --force)',
     '  buildx-bootstrap rm --stale [--older-than D] remove idle builders buildx-bootstrap made, unused for D (7d)',
     '  buildx-bootstrap init [--force]              write .buildx-bootstraprc.yaml and ci/buildx-bootstrap/ snippets',
+    '  buildx-bootstrap env [--remove]              print `export DOCKER_CONFIG=…` lines: the credentials we know for the',
+    '                                               build in a later step (eval "$(buildx-bootstrap env)"); --remove',
+    '                                               deletes that directory (after_script)',
     '  buildx-bootstrap mirror [--to HOST[/PATH]] [--dry-run] [--json] [IMAGE…]',
     '                                               copy the engine image, mirror.images and IMAGEs, whole,',
     '                                               into the internal registry (3: a source unreadable, 1: push refused)',

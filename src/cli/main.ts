@@ -20,6 +20,7 @@ const COMMAND_TABLE: Record<CommandName, () => Promise<{ run: Command }>> = {
   rm: () => import('../commands/rm.js'),
   init: () => import('../commands/init.js'),
   mirror: () => import('../commands/mirror.js'),
+  env: () => import('../commands/env.js'),
   image: () => import('../commands/image.js'),
 };
 

@@ -7,20 +7,26 @@ import { runPrefixed } from '../builder/exec.js';
 import { tryFastReuse } from '../builder/fast-path.js';
 import type { CreateState } from '../builder/full-create.js';
 import { namedConfig } from '../builder/name.js';
-import { makeRunner, pinFromLock } from '../builder/pipeline.js';
+import { withProxyDriverOpts } from '../builder/proxy.js';
+import { makeRegistryAuth, makeRunner, pinFromLock } from '../builder/pipeline.js';
 
 export async function run(ctx: CommandContext): Promise<number> {
   const raw = await ctx.loadConfig();
-  const loaded = { ...raw, config: (await namedConfig(raw.config)).config };
+  const loaded = { ...raw, config: (await namedConfig(await withProxyDriverOpts(raw.config, ctx.io.env))).config };
   const runner = makeRunner(ctx);
   const driver = await decideDriver(ctx, loaded.config, runner);
   const state: CreateState = { loaded, runner, driver };
-  const fast = await tryFastReuse(ctx, loaded.config, driver, runner);
-  if (fast) {
-    state.builder = fast.builder;
-    state.pin = pinFromLock(fast.lock, '');
-  } else await (await import('../builder/full-create.js')).fullCreate(ctx, state);
-  return finish(ctx, state);
+  try {
+    const fast = await tryFastReuse(ctx, loaded.config, driver, runner);
+    if (fast) {
+      state.builder = fast.builder;
+      state.pin = pinFromLock(fast.lock, '');
+    } else await (await import('../builder/full-create.js')).fullCreate(ctx, state);
+    return await finish(ctx, state);
+  } finally {
+    // The per-run docker config (and every credential it held) ends with the run.
+    await state.auth?.dispose();
+  }
 }
 
 /** After the builder is there: bridge local images, then print its name or run the command. */
@@ -29,6 +35,15 @@ async function finish(ctx: CommandContext, state: CreateState): Promise<number> 
   const builder = state.builder!;
   const driver = state.driver!;
   for (const w of driver.warnings) log.warn(w);
+  if (ctx.args.exec) {
+    // The build's registries get the credentials we know, for exactly the hosts BuildKit asks;
+    // and before it runs, every image it pulls is looked up on the mirrors as BuildKit will.
+    state.auth ??= await makeRegistryAuth(ctx, state.loaded!.config);
+    if (driver.driver !== 'docker' && driver.registryImages.length) {
+      const { preflightBuild } = await import('../builder/preflight.js');
+      await preflightBuild(state.loaded!.config, driver.registryImages, { env: io.env, secrets: ctx.secrets, log, auth: state.auth, signal: io.signal });
+    }
+  }
   // Local-only images the build needs, handed to the container builder as OCI layouts. In prefix
   // mode they live only as long as the command; for plain create they stay with the builder's
   // files (removed by rm) so the printed --build-context flags keep working.
@@ -41,9 +56,15 @@ async function finish(ctx: CommandContext, state: CreateState): Promise<number> 
     const cache = driver.request ? await (await import('../builder/build-cache.js')).prefixBuildCache(ctx, state) : undefined;
     let code = 1;
     try {
+      // The cache registry's host gets the credentials we know too (e.g. a buildCache.ref elsewhere).
+      for (const c of cache?.targets ?? []) for (const flag of [...c.from, ...c.to]) {
+        const ref = /(?:^|,)ref=([^,]+)/.exec(flag)?.[1];
+        if (ref && /(?:^|,)type=registry(?:,|$)/.test(flag)) state.auth!.addHost(ref);
+      }
+      const authEnv = await state.auth!.childEnv();
       const hold = await holdForBuild(ctx, state);
       try {
-        code = await runPrefixed(bridge!.prefixedCommand(ctx.args.exec, driver, builder, bridged, cache), builder, io);
+        code = await runPrefixed(bridge!.prefixedCommand(ctx.args.exec, driver, builder, bridged, cache), builder, io, authEnv);
         return code;
       } finally {
         await hold?.release();

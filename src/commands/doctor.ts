@@ -9,7 +9,7 @@
 // warns). See src/doctor/checks.ts, DOCTOR_EXIT_CODES.
 import type { CommandContext } from '../context.js';
 import type { LoadedConfig } from '../config/load.js';
-import { makeRunner } from '../builder/pipeline.js';
+import { makeRegistryAuth, makeRunner } from '../builder/pipeline.js';
 import { ourBuildersUsage } from '../builder/stale.js';
 import { isBxbError } from '../errors.js';
 import { createClientFactory } from '../resolve/index.js';
@@ -36,8 +36,11 @@ export async function run(ctx: CommandContext): Promise<number> {
     clientFor: clients?.clientFor,
     signal: ctx.io.signal,
   });
+  // Per mirror, registry and cache host: whether BuildKit will have credentials, and from where.
+  const auth = loaded.ok ? await makeRegistryAuth(ctx, loaded.value.config) : undefined;
+  if (auth) facts.buildCredentials = await auth.report();
   // Read after probing: credential lookups happen lazily, on the first 401.
-  facts.credentialWarnings = clients?.warnings() ?? [];
+  facts.credentialWarnings = [...new Set([...(clients?.warnings() ?? []), ...(auth?.credentials.warnings() ?? [])])];
   const checks = evaluateDoctor(facts);
   ctx.result(renderDoctorReport(checks, { json: ctx.args.json }));
   ctx.log.info(`doctor: ${summarizeDoctor(checks)}`);

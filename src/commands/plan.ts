@@ -9,9 +9,11 @@ import { readRecord } from '../builder/bring-up.js';
 import { decideConverge, type ConvergeAction } from '../builder/converge.js';
 import { decideDriver, type DriverChoice } from '../builder/driver.js';
 import { namedConfig } from '../builder/name.js';
+import { withProxyDriverOpts } from '../builder/proxy.js';
 import {
   appendArgsFor,
   builderSpec,
+  checkPinForMirrors,
   createArgsFor,
   describeSource,
   gatherFacts,
@@ -25,10 +27,11 @@ import {
 import { inspectBuilder } from '../docker/buildx.js';
 import { applicableLock } from '../resolve/index.js';
 import { NoRegistryError } from '../errors.js';
+import type { PreflightImage } from '../builder/preflight.js';
 
 export async function run(ctx: CommandContext): Promise<number> {
   const raw = await ctx.loadConfig();
-  const loaded = { ...raw, config: (await namedConfig(raw.config)).config };
+  const loaded = { ...raw, config: (await namedConfig(await withProxyDriverOpts(raw.config, ctx.io.env))).config };
   const { config } = loaded;
   const runner = makeRunner(ctx);
   const facts = await gatherFacts(ctx, runner, { createContext: false });
@@ -51,12 +54,20 @@ export async function run(ctx: CommandContext): Promise<number> {
             return pinFromLock(lock, facts.daemon.platform);
           })
         : await resolvePin(ctx, config, undefined, facts.daemon.platform);
+      checkPinForMirrors(config, pin);
       toml = await renderConfigFor(config);
     }
     const spec = builderSpec(config, driver.driver, pin?.reference ?? '', pin?.digest ?? '', toml.sha, facts);
     argv = createArgsFor(spec, facts.buildx.version, ctx.io.env, config.timeouts);
     appendArgv = appendArgsFor(spec, facts.buildx.version, ctx.io.env);
     converge = decideConverge(spec, await inspectBuilder(runner, spec.name), await readRecord(ctx.io.env, spec.name));
+  }
+  // The build's images as BuildKit will find them on the mirrors (exit 3 under upstream: false).
+  let images: PreflightImage[] = [];
+  if (ctx.args.exec && driver.driver !== 'docker' && driver.registryImages.length) {
+    const [{ preflightBuild }, { makeRegistryAuth }] = await Promise.all([import('../builder/preflight.js'), import('../builder/pipeline.js')]);
+    const auth = await makeRegistryAuth(ctx, config);
+    images = await preflightBuild(config, driver.registryImages, { env: ctx.io.env, secrets: ctx.secrets, log: ctx.log, auth, signal: ctx.io.signal });
   }
   const docker = [runner.binary, ...runner.globalArgs];
   const builder = driver.driver === 'docker' ? driver.contextBuilder : config.builder.name;
@@ -100,6 +111,7 @@ export async function run(ctx: CommandContext): Promise<number> {
           notLoaded: driver.loadNotes,
         }
       : null,
+    images,
     buildCache: cache
       ? {
           type: cache.choice.type,
@@ -133,6 +145,7 @@ export async function run(ctx: CommandContext): Promise<number> {
     ...(out.command ? [`runs:     BUILDX_BUILDER=${quote(builder)} ${out.command.argv.map(quote).join(' ')}`] : []),
     ...(out.command?.added ?? []).map((a) => `          - added ${a.args.map(quote).join(' ')}: ${a.reason}`),
     ...(out.command?.notLoaded ?? []).map((n) => `          - not loaded: ${n}`),
+    ...images.map((i) => `pulls:    ${i.ref} ← ${i.servedBy ?? `${i.ref.split('/')[0]} itself (no mirror serves it)`}`),
     ...(toml.text ? ['buildkitd.toml:', ...toml.text.trimEnd().split('\n').map((l) => `  ${l}`)] : []),
   ];
   ctx.result(lines.join('\n'));

@@ -7,6 +7,7 @@ import { acquireBuilderLock } from '../builder/lock.js';
 import { lockLeaseMs } from '../docker/leases.js';
 import { removeBuilderFiles } from '../builder/bring-up.js';
 import { namedConfig } from '../builder/name.js';
+import { withProxyDriverOpts } from '../builder/proxy.js';
 import { makeRunner } from '../builder/pipeline.js';
 import { parseDuration } from '../config/schema.js';
 import { inspectBuilder, removeBuilder } from '../docker/buildx.js';
@@ -18,7 +19,7 @@ export const DEFAULT_STALE_AGE = '7d';
 
 export async function run(ctx: CommandContext): Promise<number> {
   if (ctx.args.stale) return runStale(ctx);
-  const { config } = await namedConfig((await ctx.loadConfig()).config);
+  const { config } = await namedConfig(await withProxyDriverOpts((await ctx.loadConfig()).config, ctx.io.env));
   const name = config.builder.name;
   const runner = makeRunner(ctx);
   const env = ctx.io.env;

@@ -17,7 +17,7 @@ import { DockerError, LockMismatchError, NoRegistryError, isBxbError } from '../
 import type { Logger } from '../io.js';
 import { ownedTempName, removeAbandonedTemps } from '../owned-temp.js';
 import { readImageArchive } from './image-archive.js';
-import { check, lastStderrLine, type DockerRunner } from './runner.js';
+import { check, lastStderrLine, type DockerRunner, type RunOptions } from './runner.js';
 
 export interface EngineImageTarget {
   /** `registry[/path]/repository:tag@digest` */
@@ -98,6 +98,8 @@ export interface CacheProblem {
 export type CacheOutcome = { kind: 'absent' } | { kind: 'loaded'; image: LocalEngineImage } | { kind: 'unusable'; problem: CacheProblem };
 
 interface LocalOptions {
+  /** Credentials for the pull (src/docker/registry-auth.ts): X-Registry-Auth, or the CLI's per-run DOCKER_CONFIG. */
+  registryAuth?: RunOptions['registryAuth'];
   cacheDir: string;
   log: Logger;
   signal?: AbortSignal | undefined;
@@ -148,17 +150,21 @@ export function withCacheProblem(error: unknown, problem: CacheProblem | undefin
   return error;
 }
 
-/** `docker pull ref@digest` through the daemon (dockerd's own mirrors and login apply). */
+/**
+ * `docker pull ref@digest` through the daemon (dockerd's own mirrors apply), with the credentials
+ * the resolve used (opts.registryAuth), so a job with no `docker login` pulls from a private mirror.
+ */
 export async function pullEngineImage(runner: DockerRunner, target: EngineImageTarget, opts: LocalOptions): Promise<LocalEngineImage> {
   opts.log.info(`pulling ${target.reference}`);
   const pulled = await runner.run(['pull', target.reference], {
     timeoutMs: opts.timeoutMs,
     ...(opts.signal ? { signal: opts.signal } : {}),
+    ...(opts.registryAuth ? { registryAuth: opts.registryAuth } : {}),
     // docker pull reports its progress on stdout (one line per layer event when not a terminal).
     onStdoutLine: (line) => opts.log.info(line.trim()),
     onStderrLine: (line) => opts.log.debug(line),
   });
-  check(pulled, `docker pull ${target.reference}`, 'check the registry is reachable from the docker daemon (dockerd does the pull) and that docker login was done for it');
+  check(pulled, `docker pull ${target.reference}`, 'check the registry is reachable from the docker daemon (dockerd does the pull) and that its credentials are in docker config.json, DOCKER_AUTH_CONFIG or the CI variables');
   const id = await imageId(runner, target.reference);
   if (!id) throw new DockerError(`docker pull ${target.reference} succeeded but the image is not in the daemon`, { hint: 'check that DOCKER_HOST points at the daemon you expect' });
   const ids = pinnedImageIds(target);

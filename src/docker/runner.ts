@@ -23,6 +23,12 @@ export interface RunOptions {
   onStderrLine?: (line: string) => void;
   /** Called with each stdout line as it arrives (`docker pull` writes its progress there). */
   onStdoutLine?: (line: string) => void;
+  /**
+   * Registry credentials for a `pull`: the Engine API sends `header` as X-Registry-Auth; the docker
+   * CLI gets `cliEnv()` (the per-run DOCKER_CONFIG, src/docker/registry-auth.ts) merged into its
+   * environment. Either way nothing is written to the user's docker config.
+   */
+  registryAuth?: { header: string | undefined; cliEnv: () => Promise<Record<string, string>> };
 }
 
 export interface DockerRunner {
@@ -56,11 +62,12 @@ export function createDockerRunner(options: DockerRunnerOptions): DockerRunner {
       // array through execa). It loads on the first spawn only: the no-op re-run and the daemon
       // facts go through the Engine API (src/docker/engine/) and never pay for it.
       const { execa } = await import('execa');
+      const authEnv = opts.registryAuth ? await opts.registryAuth.cliEnv() : {};
       const argv = [...globalArgs, ...args];
       const command = [binary, ...argv].join(' ');
       options.onCommand?.(command);
       const child = execa(binary, argv, {
-        env: { ...options.env, ...opts.env },
+        env: { ...options.env, ...opts.env, ...authEnv },
         extendEnv: false,
         reject: false,
         stripFinalNewline: false,

@@ -105,6 +105,8 @@ export interface DoctorFacts {
   lock: LockFacts | undefined;
   /** What credential lookups had to say (unreadable config.json, failing helper); no secrets. */
   credentialWarnings?: string[];
+  /** Per registry host BuildKit will ask: where its credentials come from (src/docker/registry-auth.ts). */
+  buildCredentials?: { host: string; source: string | undefined; handedOver: boolean }[];
   /** Builders buildx-bootstrap made (buildx store) and their state volumes; undefined when not asked. */
   builders?: Outcome<BuildersFacts>;
   /** Prefix mode's build cache: where it goes, and whether the docker config BuildKit's session reads has credentials for it. */
@@ -242,7 +244,20 @@ function candidateChecks(f: DoctorFacts): DoctorCheck[] {
 }
 
 function credentialChecks(f: DoctorFacts): DoctorCheck[] {
-  return (f.credentialWarnings ?? []).map((w) => ({ check: 'credentials', verdict: 'warn', detail: w }));
+  const warnings = (f.credentialWarnings ?? []).map((w): DoctorCheck => ({ check: 'credentials', verdict: 'warn', detail: w }));
+  // Informational: what BuildKit will have for each host it pulls from, by source, never the value.
+  const hosts = (f.buildCredentials ?? []).map(
+    (h): DoctorCheck => ({
+      check: 'credentials',
+      verdict: 'ok',
+      detail: !h.source
+        ? `${h.host}: no credentials known — BuildKit pulls anonymously`
+        : h.handedOver
+          ? `${h.host}: BuildKit gets credentials from ${h.source}, handed over by buildx-bootstrap (prefix mode, or eval "$(buildx-bootstrap env)" before your own build)`
+          : `${h.host}: BuildKit gets credentials from ${h.source} (buildx reads it from the docker config)`,
+    }),
+  );
+  return [...warnings, ...hosts];
 }
 
 function isDockerHub(c: CandidateFacts): boolean {

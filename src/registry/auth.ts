@@ -3,9 +3,8 @@
 // credentials (or anonymously), or a `POST` refresh-token grant when the user has an identity
 // token; the answer's `token` (else `access_token`) is cached per (realm, service, scope) for
 // `expires_in` seconds (60 when absent, as the spec says).
-import type { Credential } from './credentials.js';
 import type { HttpResponse, Transport } from './http.js';
-import type { RegistryFailureKind } from './types.js';
+import type { Credential, RegistryFailureKind } from './types.js';
 
 export const DEFAULT_TOKEN_LIFETIME_SECONDS = 60;
 /** A token answer is a few KiB (Docker Hub's JWTs ~1 KiB); anything past this is refused. */

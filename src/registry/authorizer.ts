@@ -5,12 +5,12 @@
 // time; credentials never go to a plain-HTTP token realm elsewhere. Refusals are worded for the
 // user (which credentials, where to put them).
 import { basicAuthorization, fetchToken, TOKEN_MAX_BYTES, type TokenCache, tokenCacheKey, TokenError } from './auth.js';
-import type { Credential, CredentialStore } from './credentials.js';
+import type { CredentialStore } from './credentials.js';
 import { networkError, oneLine, registryError, type FailureContext } from './failures.js';
 import type { Challenge } from './headers.js';
 import type { Transport } from './http.js';
 import { isLoopbackHost } from './reference.js';
-import type { RegistryFailureKind } from './types.js';
+import type { Credential, RegistryFailureKind } from './types.js';
 
 export interface Authorization {
   header: string;

@@ -10,12 +10,35 @@ import { join } from 'node:path';
 import type { Secrets } from '../io.js';
 import { TokenCache } from './auth.js';
 import { DOCKER_HUB_AUTH_KEY } from './reference.js';
+import type { Credential } from './types.js';
 
-export type Credential = { username: string; password: string } | { identityToken: string; username?: string };
+export type { Credential } from './types.js';
+
+/**
+ * Where a credential came from, by source, never by value. `docker-config`: the docker CLI and
+ * buildx find it themselves in the same config; `ours`: only we know it (the environment, or an
+ * `auths` entry docker would not read because a helper answers for the host).
+ */
+export interface CredentialSource {
+  kind: 'docker-config' | 'ours';
+  /** `config.json auths`, `credHelpers (docker-credential-pass)`, `DOCKER_AUTH_CONFIG`, `CI_REGISTRY_USER/PASSWORD`, … */
+  label: string;
+  /** The docker-credential helper the user's config routes this host to, when one does. */
+  helper?: string;
+}
+
+export interface FoundCredential {
+  credential: Credential;
+  source: CredentialSource;
+}
 
 export interface CredentialStore {
   /** Credentials for a registry API host (`host[:port]`; any Docker Hub alias works). */
   get(host: string): Promise<Credential | undefined>;
+  /** The same lookup, with where the credential came from. */
+  find(host: string): Promise<FoundCredential | undefined>;
+  /** The credential helper the user's docker config routes `host` to (credHelpers[host], else credsStore). */
+  helperFor(host: string): string | undefined;
   /** Bearer tokens, shared by every client made with this store. */
   readonly tokens: TokenCache;
   /** Problems met while looking (unreadable config, failing helper); secrets removed. */
@@ -195,51 +218,72 @@ export function createCredentialStore(opts: CredentialStoreOptions): CredentialS
     }
   };
 
-  const fromGitLab = (host: string): Credential | undefined => {
+  const fromGitLab = (host: string): FoundCredential | undefined => {
     const want = normalizeRegistryHost(host);
     if (env.CI_REGISTRY && env.CI_REGISTRY_USER && env.CI_REGISTRY_PASSWORD && normalizeRegistryHost(env.CI_REGISTRY) === want) {
-      return { username: env.CI_REGISTRY_USER, password: env.CI_REGISTRY_PASSWORD };
+      return { credential: { username: env.CI_REGISTRY_USER, password: env.CI_REGISTRY_PASSWORD }, source: { kind: 'ours', label: 'CI_REGISTRY_USER/CI_REGISTRY_PASSWORD' } };
     }
     const proxyHosts = [env.CI_DEPENDENCY_PROXY_SERVER, env.CI_DEPENDENCY_PROXY_GROUP_IMAGE_PREFIX, env.CI_DEPENDENCY_PROXY_DIRECT_GROUP_IMAGE_PREFIX]
       .filter((v): v is string => !!v)
       .map(normalizeRegistryHost);
     if (env.CI_DEPENDENCY_PROXY_USER && env.CI_DEPENDENCY_PROXY_PASSWORD && proxyHosts.includes(want)) {
-      return { username: env.CI_DEPENDENCY_PROXY_USER, password: env.CI_DEPENDENCY_PROXY_PASSWORD };
+      return {
+        credential: { username: env.CI_DEPENDENCY_PROXY_USER, password: env.CI_DEPENDENCY_PROXY_PASSWORD },
+        source: { kind: 'ours', label: 'CI_DEPENDENCY_PROXY_USER/CI_DEPENDENCY_PROXY_PASSWORD' },
+      };
     }
     return undefined;
   };
 
-  const lookup = async (host: string): Promise<Credential | undefined> => {
+  const helperFor = (host: string): { name: string; how: 'credHelpers' | 'credsStore' } | undefined => {
+    const config = loadConfig();
+    if (!config) return undefined;
+    const perHost = findKey(config.credHelpers, host);
+    if (typeof perHost === 'string' && perHost) return { name: perHost, how: 'credHelpers' };
+    if (typeof config.credsStore === 'string' && config.credsStore) return { name: config.credsStore, how: 'credsStore' };
+    return undefined;
+  };
+
+  const lookup = async (host: string): Promise<FoundCredential | undefined> => {
     const fromEnv = decodeAuthEntry(findKey(loadEnvAuths(), host));
-    if (fromEnv) return fromEnv;
+    if (fromEnv) return { credential: fromEnv, source: { kind: 'ours', label: 'DOCKER_AUTH_CONFIG' } };
     const config = loadConfig();
     if (config) {
-      const helper = findKey(config.credHelpers, host) ?? (typeof config.credsStore === 'string' && config.credsStore ? config.credsStore : undefined);
-      if (typeof helper === 'string' && helper) {
-        const found = await fromHelper(helper, host);
-        if (found) return found;
+      const helper = helperFor(host);
+      if (helper) {
+        const found = await fromHelper(helper.name, host);
+        if (found) return { credential: found, source: { kind: 'docker-config', label: `${helper.how} (docker-credential-${helper.name})`, helper: helper.name } };
       }
+      // With a helper for the host, docker reads no `auths` for it (the helper's answer, even an
+      // empty one, replaces the file's: docker/cli credentials/native_store.go); we do, as before.
       const fromFile = decodeAuthEntry(findKey(config.auths, host));
-      if (fromFile) return fromFile;
+      if (fromFile) return { credential: fromFile, source: helper ? { kind: 'ours', label: `config.json auths (docker asks ${helper.how} docker-credential-${helper.name} instead)` } : { kind: 'docker-config', label: 'config.json auths' } };
     }
     return fromGitLab(host);
   };
 
-  const cache = new Map<string, Promise<Credential | undefined>>();
+  const cache = new Map<string, Promise<FoundCredential | undefined>>();
   // GitLab's job secrets are secrets even before any lookup asks for them.
   for (const name of ['CI_REGISTRY_PASSWORD', 'CI_DEPENDENCY_PROXY_PASSWORD', 'CI_JOB_TOKEN']) secrets.add(env[name]);
+
+  const find = (host: string): Promise<FoundCredential | undefined> => {
+    const key = normalizeRegistryHost(host);
+    let found = cache.get(key);
+    if (!found) {
+      found = lookup(host).then((f) => {
+        remember(f?.credential);
+        return f;
+      });
+      cache.set(key, found);
+    }
+    return found;
+  };
 
   return {
     tokens: new TokenCache(),
     warnings: () => [...problems],
-    get: (host) => {
-      const key = normalizeRegistryHost(host);
-      let found = cache.get(key);
-      if (!found) {
-        found = lookup(host).then(remember);
-        cache.set(key, found);
-      }
-      return found;
-    },
+    find,
+    get: async (host) => (await find(host))?.credential,
+    helperFor: (host) => helperFor(host)?.name,
   };
 }

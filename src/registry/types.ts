@@ -9,6 +9,9 @@ export const MANIFEST_MEDIA_TYPES = [
   'application/vnd.docker.distribution.manifest.v2+json',
 ] as const;
 
+/** A registry credential: a user and password, or an identity (refresh) token. */
+export type Credential = { username: string; password: string } | { identityToken: string; username?: string };
+
 /** How to reach one registry host. */
 export interface RegistryEndpoint {
   /** `host[:port]` (the API host: `registry-1.docker.io` for docker.io). */

@@ -262,6 +262,28 @@ t.test('credential warnings are reported as such', async (t) => {
   t.same(only(evaluateDoctor(facts()), 'credentials'), [], 'none without warnings');
 });
 
+t.test('per registry host BuildKit pulls from: whether it will have credentials and where they come from, never the value', async (t) => {
+  const checks = only(
+    evaluateDoctor({
+      ...facts(),
+      buildCredentials: [
+        { host: 'gitlab.example.com:443', source: 'CI_DEPENDENCY_PROXY_USER/CI_DEPENDENCY_PROXY_PASSWORD', handedOver: true },
+        { host: 'harbor.corp.example', source: 'credHelpers (docker-credential-corp)', handedOver: false },
+        { host: 'docker.io', source: undefined, handedOver: false },
+      ],
+    }),
+    'credentials',
+  );
+  t.same(
+    checks.map((c) => [c.verdict, c.detail]),
+    [
+      ['ok', 'gitlab.example.com:443: BuildKit gets credentials from CI_DEPENDENCY_PROXY_USER/CI_DEPENDENCY_PROXY_PASSWORD, handed over by buildx-bootstrap (prefix mode, or eval "$(buildx-bootstrap env)" before your own build)'],
+      ['ok', 'harbor.corp.example: BuildKit gets credentials from credHelpers (docker-credential-corp) (buildx reads it from the docker config)'],
+      ['ok', 'docker.io: no credentials known — BuildKit pulls anonymously'],
+    ],
+  );
+});
+
 t.test('a failed config skips what needs it but still checks docker and buildx', async (t) => {
   const checks = evaluateDoctor(facts({ config: { ok: false, problem: { message: 'bad' } }, candidates: [], lock: undefined }));
   t.same(
@@ -382,12 +404,19 @@ t.test('in-process against a real registry, dockerd and the emulated buildx', as
       ['buildx', 'ok'],
       ['context', 'skip'],
       ['registry', 'ok'],
+      ['credentials', 'ok'],
+      ['credentials', 'ok'],
       ['quota', 'skip'],
       ['mirrors', 'ok'],
       ['lockfile', 'ok'],
       ['builders', 'ok'],
       ['leases', 'ok'],
     ]);
+    t.same(
+      lines(r).filter((l) => l.check === 'credentials').map((l) => l.detail),
+      [`127.0.0.1:${daemonMirrorPort}: no credentials known — BuildKit pulls anonymously`, 'docker.io: no credentials known — BuildKit pulls anonymously'],
+      'what BuildKit will have for the mirror and the registry it mirrors',
+    );
     t.equal(line(r, 'builders').detail, 'no builder made by buildx-bootstrap in this buildx store');
     t.match(line(r, 'leases').detail, /^0 locks and 0 prefixed builds held in the daemon now; .*a raw docker buildx build --builder NAME does not/);
     t.match(line(r, 'docker').detail, new RegExp(`^20\\.10\\.\\S+ \\(linux/\\w+, classic image store\\) at ${dockerd.host.replace(/[/.]/g, '\\$&')}$`), 'version, platform and image store');
@@ -395,7 +424,7 @@ t.test('in-process against a real registry, dockerd and the emulated buildx', as
     t.match(line(r, 'registry').detail, new RegExp(`^${image}\\.?.* \\(upstream\\): v0\\.18\\.2 ${images['v0.18.2']!.digest.slice(0, 19)}… \\(anonymous, \\d+ ms\\)$`));
     t.equal(line(r, 'mirrors').detail, `dockerd and BuildKit both mirror Docker Hub through 127.0.0.1:${daemonMirrorPort}`);
     t.equal(line(r, 'lockfile').detail, `${join(p.cwd, 'buildx-bootstrap.lock.json')} pins v0.18.2 ${images['v0.18.2']!.digest.slice(0, 19)}…, still served by ${image}`);
-    t.match(r.stderr, /doctor: 8 ok, 0 warnings, 0 failures, 2 skipped/);
+    t.match(r.stderr, /doctor: 10 ok, 0 warnings, 0 failures, 2 skipped/);
   });
 
   t.test('--json: an array of {check, verdict, detail}', async (t) => {

@@ -13,6 +13,11 @@ import { sha256 } from '../../src/state.js';
 import { startDockerd, type Dockerd } from '../helpers/dockerd.js';
 import { writeTar } from '../helpers/engine-image.js';
 import { requireBinaries } from '../helpers/integration.js';
+import { buildEngineImage, pushImage } from '../helpers/engine-image.js';
+import { startRegistry } from '../helpers/registry.js';
+import { createRegistryAuth } from '../../src/docker/registry-auth.js';
+import { createCredentialStore } from '../../src/registry/credentials.js';
+import { Secrets } from '../../src/io.js';
 
 const viaApi = /\(engine API /;
 
@@ -136,4 +141,46 @@ t.test('TCP with mutual TLS: from DOCKER_TLS_VERIFY/DOCKER_CERT_PATH and from a 
   t.match(endpoint, { kind: 'tcp', host: '127.0.0.1', tls: { skipVerify: false } });
   const info = await (await createEngineClient(endpoint!)).json<{ Version: string }>({ path: '/version' });
   t.equal(`${info?.Version}`, version.stdout.split(' ')[0], 'the context\'s TLS files reach the same daemon');
+});
+
+t.test('pull from an htpasswd registry with the credentials resolve reads: X-Registry-Auth over the API, the per-run config for the CLI; nothing on disk after', async (t) => {
+  if (!requireBinaries(t, ['dockerd', 'docker', 'docker-registry'])) return;
+  const [d, registry] = await Promise.all([startDockerd(t), startRegistry(t, { basicAuth: { 'gitlab-ci-token': 'Job-Token-abc123' } })]);
+  const dir = t.testdir({ home: {} });
+  const image = buildEngineImage({ version: 'v0.0.1', platforms: ['linux/amd64'], index: false, flavour: 'base-image' });
+  await pushImage(registry, 'group/project/mirror/library/base', ['1'], image, { auth: { username: 'gitlab-ci-token', password: 'Job-Token-abc123' } });
+  const ref = `${registry.host}/group/project/mirror/library/base:1`;
+  const env = {
+    PATH: process.env.PATH,
+    HOME: join(dir, 'home'),
+    TMPDIR: dir,
+    ...d.env,
+    CI_REGISTRY: registry.host,
+    CI_REGISTRY_USER: 'gitlab-ci-token',
+    CI_REGISTRY_PASSWORD: 'Job-Token-abc123',
+  };
+  const { cli, api } = runners(env);
+  const auth = createRegistryAuth({ env, credentials: createCredentialStore({ env, secrets: new Secrets() }), hosts: [registry.host] });
+  const registryAuth = { header: await auth.engineAuthHeader(registry.host), cliEnv: () => auth.childEnv() };
+
+  const anonymous = await api.run(['pull', ref]);
+  t.equal(anonymous.exitCode, 1, 'without credentials the daemon is refused');
+  t.match(anonymous.stderr, /no basic auth credentials|unauthorized/i);
+
+  const viaApiPull = await api.run(['pull', ref], { registryAuth });
+  t.match(viaApiPull, { exitCode: 0, command: viaApi }, `the API pull succeeds: ${viaApiPull.stderr}`);
+  t.match(viaApiPull.stdout, /Downloaded newer image|Image is up to date|Pull complete/, 'progress as the CLI shows it');
+  t.equal(auth.dir, undefined, 'the API pull wrote no docker config');
+  await registry.settle();
+  t.ok(registry.requestLog().some((l) => /^HEAD \/v2\/group\/project\/mirror\/library\/base\/manifests\/1 200$/.test(l)), `the registry served the manifest to the authenticated pull: ${registry.requestLog().join(', ')}`);
+
+  t.equal((await d.docker(['rmi', ref])).code, 0);
+  const viaCli = await cli.run(['pull', ref], { registryAuth });
+  t.equal(viaCli.exitCode, 0, `the docker CLI pull (BXB_ENGINE_API=0, ssh://) succeeds with the per-run config: ${viaCli.stderr}`);
+  t.notMatch(viaCli.command, /Job-Token/, 'no secret in the argv');
+  const privateDir = auth.dir!;
+  t.ok(existsSync(privateDir));
+  await auth.dispose();
+  t.notOk(existsSync(privateDir), 'the per-run config is gone after the run');
+  t.notOk(existsSync(join(dir, 'home', '.docker', 'config.json')), "no docker config was written in the user's home");
 });

@@ -16,6 +16,8 @@ export interface EngineRequest {
   /** The body's length when known: sent as Content-Length instead of chunked encoding. */
   contentLength?: number;
   contentType?: string;
+  /** Extra request headers (X-Registry-Auth). */
+  headers?: Record<string, string>;
   timeoutMs?: number;
   signal?: AbortSignal | undefined;
 }
@@ -67,7 +69,7 @@ export async function createEngineClient(endpoint: EngineEndpoint): Promise<Engi
           ? { socketPath: endpoint.socketPath, host: 'docker' }
           : { host: endpoint.host, port: endpoint.port };
       const doRequest = https ? https.request : httpRequest;
-      const headers: Record<string, string> = {};
+      const headers: Record<string, string> = { ...req.headers };
       if (req.body) headers['Content-Type'] = req.contentType ?? 'application/octet-stream';
       if (req.body && req.contentLength !== undefined) headers['Content-Length'] = String(req.contentLength);
       let answered = false;

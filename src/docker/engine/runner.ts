@@ -1,12 +1,12 @@
 // The Engine API behind the runner interface: the daemon calls the tool makes most (daemon version
-// and mirrors, image inspect, tag, load, save, container inspect) are answered over the API, in the
-// shape the docker CLI prints them, so every caller, `plan` and the tests stay as they are. Every
-// other call — buildx, pull (credential helpers), context and cleanup commands, anything with
+// and mirrors, image inspect, tag, load, save, container inspect, pull with X-Registry-Auth) are
+// answered over the API, in the shape the docker CLI prints them, so every caller, `plan` and the
+// tests stay as they are. Every other call — buildx, context and cleanup commands, anything with
 // global flags — goes to the CLI runner, and so does any call when the daemon cannot be reached
 // over the API, so the CLI's own error wording reaches the user unchanged.
 import { createReadStream } from 'node:fs';
 import { open, rm, stat } from 'node:fs/promises';
-import { Readable } from 'node:stream';
+import { Readable, Writable } from 'node:stream';
 import type { CommandResult, DockerRunner, RunOptions } from '../runner.js';
 import { EngineUnreachable, engineMessage, type EngineClient, type EngineResponse } from './client.js';
 
@@ -139,6 +139,7 @@ function match(args: string[]): Handler | undefined {
       return fromDaemon(res);
     };
   }
+  if (a === 'pull' && b && !b.startsWith('-') && args.length === 2) return pullImage;
   return leaseCall(args);
 }
 
@@ -196,6 +197,62 @@ function leaseCall(args: string[]): Handler | undefined {
   }
   return undefined;
 }
+
+/** `fromImage` and `tag` the way the docker CLI asks for `ref` (a digest wins over a tag: CLI ImagePull). */
+export function pullQuery(ref: string): { fromImage: string; tag: string } {
+  const at = ref.indexOf('@');
+  const named = at >= 0 ? ref.slice(0, at) : ref;
+  const { repo, tag } = splitRepoTag(named);
+  return { fromImage: repo, tag: at >= 0 ? ref.slice(at + 1) : tag };
+}
+
+/**
+ * `docker pull` over the API: the credentials come per request in X-Registry-Auth (registryAuth),
+ * never from a file; the progress stream is read line by line (`{"status","id","progress"}`, or
+ * `{"error"}` for a failure after the 200).
+ */
+const pullImage: Handler = async (client, args, opts) => {
+  const ref = args[1]!;
+  let pending = '';
+  let error: string | undefined;
+  const lines: string[] = [];
+  const onMessage = (text: string): void => {
+    if (!text.trim()) return;
+    let m: { status?: string; id?: string; progress?: string; error?: string; errorDetail?: { message?: string } };
+    try {
+      m = JSON.parse(text) as typeof m;
+    } catch {
+      return;
+    }
+    if (m.error || m.errorDetail) {
+      error = m.errorDetail?.message ?? m.error;
+      return;
+    }
+    const line = `${m.id ? `${m.id}: ` : ''}${m.status ?? ''}${m.progress ? ` ${m.progress}` : ''}`;
+    // Progress bars repeat per chunk; the CLI without a terminal prints status changes only.
+    if (m.progress) return;
+    lines.push(line);
+    opts.onStdoutLine?.(line);
+  };
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      pending += chunk.toString('utf8');
+      const parts = pending.split('\n');
+      pending = parts.pop() ?? '';
+      for (const p of parts) onMessage(p);
+      done();
+    },
+  });
+  const header = opts.registryAuth?.header;
+  const res = await client.stream(
+    { method: 'POST', path: '/images/create', query: pullQuery(ref), ...(header ? { headers: { 'X-Registry-Auth': header } } : {}), ...common(opts) },
+    sink,
+  );
+  onMessage(pending);
+  if (res.status !== 200) return fromDaemon(res);
+  if (error) return { exitCode: 1, stdout: lines.map((l) => `${l}\n`).join(''), stderr: `${error}\n` };
+  return ok(lines.map((l) => `${l}\n`).join(''));
+};
 
 /**
  * Wraps the CLI runner: API-answerable calls go to the Engine API client, the rest (and any
