@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import type { Logger } from '../io.js';
 import { checkPlatforms, exportOciLayout, layoutTagFor, ociLayoutContext } from '../docker/oci-layout.js';
 import type { DockerRunner } from '../docker/runner.js';
-import { rewriteBuildCommand, type BuildRequest } from '../driver/build-args.js';
+import { bakeAllowArgs, bakeContextArgs, rewriteBuildCommand } from '../driver/build-args.js';
 import type { BridgePlan } from '../driver/build-needs.js';
 import type { TargetCacheFlags } from '../driver/build-cache.js';
 import type { DriverChoice } from './driver.js';
@@ -59,22 +59,32 @@ export function bridgesFor(
 }
 
 /**
- * The command prefix mode runs: a build command gets `--builder`, the bridged contexts and the
- * build-cache flags (with the metadata file the cache report reads); any other runs as given.
+ * The command prefix mode runs: a build command gets `--builder`, the bridged contexts (a bake's
+ * per target, `--set <target>.contexts.<name>=…`), the build-cache flags (with the metadata file
+ * the cache report reads) and the result loading; any other runs as given.
  */
 export function prefixedCommand(
   exec: string[],
-  request: BuildRequest | undefined,
+  driver: Pick<DriverChoice, 'request' | 'bake' | 'load'>,
   builder: string,
   bridged: BridgedContexts | undefined,
   cache: { targets: TargetCacheFlags[]; metadataFile?: string | undefined } = { targets: [] },
 ): string[] {
-  if (!request) return exec;
+  if (!driver.request) return exec;
+  const contexts = bridged?.contexts ?? {};
+  const perTarget: Record<string, Record<string, string>> = {};
+  for (const [target, names] of Object.entries(driver.bake?.bridgedContexts ?? {})) {
+    const named = Object.fromEntries(names.flatMap((n) => (contexts[n] !== undefined ? [[n, contexts[n]]] : [])));
+    if (Object.keys(named).length) perTarget[target] = named;
+  }
+  const bake = driver.request.kind === 'bake';
+  const allow = bake && bridged && Object.keys(perTarget).length ? bakeAllowArgs([bridged.dir], driver.bake?.buildxVersion ?? '') : [];
   return rewriteBuildCommand(exec, {
     builder,
-    addBuildContexts: bridged?.contexts ?? {},
+    addBuildContexts: bake ? {} : contexts,
     cache: cache.targets,
     ...(cache.metadataFile !== undefined ? { metadataFile: cache.metadataFile } : {}),
+    add: [...allow, ...bakeContextArgs(perTarget), ...driver.load.flatMap((step) => step.args)],
   });
 }
 

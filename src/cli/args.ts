@@ -35,6 +35,8 @@ export interface ParsedArgs {
   to: string | undefined;
   /** `mirror --dry-run` */
   dryRun: boolean;
+  /** `--no-load`: prefix mode leaves a tagged build without an output in the builder's cache. */
+  noLoad: boolean;
   /** `--build-cache-branch NAME`: the branch the build cache is written for (default: CI or git). */
   buildCacheBranch: string | undefined;
   /** `image --push REF` */
@@ -100,6 +102,11 @@ export const OPTIONS: OptionSpec[] = [
   { names: ['--hedge'], value: 'DURATION', help: 'start the next registry after this long (default 250ms)', apply: cfg(['timeouts', 'hedge']) },
   { names: ['--bootstrap-timeout'], value: 'DURATION', help: 'limit for bringing the builder up (default 120s)', apply: cfg(['timeouts', 'bootstrap']) },
   { names: ['--drain-timeout'], value: 'DURATION', help: 'wait this long for running builds before recreating a drifted builder (default 10m)', apply: cfg(['timeouts', 'drain']) },
+  {
+    names: ['--no-load'],
+    help: 'prefix mode: do not load a tagged build without an output into the local image store',
+    apply: (a) => (a.noLoad = true),
+  },
   { names: ['--check'], help: 'lock: fail (exit 4) when the lockfile is stale instead of writing it', apply: (a) => (a.check = true) },
   { names: ['-f', '--force'], help: 'init: overwrite existing files; rm: remove even while builds run on it', apply: (a) => (a.force = true) },
   { names: ['--keep-state'], help: 'rm: keep the BuildKit state volume', apply: (a) => (a.keepState = true) },
@@ -133,6 +140,7 @@ export function parseArgs(argv: string[]): ParsedArgs {
     images: [],
     to: undefined,
     dryRun: false,
+    noLoad: false,
     buildCacheBranch: undefined,
     push: undefined,
     baseImages: false,
@@ -181,6 +189,7 @@ export function parseArgs(argv: string[]): ParsedArgs {
     throw new UsageError(`-- <command> cannot follow "${args.command}"`, { hint: 'prefix mode is: buildx-bootstrap [plan] [options] -- <command…>' });
   }
   if ((args.to !== undefined || args.dryRun) && args.command !== 'mirror') throw new UsageError(`${args.to !== undefined ? '--to' : '--dry-run'} only applies to mirror`, { hint: 'run buildx-bootstrap mirror --to HOST[/PATH] [--dry-run] [IMAGE…]' });
+  if (args.noLoad && !args.exec) throw new UsageError('--no-load only applies to prefix mode', { hint: 'write buildx-bootstrap --no-load -- docker buildx build …' });
   if ((args.push !== undefined || args.baseImages) && args.command !== 'image') throw new UsageError(`${args.push !== undefined ? '--push' : '--base-images'} only applies to image`, { hint: 'run buildx-bootstrap image [--push REF]' });
   if (args.remove && args.command !== 'env') throw new UsageError('--remove only applies to env', { hint: 'run buildx-bootstrap env --remove' });
   if (args.check && args.command !== 'lock') throw new UsageError('--check only applies to lock', { hint: 'run buildx-bootstrap lock --check' });

@@ -72,6 +72,8 @@ async function finish(ctx: CommandContext, state: CreateState): Promise<number> 
   const bridged = bridge?.bridgesFor(driver, io.env, builder, ctx.args.exec ? String(process.pid) : undefined);
   const written = bridged ? await bridge!.writeBridgedContexts(state.runner!, bridged, log) : undefined;
   if (ctx.args.exec) {
+    for (const step of driver.load) log.info(`adding ${step.args.join(' ')}: ${step.reason}`);
+    for (const note of driver.loadNotes) log.info(`not loaded: ${note}`);
     const cache = driver.request ? await (await import('../builder/build-cache.js')).prefixBuildCache(ctx, state) : undefined;
     let code = 1;
     try {
@@ -83,7 +85,7 @@ async function finish(ctx: CommandContext, state: CreateState): Promise<number> 
       const authEnv = await state.auth!.childEnv();
       const hold = await holdForBuild(ctx, state);
       try {
-        code = await runPrefixed(bridge!.prefixedCommand(ctx.args.exec, driver.request, builder, bridged, cache), builder, io, authEnv);
+        code = await runPrefixed(bridge!.prefixedCommand(ctx.args.exec, driver, builder, bridged, cache), builder, io, authEnv);
         return code;
       } finally {
         await hold?.release();

@@ -2,11 +2,12 @@
 // and shows the config source, the resolved image, the driver decision with its reasons, the
 // buildkitd.toml, the exact buildx argv, and whether the builder would be reused or recreated.
 // With `-- <command…>` it also shows what prefix mode would run: the bridged local images under
-// their --build-context names and the rewritten command; no layout is written, nothing runs.
+// their --build-context names, the rewritten command and what was added to it (--load, a bake's
+// --set) with why; no layout is written, nothing runs.
 import type { CommandContext } from '../context.js';
 import { readRecord } from '../builder/bring-up.js';
 import { decideConverge, type ConvergeAction } from '../builder/converge.js';
-import { decideDriver } from '../builder/driver.js';
+import { decideDriver, type DriverChoice } from '../builder/driver.js';
 import { namedConfig } from '../builder/name.js';
 import { withProxyDriverOpts } from '../builder/proxy.js';
 import {
@@ -90,7 +91,7 @@ export async function run(ctx: CommandContext): Promise<number> {
   const cacheArgs = bc?.addsCacheFlags(cache)
     ? { targets: cache.targets, ...(driver.request?.metadataFile === undefined ? { metadataFile: bc.metadataFileFor(ctx.io.env, builder, '<pid>') } : {}) }
     : undefined;
-  const commandArgv = ctx.args.exec ? bridge!.prefixedCommand(ctx.args.exec, driver.request, builder, bridged, cacheArgs) : undefined;
+  const commandArgv = ctx.args.exec ? bridge!.prefixedCommand(ctx.args.exec, driver, builder, bridged, cacheArgs) : undefined;
   const out = {
     configSource: describeSource(loaded),
     docker: { server: facts.daemon.serverVersion, platform: facts.daemon.platform, buildx: facts.buildx.version, tlsContext: facts.tlsContext ?? null },
@@ -101,7 +102,15 @@ export async function run(ctx: CommandContext): Promise<number> {
     argv: argv.length ? [...docker, ...argv] : null,
     appendArgv: appendArgv.map((a) => [...docker, ...a]),
     action: converge ? { action: converge.action, reasons: converge.reasons } : { action: 'use', reasons: [`the docker driver builder of context ${driver.contextBuilder}`] },
-    command: commandArgv ? { argv: commandArgv, env: { BUILDX_BUILDER: builder } } : null,
+    command: commandArgv
+      ? {
+          argv: commandArgv,
+          env: { BUILDX_BUILDER: builder },
+          // What prefix mode adds so the result lands where docker build puts it, and why not where it does not.
+          added: driver.load.map((step) => ({ args: step.args, reason: step.reason, ...(step.bakeTarget !== undefined ? { bakeTarget: step.bakeTarget } : {}) })),
+          notLoaded: driver.loadNotes,
+        }
+      : null,
     images,
     buildCache: cache
       ? {
@@ -122,7 +131,7 @@ export async function run(ctx: CommandContext): Promise<number> {
     `driver:   ${driver.driver}`,
     ...driver.reasons.map((r) => `          - ${r}`),
     ...driver.warnings.map((w) => `  warning: ${w}`),
-    ...out.driver.bridges.map((b) => `          - local image ${b.ref} → --build-context ${b.contextName}=${b.context}`),
+    ...out.driver.bridges.map((b) => `          - local image ${b.ref} → ${bridgeFlag(driver, b)}`),
     `builder:  ${out.builder} — would ${out.action.action}: ${out.action.reasons.join('; ')}`,
     ...(out.argv ? [`command:  ${out.argv.map(quote).join(' ')}`] : []),
     ...out.appendArgv.map((a) => `          ${a.map(quote).join(' ')}`),
@@ -134,11 +143,20 @@ export async function run(ctx: CommandContext): Promise<number> {
         ]
       : []),
     ...(out.command ? [`runs:     BUILDX_BUILDER=${quote(builder)} ${out.command.argv.map(quote).join(' ')}`] : []),
+    ...(out.command?.added ?? []).map((a) => `          - added ${a.args.map(quote).join(' ')}: ${a.reason}`),
+    ...(out.command?.notLoaded ?? []).map((n) => `          - not loaded: ${n}`),
     ...images.map((i) => `pulls:    ${i.ref} ← ${i.servedBy ?? `${i.ref.split('/')[0]} itself (no mirror serves it)`}`),
     ...(toml.text ? ['buildkitd.toml:', ...toml.text.trimEnd().split('\n').map((l) => `  ${l}`)] : []),
   ];
   ctx.result(lines.join('\n'));
   return 0;
+}
+
+/** How a bridged image reaches the build: `--build-context`, or a bake's `--set <target>.contexts.…` for each target that needs it. */
+function bridgeFlag(driver: Pick<DriverChoice, 'bake'>, b: { contextName: string; context: string }): string {
+  if (!driver.bake) return `--build-context ${b.contextName}=${b.context}`;
+  const targets = Object.entries(driver.bake.bridgedContexts).filter(([, names]) => names.includes(b.contextName)).map(([t]) => t);
+  return targets.map((t) => `--set ${t}.contexts.${b.contextName}=${b.context}`).join(' ');
 }
 
 function quote(arg: string): string {

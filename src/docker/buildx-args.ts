@@ -133,7 +133,7 @@ function checkDriverOpts(version: string, driver: CreateDriver, opts: Record<str
       }
       continue;
     }
-    if (!atLeast(version, since)) {
+    if (!atLeast(version, since) && !impliedDefaultLoad(version, key, value)) {
       throw new UsageError(`driver option "${key}" needs buildx ${since} or later (found ${coreVersion(version)})`, {
         hint: `upgrade buildx, or remove ${key} from builder.driverOpts`,
       });
@@ -267,6 +267,14 @@ function checkEndpoint(driver: CreateDriver, endpoint: string | undefined): void
   }
 }
 
+/**
+ * `default-load: false` is how a user turns off the result loading of prefix mode; it is also
+ * what every buildx before 0.14 does (the key came in 0.14), so there it is not passed at all.
+ */
+function impliedDefaultLoad(version: string, key: string, value: string): boolean {
+  return key === 'default-load' && /^(false|0|f)$/i.test(value.trim()) && !atLeast(version, DRIVER_OPT_SINCE['docker-container']['default-load']!);
+}
+
 /** Shared part of create and append: driver options, flags, config, platforms. */
 function nodeArgs(input: {
   buildxVersion: string;
@@ -278,7 +286,8 @@ function nodeArgs(input: {
   platforms: string[];
 }): string[] {
   const args: string[] = [];
-  args.push(...driverOptArgs(input.driver === 'remote' ? undefined : input.image, input.driverOpts));
+  const opts = Object.fromEntries(Object.entries(input.driverOpts).filter(([k, v]) => !(input.driver === 'docker-container' && impliedDefaultLoad(input.buildxVersion, k, v))));
+  args.push(...driverOptArgs(input.driver === 'remote' ? undefined : input.image, opts));
   if (input.buildkitdFlags.length) args.push('--buildkitd-flags', joinBuildkitdFlags(input.buildkitdFlags));
   if (input.configFile) args.push(configFlag(input.buildxVersion), input.configFile);
   if (input.platforms.length) args.push('--platform', input.platforms.join(','));

@@ -6,12 +6,14 @@
 // Flag tables follow BX `commands/build.go` (`buildCmd`, `commonBuildFlags`), `commands/bake.go`,
 // `commands/root.go` (persistent `--builder`, `-D/--debug`) and CLI `cli/flags/options.go`
 // (global docker flags). Value parsing follows BX `util/buildflags/{export,cache,context}.go`.
-// Bake file analysis is out of scope: for `bake` only the builder is read and set.
+// Bake files are read by buildx itself (`bake --print`, src/driver/bake-targets.ts); here a bake
+// command's own flags are read, and the per-target `--set` values are written.
 import { posix } from 'node:path';
 import { UsageError } from '../errors.js';
 import { buildContextName } from '../dockerfile/dockerfile.js';
 import { hostPlatform, splitPlatforms } from '../dockerfile/platform.js';
 import { csvFields } from '../dockerfile/csv.js';
+import { semver } from '../lazy.cjs';
 import { bakeCacheSetArgs, cacheFlagArgs, type CacheTarget, type TargetCacheFlags } from './build-cache.js';
 
 export type DockerfileSource =
@@ -67,8 +69,10 @@ export interface BuildRequest {
   outputs: ExportSpec[];
   push: boolean;
   load: boolean;
-  /** `-t`/`--tag` values, in order. */
+  /** `-t/--tag` values, as given. */
   tags: string[];
+  /** `--call`/`--print` naming something else than a build (`check`, `outline`, …), or `--check`. */
+  call?: string;
   /** `--metadata-file` given by the user. */
   metadataFile?: string;
   /** `--attest`, `--sbom`, `--provenance` with a value other than false. */
@@ -413,6 +417,23 @@ export function parseBuildCommand(argv: string[], env: Record<string, string | u
       case 'attest':
         if (v !== undefined && !/(^|,)disabled=true(,|$)/i.test(v)) req.attestations = true;
         break;
+      case 'call':
+      case 'print':
+        if (loc.kind === 'bake' && f.name === 'print') {
+          if (parseBoolValue(v)) req.call = 'print';
+        } else if (v !== undefined && v.trim() !== '' && v.trim().toLowerCase() !== 'build') {
+          // build's `--print` is the older name of `--call` (buildx 0.12–0.14).
+          req.call = v.trim();
+        }
+        break;
+      case 'check':
+        if (parseBoolValue(v)) req.call = 'check';
+        break;
+      case 'list':
+      case 'list-targets':
+      case 'list-variables':
+        if (loc.kind === 'bake' && (v === undefined || f.name === 'list' || parseBoolValue(v))) req.call = 'list';
+        break;
       default:
         break;
     }
@@ -511,6 +532,12 @@ export interface RewriteOptions {
   /** name → value (e.g. `oci-layout:///tmp/x:alpine`), added as `--build-context name=value`. */
   addBuildContexts: Record<string, string>;
   /**
+   * Further arguments, added after `--builder`, `--build-context` and the cache flags: a bake's `--allow` for the
+   * bridged layouts (bakeAllowArgs) and per-target contexts (bakeContextArgs), then the result
+   * loading (loadArgs).
+   */
+  add?: string[];
+  /**
    * Cache flags (src/driver/build-cache.ts): for `build` the one entry's `--cache-from`/`--cache-to`,
    * for `bake` a `--set <target>.cache-from|to=…` per value and target.
    */
@@ -520,9 +547,9 @@ export interface RewriteOptions {
 }
 
 /**
- * Inserts `--builder X` and `--build-context name=value` right after the subcommand token; every
- * user argument stays unchanged and in order. For `bake` only the builder can be set (bake takes
- * contexts from its file; analysing it is out of scope), so build contexts there are refused.
+ * Inserts `--builder X`, `--build-context name=value`, the cache flags and `add` right after the subcommand token;
+ * every user argument stays unchanged and in order. A bake takes its contexts per target
+ * (bakeContextArgs in `add`), so build contexts for the whole command are refused there.
  */
 export function rewriteBuildCommand(argv: string[], opts: RewriteOptions): string[] {
   const loc = locate(argv);
@@ -532,8 +559,8 @@ export function rewriteBuildCommand(argv: string[], opts: RewriteOptions): strin
   if (opts.builder !== undefined && req?.builder === undefined) insert.push('--builder', opts.builder);
   const contexts = Object.entries(opts.addBuildContexts);
   if (contexts.length > 0 && loc.kind === 'bake') {
-    throw new UsageError('cannot add build contexts to `docker buildx bake` (bake file analysis is not supported)', {
-      hint: 'set builder.driver: docker for bake builds that use local images, or push those images to a registry',
+    throw new UsageError('cannot add build contexts to the whole of `docker buildx bake`: they are set per target', {
+      hint: 'this is a bug in buildx-bootstrap: bake contexts go through --set <target>.contexts.<name>=…',
     });
   }
   for (const [name, value] of contexts) insert.push('--build-context', `${name}=${value}`);
@@ -541,6 +568,7 @@ export function rewriteBuildCommand(argv: string[], opts: RewriteOptions): strin
   if (loc.kind === 'bake') insert.push(...bakeCacheSetArgs(cache));
   else for (const flags of cache) insert.push(...cacheFlagArgs(flags));
   if (opts.metadataFile !== undefined && req?.metadataFile === undefined) insert.push('--metadata-file', opts.metadataFile);
+  insert.push(...(opts.add ?? []));
   return [...argv.slice(0, loc.subcommandIndex + 1), ...insert, ...argv.slice(loc.subcommandIndex + 1)];
 }
 
@@ -565,4 +593,158 @@ export function cacheTargetOf(req: BuildRequest, cwd: string): CacheTarget | und
     cacheFrom: req.cacheFrom,
     cacheTo: req.cacheTo.map((c) => c.raw),
   };
+}
+
+// ---- bake: the command that reads the targets, and per-target settings ----------------------
+
+/**
+ * The user's bake command with `--print` after the subcommand: buildx evaluates the bake files
+ * (HCL, compose, JSON, variables, `--set`, `--push`/`--load`) and prints the targets as JSON
+ * without building (and without a builder, BX `commands/bake.go`, for local bake files).
+ */
+export function bakePrintArgs(argv: string[]): string[] {
+  const loc = locate(argv);
+  if (!loc || loc.kind !== 'bake') throw new Error(`not a bake command: ${argv.join(' ')}`);
+  return [...argv.slice(0, loc.subcommandIndex + 1), '--print', ...argv.slice(loc.subcommandIndex + 1)];
+}
+
+/**
+ * Why the targets of a bake command cannot be read with `bake --print`, if they cannot: the
+ * definition comes from stdin (reading it would take it from the build) or from a remote URL
+ * (buildx needs a builder to fetch it), or the command does not build (`--print`, `--list`).
+ */
+export function bakeUnreadable(argv: string[]): string | undefined {
+  const req = parseBuildCommand(argv);
+  if (!req || req.kind !== 'bake') return 'not a bake command';
+  if (req.call === 'print' || req.call === 'list') return `the bake command does not build (--${req.call})`;
+  const loc = locate(argv)!;
+  const scan = scanArgs(argv, loc.subcommandIndex + 1, BAKE_FLAGS);
+  if (scan.flags.some((f) => f.name === 'file' && f.value === '-')) return 'the bake definition comes from stdin (-f -)';
+  const first = scan.positionals[0]?.value;
+  if (first !== undefined && isRemoteContext(first)) return 'the bake definition is remote (a git or HTTP URL)';
+  return undefined;
+}
+
+/**
+ * `--allow=fs.read=<dir>` for the directory the bridged layouts are in: bake checks that every
+ * local path a target reads is under the working directory or allowed (an error from buildx 0.20,
+ * a warning in 0.19, BX `bake/entitlements.go`); `--allow` exists on bake from buildx 0.17.
+ */
+export function bakeAllowArgs(dirs: string[], buildxVersion: string): string[] {
+  const v = semver().coerce(buildxVersion)?.version;
+  if (dirs.length === 0 || !v || semver().lt(v, '0.17.0')) return [];
+  return [...new Set(dirs)].map((d) => `--allow=fs.read=${d}`);
+}
+
+/** `--set <target>.contexts.<name>=<value>` for each target's bridged images (BX bake `--set`). */
+export function bakeContextArgs(contexts: Record<string, Record<string, string>>): string[] {
+  return Object.entries(contexts).flatMap(([target, named]) => Object.entries(named).flatMap(([name, value]) => ['--set', `${target}.contexts.${name}=${value}`]));
+}
+
+// ---- where the result lands ------------------------------------------------------------------
+
+/** What one build leaves behind: a build command, or one bake target as `bake --print` gives it. */
+export interface BuildResultSpec {
+  /** The bake target; absent for a build command. */
+  bakeTarget?: string;
+  tags: string[];
+  outputs: Pick<ExportSpec, 'type' | 'attrs'>[];
+  /** `--push` given (any value): the user decided where the result goes. */
+  push: boolean;
+  /** `--load` given (any value): the same. */
+  load: boolean;
+  platforms: string[];
+  attestations: boolean;
+  /** A call other than a build (`check`, `outline`, …): nothing is exported. */
+  call?: string;
+}
+
+/** The result of a build command, for resultLoads. */
+export function buildResultOf(req: BuildRequest): BuildResultSpec {
+  return {
+    tags: req.tags,
+    outputs: req.outputs,
+    push: req.flags.includes('--push'),
+    load: req.flags.includes('--load'),
+    platforms: req.platforms,
+    attestations: req.attestations,
+    ...(req.call !== undefined ? { call: req.call } : {}),
+  };
+}
+
+export interface LoadContext {
+  /** The driver of the builder we chose and give the command (`docker-container`, …). */
+  driver: string;
+  /** Why loading is not ours to add: `--no-load`, `builder.driverOpts.default-load …`. */
+  off?: string;
+  /** The daemon's image store; undefined when not known (not asked, or no answer). */
+  imageStore?: 'containerd' | 'classic';
+}
+
+/** One set of arguments added so the result lands in the local image store, and why. */
+export interface LoadStep {
+  bakeTarget?: string;
+  args: string[];
+  reason: string;
+}
+
+/** The arguments that load one result: `--load` for a build; `--set <t>.output=type=docker` for a bake target (bake's `--load` would replace every target's own outputs). */
+export function loadArgs(result: Pick<BuildResultSpec, 'bakeTarget'>): string[] {
+  return result.bakeTarget === undefined ? ['--load'] : ['--set', `${result.bakeTarget}.output=type=docker`];
+}
+
+function unloaded(result: BuildResultSpec): boolean {
+  return result.call === undefined && result.tags.length > 0 && !result.push && !result.load && result.outputs.length === 0;
+}
+
+/** What makes a result a manifest list, which the classic image store cannot load; empty when nothing does. */
+function manifestListCause(result: BuildResultSpec): string {
+  if (result.platforms.length > 1) return `it builds ${result.platforms.length} platforms (${result.platforms.join(', ')})`;
+  if (result.attestations) return 'it asks for attestations (SBOM/provenance)';
+  return '';
+}
+
+/**
+ * True when some result would be loaded as a manifest list (several platforms, attestations):
+ * only then does the daemon's image store matter, so only then is it asked.
+ */
+export function loadNeedsImageStore(results: BuildResultSpec[], ctx: Pick<LoadContext, 'off'>): boolean {
+  return ctx.off === undefined && results.some((r) => unloaded(r) && manifestListCause(r) !== '');
+}
+
+const what = (r: BuildResultSpec): string => `${r.bakeTarget === undefined ? 'the build' : `bake target ${r.bakeTarget}`} (${r.tags.join(', ')})`;
+
+/**
+ * The rule of issue 18: with a container builder we chose, a result that is tagged and has no
+ * `--push`, `--load` or `--output` would stay in the builder's cache only, where `docker build`
+ * (and the docker driver) leaves it in the local image store, so it is loaded there. An explicit
+ * output is never second-guessed; `off` turns the rule off. On the classic image store a manifest
+ * list (several platforms, attestations) cannot be loaded: that is a UsageError before the build,
+ * naming the ways out, instead of buildx's late "docker exporter does not currently support
+ * exporting manifest lists" (BX `build/opt.go`).
+ */
+export function resultLoads(results: BuildResultSpec[], ctx: LoadContext): { steps: LoadStep[]; notes: string[] } {
+  const pending = results.filter(unloaded);
+  if (ctx.off !== undefined) {
+    return { steps: [], notes: pending.map((r) => `${what(r)} names no output and stays in the builder's cache: ${ctx.off}`) };
+  }
+  const refused = ctx.imageStore === 'classic' ? pending.filter((r) => manifestListCause(r) !== '') : [];
+  if (refused.length > 0) {
+    const dest = (r: BuildResultSpec): string => `${r.bakeTarget ?? (r.tags[0] ?? 'image').replace(/[^\w.-]+/g, '-')}.tar`;
+    const [first] = refused as [BuildResultSpec];
+    const fixes =
+      first.bakeTarget === undefined
+        ? `push it (--push), write it to a file (--output type=oci,dest=${dest(first)}), or run dockerd with the containerd image store`
+        : `push it (--set ${first.bakeTarget}.output=type=registry or --push), write it to a file (--set ${first.bakeTarget}.output=type=oci,dest=${dest(first)}), or run dockerd with the containerd image store`;
+    throw new UsageError(
+      `${refused.map((r) => `${what(r)} is tagged and names no output, so it would be loaded into the local image store, but ${manifestListCause(r)}`).join('; ')}, and the daemon's classic image store cannot load a manifest list`,
+      { hint: `${fixes}; --no-load keeps the result in the build cache only` },
+    );
+  }
+  const steps = pending.map((r) => ({
+    ...(r.bakeTarget !== undefined ? { bakeTarget: r.bakeTarget } : {}),
+    args: loadArgs(r),
+    reason: `${what(r)} is tagged and names no output: the ${ctx.driver} builder would keep the result in its build cache only, so it is loaded into the local image store, as docker build does`,
+  }));
+  return { steps, notes: [] };
 }

@@ -4,8 +4,8 @@
 import type { BuildConfig } from '../config/schema.js';
 import type { LocalImageFact } from '../docker/images.js';
 import { parseCacheSpec, type BuildRequest } from './build-args.js';
-import type { BuildNeeds, DriverDecision } from './choose-driver.js';
-import { buildContextName, type DockerfileNeeds } from '../dockerfile/dockerfile.js';
+import type { BuildNeeds, DriverDecision, ImageFact } from './choose-driver.js';
+import { buildContextName, type DockerfileNeeds, type NeededImage } from '../dockerfile/dockerfile.js';
 import { splitPlatforms } from '../dockerfile/platform.js';
 
 /** The config's `build:` section as the same shape a prefixed command gives. */
@@ -57,7 +57,7 @@ export function dockerfileToRead(req: BuildRequest): { path: string } | { unread
     case 'remote':
       return { unreadable: req.context.kind === 'stdin' ? 'the build context comes from stdin' : 'the Dockerfile is inside a remote (git/URL) context' };
     case 'none':
-      return { unreadable: req.kind === 'bake' ? 'bake files are not analysed; only the builder is set' : 'the build command names no context' };
+      return { unreadable: req.kind === 'bake' ? 'the bake targets could not be read; only the builder is set' : 'the build command names no context' };
   }
 }
 
@@ -68,7 +68,7 @@ export function dockerfileToRead(req: BuildRequest): { path: string } | { unread
  */
 export function buildNeedsFrom(input: {
   request: BuildRequest;
-  dockerfile?: DockerfileNeeds;
+  dockerfile?: Pick<DockerfileNeeds, 'images'>;
   facts: ReadonlyMap<string, LocalImageFact>;
   buildkitConfigReasons: string[];
 }): BuildNeeds {
@@ -96,10 +96,43 @@ export interface BridgePlan {
 }
 
 /** For each image the decision bridges, the context name and platforms to use. */
-export function planBridges(decision: DriverDecision, dockerfile: DockerfileNeeds | undefined): BridgePlan[] {
+export function planBridges(decision: DriverDecision, dockerfile: Pick<DockerfileNeeds, 'images'> | undefined): BridgePlan[] {
   const byRef = new Map((dockerfile?.images ?? []).map((i) => [i.ref, i]));
   return decision.bridge.map((ref) => {
     const image = byRef.get(ref);
     return { ref, contextName: image?.contextName ?? buildContextName(ref), platforms: image?.platforms ?? [] };
   });
+}
+
+/**
+ * A bake: the needs of every target as one build's, so one builder serves them all. Platforms are
+ * the largest set a target builds, cache exports, outputs and images are the union (an image with
+ * every platform any target needs it for), attestations any target's.
+ */
+export function mergeNeeds(all: BuildNeeds[]): BuildNeeds {
+  const images = new Map<string, ImageFact>();
+  for (const n of all) for (const i of n.images) images.set(i.ref, { ref: i.ref, localOnly: (images.get(i.ref)?.localOnly ?? false) || i.localOnly });
+  const first = all[0];
+  const merged: BuildNeeds = {
+    platforms: all.reduce<string[]>((most, n) => (n.platforms.length > most.length ? n.platforms : most), []),
+    cacheTo: [...new Set(all.flatMap((n) => n.cacheTo))],
+    needsBuildkitConfig: all.some((n) => n.needsBuildkitConfig),
+    outputs: all.flatMap((n) => n.outputs ?? []),
+    attestations: all.some((n) => n.attestations === true),
+    images: [...images.values()],
+  };
+  if (first?.buildkitConfigReasons) merged.buildkitConfigReasons = first.buildkitConfigReasons;
+  return merged;
+}
+
+/** The images of several Dockerfiles as one list: one entry per reference, with every platform any of them needs. */
+export function mergeImages(all: Pick<DockerfileNeeds, 'images'>[]): Pick<DockerfileNeeds, 'images'> {
+  const byRef = new Map<string, NeededImage>();
+  for (const d of all) {
+    for (const i of d.images) {
+      const seen = byRef.get(i.ref);
+      byRef.set(i.ref, seen ? { ...seen, platforms: [...new Set([...seen.platforms, ...i.platforms])], uses: [...seen.uses, ...i.uses] } : i);
+    }
+  }
+  return { images: [...byRef.values()] };
 }

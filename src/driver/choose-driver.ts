@@ -75,7 +75,8 @@ export function containerOnlyNeeds(needs: BuildNeeds): string[] {
   }
   if (needs.needsBuildkitConfig) {
     const why = needs.buildkitConfigReasons?.length ? needs.buildkitConfigReasons.join(', ') : 'a pinned BuildKit version or buildkitd configuration';
-    out.push(`${why} needs a BuildKit builder of our own; the docker driver runs dockerd's embedded BuildKit`);
+    const n = needs.buildkitConfigReasons?.length ?? 1;
+    out.push(`${why}: only a BuildKit builder of our own can honour ${n > 1 ? 'these' : 'that'}, as the docker driver runs dockerd's embedded BuildKit`);
   }
   for (const o of needs.outputs ?? []) {
     if (o.type === 'oci') out.push('it exports --output type=oci, which the docker driver cannot');
@@ -96,7 +97,7 @@ export function chooseDriver(input: { setting: DriverSetting; needs: BuildNeeds 
   const containerOnly = containerOnlyNeeds(needs);
   const local = [...new Set(needs.images.filter((i) => i.localOnly).map((i) => i.ref))];
   const localReason = local.length
-    ? `it needs ${plural(local.length, 'image')} that only exist in the local image store (${local.join(', ')})`
+    ? `it needs ${plural(local.length, 'image')} that only ${local.length === 1 ? 'exists' : 'exist'} in the local image store (${local.join(', ')})`
     : '';
   const bridgeReason = local.length
     ? `local-only ${local.length === 1 ? 'image is' : 'images are'} handed to the builder as OCI layout build contexts (--build-context …=oci-layout://…)`

@@ -14,7 +14,7 @@ import { BINARIES, cliEnv, containers, createCalls, installFakeBuildx, loadLocal
 interface PrefixPlan {
   driver: { driver: string; reasons: string[]; bridges: { ref: string; contextName: string; context: string }[] };
   builder: string;
-  command: { argv: string[]; env: { BUILDX_BUILDER: string } } | null;
+  command: { argv: string[]; env: { BUILDX_BUILDER: string }; added: { args: string[]; reason: string }[]; notLoaded: string[] } | null;
 }
 
 /** What a user would see changed by a plan: builders buildx knows, buildx calls that change things, containers, our files. */
@@ -46,14 +46,31 @@ t.test('plan -- <build>: a bridged container builder, shown with the exact comma
   const bridge = plan.driver.bridges[0]!;
   t.equal(bridge.contextName, 'bxb-test/tools:1', 'under the name the Dockerfile uses');
   t.match(bridge.context, /^oci-layout:\/\/\/\S+\/contexts-<pid>:tools-1-[0-9a-f]{8}$/);
-  t.same(plan.command, { argv: ['docker', 'buildx', 'build', '--builder', 'bridged', '--build-context', `bxb-test/tools:1=${bridge.context}`, '-t', 'app', '.'], env: { BUILDX_BUILDER: 'bridged' } });
+  t.same(plan.command, {
+    argv: ['docker', 'buildx', 'build', '--builder', 'bridged', '--build-context', `bxb-test/tools:1=${bridge.context}`, '--load', '-t', 'app', '.'],
+    env: { BUILDX_BUILDER: 'bridged' },
+    added: [{ args: ['--load'], reason: 'the build (app) is tagged and names no output: the docker-container builder would keep the result in its build cache only, so it is loaded into the local image store, as docker build does' }],
+    notLoaded: [],
+  });
   await assertNothingChanged(t, w, fake, env, 'bridged');
 
   const text = await runCli(['plan', '--', ...build], { cwd: dir, env });
   ok(t, text, 'plan -- build (text)');
   t.match(text.stdout, /^ {10}- local image \S*bxb-test\/tools:1 → --build-context bxb-test\/tools:1=oci-layout:\/\/\S+contexts-<pid>:tools-1-[0-9a-f]{8}$/m);
-  t.match(text.stdout, /^runs: {5}BUILDX_BUILDER=bridged docker buildx build --builder bridged --build-context 'bxb-test\/tools:1=oci-layout:\/\/\S+' -t app \.$/m);
+  t.match(text.stdout, /^runs: {5}BUILDX_BUILDER=bridged docker buildx build --builder bridged --build-context 'bxb-test\/tools:1=oci-layout:\/\/\S+' --load -t app \.$/m);
+  t.match(text.stdout, /^ {10}- added --load: the build \(app\) is tagged and names no output: the docker-container builder would keep the result in its build cache only, so it is loaded into the local image store, as docker build does$/m);
   await assertNothingChanged(t, w, fake, env, 'bridged');
+
+  // Turned off: nothing added, and the plan says the result stays in the builder's cache.
+  const off = await runCli(['plan', '--json', '--no-load', '--', ...build], { cwd: dir, env });
+  ok(t, off, 'plan --no-load');
+  const offPlan = JSON.parse(off.stdout) as PrefixPlan;
+  t.notOk(offPlan.command?.argv.includes('--load'), 'no --load with --no-load');
+  t.same(offPlan.command?.notLoaded, ["the build (app) names no output and stays in the builder's cache: --no-load"]);
+  const optOut = project(t, w, { builder: { name: 'bridged', driverOpts: { 'default-load': 'false' } } }, { Dockerfile: 'FROM scratch\n' });
+  const byConfig = JSON.parse((await runCli(['plan', '--json', '--', ...build], { cwd: optOut, env })).stdout) as PrefixPlan;
+  t.same([byConfig.command?.argv.includes('--load'), byConfig.command?.notLoaded], [false, ["the build (app) names no output and stays in the builder's cache: builder.driverOpts.default-load is false"]], 'default-load: false in the config');
+  t.equal((await runCli(['--no-load'], { cwd: dir, env })).code, 2, '--no-load without a command is a usage error');
 
   // What the plan showed is what prefix mode then runs (the layout directory carries the run's pid).
   ok(t, await runCli(['--', ...build], { cwd: dir, env }), 'prefix mode');

@@ -179,3 +179,10 @@ t.test('rm, inspect, use, ls', async (t) => {
   t.same(buildLsArgs('0.13.0'), ['buildx', 'ls', '--format', 'json']);
   t.same(buildLsArgs('0.36.0'), ['buildx', 'ls', '--format', 'json']);
 });
+
+t.test('default-load: false (the opt-out of prefix mode loading) is what buildx before 0.14 does anyway: not passed there', async (t) => {
+  const opts = (version: string, value: string): string[] => buildCreateArgs(input({ buildxVersion: version, driverOpts: { 'default-load': value } })).filter((a, i, all) => all[i - 1] === '--driver-opt' && !a.startsWith('image='));
+  t.same(opts('0.12.1', 'false'), [], 'buildx 0.12: not passed (it has no such option and never loads by itself)');
+  t.same(opts('0.19.3', 'false'), ['default-load=false'], 'buildx 0.19: passed');
+  t.throws(() => opts('0.12.1', 'true'), /driver option "default-load" needs buildx 0\.14\.0 or later \(found 0\.12\.1\)/, 'asking 0.12 to load by itself is still refused');
+});

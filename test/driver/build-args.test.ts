@@ -1,5 +1,20 @@
 import t from 'tap';
-import { isBuildCommand, parseBuildCommand, parseCacheSpec, parseOutputSpec, rewriteBuildCommand, type BuildRequest } from '../../src/driver/build-args.js';
+import {
+  bakeAllowArgs,
+  bakeContextArgs,
+  bakePrintArgs,
+  bakeUnreadable,
+  buildResultOf,
+  isBuildCommand,
+  loadNeedsImageStore,
+  parseBuildCommand,
+  parseCacheSpec,
+  parseOutputSpec,
+  resultLoads,
+  rewriteBuildCommand,
+  type BuildRequest,
+  type LoadContext,
+} from '../../src/driver/build-args.js';
 import { UsageError } from '../../src/errors.js';
 
 const parse = (cmd: string | string[], env: Record<string, string> = {}): BuildRequest => {
@@ -157,6 +172,141 @@ t.test('rewrite inserts --builder and --build-context after the subcommand; user
   const out = rewriteBuildCommand(argv, { builder: 'b', addBuildContexts: {} });
   t.same(out.slice(5), argv.slice(3), 'arguments with spaces and quotes pass through byte for byte');
   t.same(argv, ['docker', 'buildx', 'build', '--label', 'a b', '--build-arg', 'X=$Y "q"', '.'], 'input not mutated');
-  t.throws(() => rewriteBuildCommand('docker buildx bake'.split(' '), { addBuildContexts: { a: 'b' } }), { message: /cannot add build contexts to `docker buildx bake`/ });
+  t.throws(() => rewriteBuildCommand('docker buildx bake'.split(' '), { addBuildContexts: { a: 'b' } }), { message: /cannot add build contexts to the whole of `docker buildx bake`/ });
   t.throws(() => rewriteBuildCommand(['make'], { addBuildContexts: {} }), /not a build command/);
+});
+
+// ---- where the result lands (issue 18) -------------------------------------------------------
+
+/** The command prefix mode runs with a docker-container builder we chose, on the given store. */
+function prefixed(cmd: string, ctx: Partial<LoadContext> = {}): string {
+  const argv = cmd.split(' ');
+  const req = parse(argv);
+  const { steps } = resultLoads([buildResultOf(req)], { driver: 'docker-container', ...ctx });
+  return rewriteBuildCommand(argv, { builder: 'bxb', addBuildContexts: {}, add: steps.flatMap((s) => s.args) }).join(' ');
+}
+
+t.test('a tagged build without an output gets --load; an explicit output, push or load is never second-guessed', async (t) => {
+  const rows: [string, Partial<LoadContext>, string][] = [
+    ['docker buildx build -t app:1 .', {}, 'docker buildx build --builder bxb --load -t app:1 .'],
+    ['docker build -t app:2 .', {}, 'docker build --builder bxb --load -t app:2 .'],
+    ['docker buildx build --tag=app:1 --tag app:latest .', {}, 'docker buildx build --builder bxb --load --tag=app:1 --tag app:latest .'],
+    ['docker buildx build -qt app:1 .', {}, 'docker buildx build --builder bxb --load -qt app:1 .'],
+    ['docker buildx build .', {}, 'docker buildx build --builder bxb .'],
+    ['docker buildx build -t app:1 --push .', {}, 'docker buildx build --builder bxb -t app:1 --push .'],
+    ['docker buildx build -t app:1 --push=false .', {}, 'docker buildx build --builder bxb -t app:1 --push=false .'],
+    ['docker buildx build -t app:1 --load .', {}, 'docker buildx build --builder bxb -t app:1 --load .'],
+    ['docker buildx build -t app:1 --load=false .', {}, 'docker buildx build --builder bxb -t app:1 --load=false .'],
+    ['docker buildx build -t app:1 -o type=oci,dest=app.tar .', {}, 'docker buildx build --builder bxb -t app:1 -o type=oci,dest=app.tar .'],
+    ['docker buildx build -t app:1 --output=out .', {}, 'docker buildx build --builder bxb -t app:1 --output=out .'],
+    ['docker buildx build -t app:1 --call=check .', {}, 'docker buildx build --builder bxb -t app:1 --call=check .'],
+    ['docker buildx build -t app:1 --check .', {}, 'docker buildx build --builder bxb -t app:1 --check .'],
+    ['docker buildx build -t app:1 --print=outline .', {}, 'docker buildx build --builder bxb -t app:1 --print=outline .'],
+    ['docker buildx build -t app:1 --call build .', {}, 'docker buildx build --builder bxb --load -t app:1 --call build .'],
+    ['docker buildx build -t app:1 --platform linux/amd64,linux/386 .', { imageStore: 'containerd' }, 'docker buildx build --builder bxb --load -t app:1 --platform linux/amd64,linux/386 .'],
+    ['docker buildx build -t app:1 --provenance=true .', { imageStore: 'containerd' }, 'docker buildx build --builder bxb --load -t app:1 --provenance=true .'],
+    ['docker buildx build -t app:1 --platform linux/amd64,linux/386 .', {}, 'docker buildx build --builder bxb --load -t app:1 --platform linux/amd64,linux/386 .'],
+    ['docker buildx build -t app:1 --provenance=false .', { imageStore: 'classic' }, 'docker buildx build --builder bxb --load -t app:1 --provenance=false .'],
+    ['docker buildx build -t app:1 .', { off: '--no-load' }, 'docker buildx build --builder bxb -t app:1 .'],
+    ['docker buildx build -t app:1 --platform linux/amd64,linux/386 .', { off: '--no-load', imageStore: 'classic' }, 'docker buildx build --builder bxb -t app:1 --platform linux/amd64,linux/386 .'],
+  ];
+  for (const [cmd, ctx, want] of rows) t.equal(prefixed(cmd, ctx), want, `${cmd} ${JSON.stringify(ctx)}`);
+});
+
+t.test('the classic image store cannot load a manifest list: refused before the build, naming the ways out', async (t) => {
+  const refuse = (cmd: string) => () => prefixed(cmd, { imageStore: 'classic' });
+  const fixes = ' — push it (--push), write it to a file (--output type=oci,dest=app-1.tar), or run dockerd with the containerd image store; --no-load keeps the result in the build cache only';
+  const line = (e: unknown): string => `${(e as UsageError).message} — ${(e as UsageError).hint}`;
+  let caught: unknown;
+  try {
+    refuse('docker buildx build -t app:1 --platform linux/amd64,linux/386 .')();
+  } catch (e) {
+    caught = e;
+  }
+  t.type(caught, UsageError);
+  t.equal((caught as UsageError).exitCode, 2);
+  t.equal(
+    line(caught),
+    `the build (app:1) is tagged and names no output, so it would be loaded into the local image store, but it builds 2 platforms (linux/amd64, linux/386), and the daemon's classic image store cannot load a manifest list${fixes}`,
+  );
+  for (const cmd of ['docker buildx build -t app:1 --provenance=true .', 'docker buildx build -t app:1 --sbom=true .', 'docker buildx build -t app:1 --attest type=sbom .']) {
+    t.throws(refuse(cmd), { message: /it asks for attestations \(SBOM\/provenance\), and the daemon's classic image store cannot load a manifest list$/ }, cmd);
+  }
+  // What buildx would do anyway is left to it: a push, no tag (its own warning), an explicit --load.
+  for (const cmd of ['docker buildx build -t app:1 --platform linux/amd64,linux/386 --push .', 'docker buildx build --platform linux/amd64,linux/386 .', 'docker buildx build -t a --load --platform linux/amd64,linux/386 .']) {
+    t.doesNotThrow(refuse(cmd), cmd);
+  }
+  const bake = [
+    { bakeTarget: 'web', tags: ['web:1'], outputs: [], push: false, load: false, platforms: ['linux/amd64', 'linux/386'], attestations: false },
+    { bakeTarget: 'api', tags: ['api:1'], outputs: [], push: false, load: false, platforms: [], attestations: true },
+  ];
+  t.throws(() => resultLoads(bake, { driver: 'docker-container', imageStore: 'classic' }), {
+    message:
+      "bake target web (web:1) is tagged and names no output, so it would be loaded into the local image store, but it builds 2 platforms (linux/amd64, linux/386); bake target api (api:1) is tagged and names no output, so it would be loaded into the local image store, but it asks for attestations (SBOM/provenance), and the daemon's classic image store cannot load a manifest list",
+    hint: 'push it (--set web.output=type=registry or --push), write it to a file (--set web.output=type=oci,dest=web.tar), or run dockerd with the containerd image store; --no-load keeps the result in the build cache only',
+  });
+  t.same(resultLoads(bake, { driver: 'docker-container', imageStore: 'containerd' }).steps.map((s) => s.args), [['--set', 'web.output=type=docker'], ['--set', 'api.output=type=docker']], 'the containerd store loads them');
+});
+
+t.test('the image store is asked only when a manifest list would be loaded', async (t) => {
+  const res = (cmd: string) => [buildResultOf(parse(cmd))];
+  t.equal(loadNeedsImageStore(res('docker buildx build -t a --platform linux/amd64,linux/386 .'), {}), true);
+  t.equal(loadNeedsImageStore(res('docker buildx build -t a --sbom=true .'), {}), true);
+  t.equal(loadNeedsImageStore(res('docker buildx build -t a .'), {}), false);
+  t.equal(loadNeedsImageStore(res('docker buildx build -t a --platform linux/amd64,linux/386 --push .'), {}), false);
+  t.equal(loadNeedsImageStore(res('docker buildx build -t a --platform linux/amd64,linux/386 .'), { off: '--no-load' }), false);
+});
+
+t.test('turned off, the results that stay in the cache are named with why', async (t) => {
+  const r = resultLoads([buildResultOf(parse('docker buildx build -t app:1 .'))], { driver: 'docker-container', off: 'builder.driverOpts.default-load is false' });
+  t.same(r, { steps: [], notes: ["the build (app:1) names no output and stays in the builder's cache: builder.driverOpts.default-load is false"] });
+  const on = resultLoads([buildResultOf(parse('docker buildx build -t app:1 .'))], { driver: 'kubernetes' });
+  t.match(on.steps[0]!.reason, /^the build \(app:1\) is tagged and names no output: the kubernetes builder would keep the result in its build cache only, so it is loaded into the local image store, as docker build does$/);
+});
+
+t.test('bake: --print reads the same definition; per-target contexts and loading as --set', async (t) => {
+  t.same(bakePrintArgs('docker buildx bake -f ci/bake.hcl --set *.platform=linux/amd64 app'.split(' ')), ['docker', 'buildx', 'bake', '--print', '-f', 'ci/bake.hcl', '--set', '*.platform=linux/amd64', 'app']);
+  t.same(bakePrintArgs('docker --context ci buildx --builder b f web'.split(' ')), ['docker', '--context', 'ci', 'buildx', '--builder', 'b', 'f', '--print', 'web']);
+  t.throws(() => bakePrintArgs('docker buildx build .'.split(' ')), /not a bake command/);
+  t.equal(bakeUnreadable('docker buildx bake app'.split(' ')), undefined);
+  t.equal(bakeUnreadable('docker buildx bake -f - app'.split(' ')), 'the bake definition comes from stdin (-f -)');
+  t.equal(bakeUnreadable('docker buildx bake https://github.com/o/r.git app'.split(' ')), 'the bake definition is remote (a git or HTTP URL)');
+  t.equal(bakeUnreadable('docker buildx bake --print app'.split(' ')), 'the bake command does not build (--print)');
+  t.equal(bakeUnreadable('docker buildx bake --list=targets'.split(' ')), 'the bake command does not build (--list)');
+  t.equal(bakeUnreadable('docker buildx bake --list-targets'.split(' ')), 'the bake command does not build (--list)');
+  const add = [
+    ...bakeContextArgs({ app: { 'bxb-test/tools:1': 'oci-layout:///run/ctx:tools', 'docker.io/acme/base': 'oci-layout:///run/ctx:base' }, web: {} }),
+    ...resultLoads(
+      [
+        { bakeTarget: 'app', tags: ['app:1'], outputs: [], push: false, load: false, platforms: [], attestations: false },
+        { bakeTarget: 'web', tags: ['web:1'], outputs: [{ type: 'local', attrs: { dest: 'out' } }], push: false, load: false, platforms: [], attestations: false },
+      ],
+      { driver: 'docker-container' },
+    ).steps.flatMap((s) => s.args),
+  ];
+  t.same(rewriteBuildCommand('docker buildx bake --progress plain app web'.split(' '), { builder: 'bxb', addBuildContexts: {}, add }), [
+    'docker', 'buildx', 'bake', '--builder', 'bxb',
+    '--set', 'app.contexts.bxb-test/tools:1=oci-layout:///run/ctx:tools',
+    '--set', 'app.contexts.docker.io/acme/base=oci-layout:///run/ctx:base',
+    '--set', 'app.output=type=docker',
+    '--progress', 'plain', 'app', 'web',
+  ]);
+});
+
+t.test('tags and calls are read', async (t) => {
+  const r = parse('docker buildx build -t a:1 --tag=b:2 -qtc:3 --call outline .');
+  t.same(r.tags, ['a:1', 'b:2', 'c:3']);
+  t.equal(r.call, 'outline');
+  t.equal(parse('docker buildx build --call=build .').call, undefined);
+  t.equal(parse('docker buildx bake --print').call, 'print');
+  t.equal(parse('docker buildx bake --print=false').call, undefined);
+  t.same(parse('docker buildx bake -t x').tags, [], 'bake has no -t: its tags come from the targets');
+});
+
+t.test('bake reads the bridged layouts outside the working directory only when allowed (buildx >= 0.17 has --allow)', async (t) => {
+  t.same(bakeAllowArgs(['/run/ctx'], '0.38.2'), ['--allow=fs.read=/run/ctx']);
+  t.same(bakeAllowArgs(['/run/ctx', '/run/ctx'], 'v0.17.0'), ['--allow=fs.read=/run/ctx']);
+  t.same(bakeAllowArgs(['/run/ctx'], '0.16.2'), [], 'older bake has no --allow (and no check)');
+  t.same(bakeAllowArgs(['/run/ctx'], '0.12.1'), []);
+  t.same(bakeAllowArgs([], '0.38.2'), []);
 });

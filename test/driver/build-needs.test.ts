@@ -52,11 +52,27 @@ t.test('unreadable Dockerfiles are explained', async (t) => {
     ['docker buildx build -f - .', /stdin \(-f -\)/],
     ['docker buildx build https://github.com/o/r.git', /remote/],
     ['docker buildx build -', /context comes from stdin/],
-    ['docker buildx bake', /bake files are not analysed/],
+    ['docker buildx bake', /the bake targets could not be read; only the builder is set/],
   ];
   for (const [cmd, re] of cases) {
     const r = dockerfileToRead(parseBuildCommand(cmd.split(' '))!);
     t.ok('unreadable' in r, cmd);
     t.match((r as { unreadable: string }).unreadable, re, cmd);
   }
+});
+
+t.test('a bake: every target needs one builder — the most platforms, every cache export and image, with every platform it is needed for', async (t) => {
+  const { mergeNeeds, mergeImages } = await import('../../src/driver/build-needs.js');
+  const a = { platforms: ['linux/amd64'], cacheTo: ['inline'], needsBuildkitConfig: false, attestations: false, images: [{ ref: 'docker.io/acme/base:1', localOnly: true }] };
+  const b = { platforms: ['linux/amd64', 'linux/386'], cacheTo: ['registry'], needsBuildkitConfig: true, buildkitConfigReasons: ['buildkit.version pins BuildKit v0.18.2'], attestations: true, images: [{ ref: 'docker.io/acme/base:1', localOnly: false }, { ref: 'docker.io/library/alpine:3', localOnly: false }] };
+  t.same(mergeNeeds([a, b]), {
+    platforms: ['linux/amd64', 'linux/386'],
+    cacheTo: ['inline', 'registry'],
+    needsBuildkitConfig: true,
+    outputs: [],
+    attestations: true,
+    images: [{ ref: 'docker.io/acme/base:1', localOnly: true }, { ref: 'docker.io/library/alpine:3', localOnly: false }],
+  });
+  const img = (platforms: string[]) => ({ ref: 'docker.io/acme/base:1', name: 'acme/base:1', contextName: 'acme/base:1', platforms, uses: [] });
+  t.same(mergeImages([{ images: [img(['linux/amd64'])] }, { images: [img(['linux/386', 'linux/amd64'])] }]).images.map((i) => i.platforms), [['linux/amd64', 'linux/386']]);
 });

@@ -14,14 +14,14 @@ t.test('auto: decision table with reasons', async (t) => {
   const rows: [string, BuildNeeds, string, string[], RegExp[]][] = [
     ['nothing known', needs(), 'docker-container', [], [/no build needs local images/]],
     ['registry images only', needs({ images: [REMOTE] }), 'docker-container', [], [/can come from a registry/]],
-    ['local-only image, nothing container-only', needs({ images: [LOCAL, REMOTE], platforms: ['linux/amd64'], cacheTo: ['inline'] }), 'docker', [], [/only exist in the local image store \(docker\.io\/library\/app-base:dev\); only the docker driver sees them/, /nothing in the build needs a container builder/]],
+    ['local-only image, nothing container-only', needs({ images: [LOCAL, REMOTE], platforms: ['linux/amd64'], cacheTo: ['inline'] }), 'docker', [], [/it needs 1 image that only exists in the local image store \(docker\.io\/library\/app-base:dev\); only the docker driver sees them/, /nothing in the build needs a container builder/]],
     ['two platforms', needs({ platforms: ['linux/amd64', 'linux/arm64'], images: [REMOTE] }), 'docker-container', [], [/builds 2 platforms \(linux\/amd64, linux\/arm64\)/]],
     ['registry cache export', needs({ cacheTo: ['registry'] }), 'docker-container', [], [/exports build cache \(--cache-to type=registry\)/]],
-    ['pinned BuildKit', needs({ needsBuildkitConfig: true, buildkitConfigReasons: ['buildkit.version "^0.18"'] }), 'docker-container', [], [/buildkit.version "\^0.18" needs a BuildKit builder of our own/]],
+    ['pinned BuildKit', needs({ needsBuildkitConfig: true, buildkitConfigReasons: ['buildkit.version "^0.18"'] }), 'docker-container', [], [/^buildkit.version "\^0.18": only a BuildKit builder of our own can honour that, as the docker driver runs dockerd's embedded BuildKit$/]],
     ['oci output', needs({ outputs: [{ type: 'oci', attrs: { dest: 'x.tar' } }] }), 'docker-container', [], [/--output type=oci/]],
     ['attestations', needs({ attestations: true }), 'docker-container', [], [/attestations/]],
-    ['local-only + two platforms → bridge', needs({ platforms: ['linux/amd64', 'linux/arm64'], images: [LOCAL, REMOTE, LOCAL] }), 'docker-container', [LOCAL.ref], [/builds 2 platforms/, /only exist in the local image store/, /OCI layout build contexts/]],
-    ['local-only + local cache export → bridge', needs({ cacheTo: ['local', 'inline'], images: [LOCAL] }), 'docker-container', [LOCAL.ref], [/type=local/, /only exist in the local image store/, /oci-layout/]],
+    ['local-only + two platforms → bridge', needs({ platforms: ['linux/amd64', 'linux/arm64'], images: [LOCAL, REMOTE, LOCAL] }), 'docker-container', [LOCAL.ref], [/builds 2 platforms/, /it needs 1 image that only exists in the local image store/, /OCI layout build contexts/]],
+    ['local-only + local cache export → bridge', needs({ cacheTo: ['local', 'inline'], images: [LOCAL] }), 'docker-container', [LOCAL.ref], [/type=local/, /only exists in the local image store/, /oci-layout/]],
   ];
   for (const [name, n, driver, bridge, reasons] of rows) {
     const d = chooseDriver({ setting: 'auto', needs: n });
@@ -49,7 +49,7 @@ t.test('an explicit driver wins; docker conflicts are usage errors naming the ne
   const conflicts: [BuildNeeds, RegExp][] = [
     [needs({ platforms: ['linux/amd64', 'linux/arm64'] }), /^builder.driver is docker, but it builds 2 platforms/],
     [needs({ cacheTo: ['registry'] }), /^builder.driver is docker, but it exports build cache \(--cache-to type=registry\)/],
-    [needs({ needsBuildkitConfig: true, buildkitConfigReasons: ['buildkitd.config buildkitd.base.toml'] }), /buildkitd.config buildkitd.base.toml needs a BuildKit builder/],
+    [needs({ needsBuildkitConfig: true, buildkitConfigReasons: ['buildkitd.config buildkitd.base.toml'] }), /buildkitd.config buildkitd.base.toml: only a BuildKit builder of our own can honour that/],
   ];
   for (const [n, re] of conflicts) {
     let err: unknown;

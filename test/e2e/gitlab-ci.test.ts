@@ -220,7 +220,7 @@ t.test('GitLab CI jobs run by gitlab-ci-local (shell executor, emulated buildx)'
     t.match(r.stdout, /PASS\s+prefix/, 'gitlab-ci-local reports the job as passed');
     const calls = builds(fake);
     t.equal(calls.length, 1, 'one build reached the buildx plugin');
-    t.same(calls[0]?.args, ['build', '--builder', 'ci-prefix', '-t', 'app', '.'], 'the build carries --builder, user arguments unchanged');
+    t.same(calls[0]?.args, ['build', '--builder', 'ci-prefix', '--load', '-t', 'app', '.'], 'the build carries --builder and --load (tagged, no output, our container builder), user arguments unchanged');
     t.equal(calls[0]?.env.BUILDX_BUILDER, 'ci-prefix', 'and runs with BUILDX_BUILDER set');
     t.equal(calls[0]?.env.DOCKER_HOST, w.dockerd.host, 'against the daemon given through --variable');
     t.ok((await builderContainers(w.dockerd)).includes('buildx_buildkit_ci-prefix0'), 'the builder container runs');
