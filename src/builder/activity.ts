@@ -7,6 +7,7 @@ import { buildxActiveBuilds, containerActiveBuilds, describeBuilds, formatAge, t
 import type { BuilderInfo } from '../docker/parse.js';
 import type { DockerRunner } from '../docker/runner.js';
 import { describeLease, liveHolds } from '../docker/leases.js';
+import { pause } from '../pause.js';
 
 /** Marker driver option on every builder this tool creates: buildx keeps it in its store and on the container. */
 export const MARKER_OPT = 'env.BUILDX_BOOTSTRAP';
@@ -85,18 +86,7 @@ export async function drainBuilder(input: DrainInput): Promise<void> {
       lastTold = now();
     }
     if (input.signal?.aborted) throw new InterruptedError(input.signal.reason === 'SIGTERM' ? 'SIGTERM' : 'SIGINT');
-    await sleep(Math.min(input.pollMs ?? 2000, Math.max(1, input.timeoutMs - elapsed)), input.signal);
+    await pause(Math.min(input.pollMs ?? 2000, Math.max(1, input.timeoutMs - elapsed)), input.signal);
   }
 }
 
-function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(done, ms);
-    function done(): void {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    }
-    signal?.addEventListener('abort', done, { once: true });
-  });
-}

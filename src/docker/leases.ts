@@ -17,6 +17,7 @@ import { DockerError, InterruptedError } from '../errors.js';
 import { processGone, processTag } from '../owned-temp.js';
 import { shortHash } from '../state.js';
 import { lastStderrLine, transcript, type DockerRunner } from './runner.js';
+import { pause } from '../pause.js';
 
 export const LEASE_IMAGE = 'buildx-bootstrap/lease:1';
 export const LABEL = 'io.buildx-bootstrap.lease';
@@ -158,19 +159,6 @@ export interface LeaseWait {
   timeoutMs: number;
   signal?: AbortSignal | undefined;
   pollMs?: number;
-}
-
-/** Waits one poll interval (less when interrupted). */
-function pause(ms: number, signal: AbortSignal | undefined): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(done, ms);
-    function done(): void {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    }
-    signal?.addEventListener('abort', done, { once: true });
-  });
 }
 
 /**
