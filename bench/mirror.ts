@@ -249,7 +249,8 @@ async function main(): Promise<number> {
   const firstRatio = median(first.get(ours)!) / median(first.get(f)!);
   const againRatio = median(again.get(ours)!) / median(again.get(a)!);
   const verdict = (ok: boolean): string => (ok ? 'ok' : 'MISSED');
-  out.push('', `first copy: ${firstRatio.toFixed(2)} × the fastest peer (${f}; target ≤ 1.00)  ${verdict(firstRatio <= 1.0)}`);
+  const cpuRatio = median(firstCpu.get(ours)!) / median(firstCpu.get(f)!);
+  out.push('', `first copy: ${firstRatio.toFixed(2)} × the fastest peer (${f}; target ≤ 1.00)  ${verdict(firstRatio <= 1.0)}; CPU ${cpuRatio.toFixed(2)} × that peer's`);
   out.push(`no-change re-run: ${againRatio.toFixed(2)} × the fastest peer's re-run (${a}; target ≤ 2.00)  ${verdict(againRatio <= 2.0)}`);
   process.stdout.write(`${out.join('\n')}\n`);
   return firstRatio <= 1.0 && againRatio <= 2.0 ? 0 : 1;
