@@ -44,6 +44,8 @@ export interface KeyInput {
   context: string;
   target?: string | undefined;
   platforms: string[];
+  /** A bake target's name, only where two targets of one bake would otherwise share a key. */
+  bakeTarget?: string | undefined;
 }
 
 /** The Dockerfile path relative to the context, `/`-separated (`Dockerfile`, `docker/app.Dockerfile`). */
@@ -56,8 +58,19 @@ export function dockerfileInContext(input: Pick<KeyInput, 'dockerfile' | 'contex
 /** 8 hex of a sha256 over the Dockerfile path relative to the context, `--target` and the sorted platforms. */
 export function cacheKey(input: KeyInput): string {
   const platforms = [...new Set(input.platforms)].sort().join(',');
-  const text = `${dockerfileInContext(input)}\n${input.target ?? ''}\n${platforms}`;
+  const text = `${dockerfileInContext(input)}\n${input.target ?? ''}\n${platforms}${input.bakeTarget !== undefined ? `\n${input.bakeTarget}` : ''}`;
   return createHash('sha256').update(text).digest('hex').slice(0, 8);
+}
+
+/**
+ * One key per bake target. Derived keys of targets that differ only in what the key does not see
+ * (build args, an inline Dockerfile) would make them overwrite each other's cache: those targets
+ * fold their name in. A configured `buildCache.key` gets `-<target>`.
+ */
+export function bakeCacheKeys(targets: Pick<CacheTarget, 'name' | 'context' | 'dockerfile' | 'target' | 'platforms'>[], configured: string): string[] {
+  if (configured) return targets.map((t) => `${configured}-${refSlug(t.name)}`);
+  const keys = targets.map((t) => cacheKey(t));
+  return targets.map((t, i) => (keys.indexOf(keys[i]!) !== keys.lastIndexOf(keys[i]!) ? cacheKey({ ...t, bakeTarget: t.name }) : keys[i]!));
 }
 
 export function cacheTag(branchSlug: string, key: string): string {
