@@ -9,15 +9,16 @@
 //   steps), any buildx version, BuildKit ≥ 0.12;
 // - docker (dockerd's BuildKit, no container to exec into), kubernetes, remote: `docker buildx
 //   history ls|logs` (buildx ≥ 0.23); with an older buildx the line says the steps are not known;
-// - the build's ref: `buildx.build.ref` in the `--metadata-file` we add (buildx ≥ 0.13), else the
-//   newest record created since the build started.
+// - the build's ref: `buildx.build.ref` in the `--metadata-file` we add (buildx ≥ 0.13; a bake's
+//   under each target's name), else the newest record created since the build started (a bake
+//   target's: the one record whose frontend attributes import its cache, or name its Dockerfile).
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve as resolvePath } from 'node:path';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../io.js';
 import { daemonImageStore, tlsContextName, tlsFromEnvironment, type ImageStore } from '../docker/daemon.js';
-import { pickRecord, recordReader, type BuildRecord, type RecordSource } from '../docker/history.js';
+import { pickRecord, recordReader, type BuildRecord, type RecordAttrs, type RecordSource } from '../docker/history.js';
 import type { DockerRunner } from '../docker/runner.js';
 import { cacheTargetOf, pushesImage, type BuildRequest } from '../driver/build-args.js';
 import {
@@ -258,8 +259,8 @@ export async function refFromMetadata(file: string | undefined, bakeTarget?: str
 /**
  * The lines after the build, from BuildKit's records of it: one for a build, one per bake target
  * that got cache flags (`cache: target app: …`), each from that target's own record — found by
- * the ref buildx wrote for it, or with buildx 0.12 (no refs) by the target's Dockerfile and stage
- * in the records' frontend attributes.
+ * the ref buildx wrote for it, or with buildx 0.12 (no refs) by the cache it imports or its
+ * Dockerfile and stage, in the records' frontend attributes.
  */
 export async function cacheReport(input: {
   plan: BuildCachePlan;
@@ -270,7 +271,7 @@ export async function cacheReport(input: {
   metadataFile: string | undefined;
   startedAt: number;
   /** bake: each target's Dockerfile (name as buildx sends it) and stage, for buildx 0.12. */
-  bakeAttrs?: Record<string, { filename: string; target: string | undefined }>;
+  bakeAttrs?: Record<string, Omit<RecordAttrs, 'cacheImport'>>;
 }): Promise<string[]> {
   const withFlags = input.plan.targets.filter((f) => f.from.length + f.to.length > 0);
   if (!withFlags.length) return [];
@@ -282,8 +283,8 @@ export async function cacheReport(input: {
     let record: BuildRecord | undefined;
     let missing = records.known ? 'BuildKit kept no record of this build' : records.why;
     if (records.known) {
-      const attrs = input.bake && !ref ? input.bakeAttrs?.[flags.target] : undefined;
-      record = pickRecord(records.records, { ref, startedAt: input.startedAt, ...(input.bake && !ref ? { attrs: attrs ?? { filename: '', target: undefined } } : {}) });
+      const attrs = input.bake && !ref ? { filename: '', target: undefined, ...input.bakeAttrs?.[flags.target], cacheImport: flags.reads[0] } : undefined;
+      record = pickRecord(records.records, { ref, startedAt: input.startedAt, attrs });
       if (!record && input.bake && !ref) missing = `buildx wrote no build ref for the target, and its record could not be told from the others'`;
     }
     const steps = record ? { cached: record.cachedSteps, total: record.totalSteps } : { why: missing };

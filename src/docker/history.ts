@@ -258,23 +258,40 @@ export function recordReader(runner: DockerRunner, source: RecordSource): Record
   };
 }
 
+/** What tells one bake target's record from the others' when buildx wrote no ref for it. */
+export interface RecordAttrs {
+  /** The Dockerfile's name as buildx sends it (`filename`). */
+  filename: string;
+  /** The stage (`target`). */
+  target: string | undefined;
+  /** A cache the target imports (a registry ref or a local directory), from `cache-imports`. */
+  cacheImport?: string | undefined;
+}
+
+function importsCache(record: BuildRecord, cache: string): boolean {
+  try {
+    const imports = JSON.parse(record.frontendAttrs?.['cache-imports'] ?? '[]') as { Attrs?: Record<string, string> }[];
+    return imports.some((i) => i.Attrs?.ref === cache || i.Attrs?.src === cache);
+  } catch {
+    return false;
+  }
+}
+
 /**
  * The record of our build: the ref buildx wrote to the metadata file (`buildx.build.ref`, buildx
  * ≥ 0.13), else the newest record created since the build started (buildx 0.12 writes no ref).
  * One target of a bake without a ref (buildx 0.12 builds them side by side): the one record since
- * the start whose frontend attributes name its Dockerfile (`filename`) and stage (`target`), or
- * none when that is not exactly one.
+ * the start whose frontend attributes import the target's cache (`cache-imports`, keyed per
+ * target), else name its Dockerfile (`filename`) and stage (`target`); none unless exactly one.
  */
-export function pickRecord(
-  records: BuildRecord[],
-  opts: { ref?: string | undefined; startedAt: number; attrs?: { filename: string; target: string | undefined } | undefined },
-): BuildRecord | undefined {
+export function pickRecord(records: BuildRecord[], opts: { ref?: string | undefined; startedAt: number; attrs?: RecordAttrs | undefined }): BuildRecord | undefined {
   if (opts.ref) return records.find((r) => r.ref === opts.ref);
   const since = records.filter((r) => r.createdAt !== undefined && Date.parse(r.createdAt) >= opts.startedAt - 2000);
   if (opts.attrs) {
-    const { filename, target } = opts.attrs;
-    const matching = since.filter((r) => r.frontendAttrs !== undefined && (r.frontendAttrs.filename ?? 'Dockerfile') === filename && (r.frontendAttrs.target ?? '') === (target ?? ''));
-    return matching.length === 1 ? matching[0] : undefined;
+    const { filename, target, cacheImport } = opts.attrs;
+    const one = (rs: BuildRecord[]): BuildRecord | undefined => (rs.length === 1 ? rs[0] : undefined);
+    const byCache = cacheImport !== undefined ? one(since.filter((r) => importsCache(r, cacheImport))) : undefined;
+    return byCache ?? one(since.filter((r) => r.frontendAttrs !== undefined && (r.frontendAttrs.filename ?? 'Dockerfile') === filename && (r.frontendAttrs.target ?? '') === (target ?? '')));
   }
   return since.sort((a, b) => Date.parse(b.createdAt!) - Date.parse(a.createdAt!))[0];
 }

@@ -63,14 +63,17 @@ export function cacheKey(input: KeyInput): string {
 }
 
 /**
- * One key per bake target. Derived keys of targets that differ only in what the key does not see
- * (build args, an inline Dockerfile) would make them overwrite each other's cache: those targets
- * fold their name in. A configured `buildCache.key` gets `-<target>`.
+ * One key per bake target. Two targets we add cache flags to whose derived keys agree (they differ
+ * only in what the key does not see: build args, an inline Dockerfile) would overwrite each
+ * other's cache: those fold their name in. A target with its own cache flags writes none of ours
+ * and shares with nobody. A configured `buildCache.key` gets `-<target>`.
  */
-export function bakeCacheKeys(targets: Pick<CacheTarget, 'name' | 'context' | 'dockerfile' | 'target' | 'platforms'>[], configured: string): string[] {
+export function bakeCacheKeys(targets: Pick<CacheTarget, 'name' | 'context' | 'dockerfile' | 'target' | 'platforms' | 'cacheFrom' | 'cacheTo'>[], configured: string): string[] {
   if (configured) return targets.map((t) => `${configured}-${refSlug(t.name)}`);
   const keys = targets.map((t) => cacheKey(t));
-  return targets.map((t, i) => (keys.indexOf(keys[i]!) !== keys.lastIndexOf(keys[i]!) ? cacheKey({ ...t, bakeTarget: t.name }) : keys[i]!));
+  const ours = keys.filter((_, i) => targets[i]!.cacheFrom.length + targets[i]!.cacheTo.length === 0);
+  const shared = (key: string): boolean => ours.indexOf(key) !== ours.lastIndexOf(key);
+  return targets.map((t, i) => (shared(keys[i]!) && t.cacheFrom.length + t.cacheTo.length === 0 ? cacheKey({ ...t, bakeTarget: t.name }) : keys[i]!));
 }
 
 export function cacheTag(branchSlug: string, key: string): string {
