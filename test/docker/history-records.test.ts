@@ -29,8 +29,9 @@ t.test("a bake target's record without a ref: the one importing its cache, else 
   for (const [file, host] of [['h12-bake-json.txt', '127.0.0.1:44103'], ['h34-bake-json.txt', '127.0.0.1:46011']] as const) {
     const records = parseHistoryRecords(fixture(file));
     const all = { startedAt: 0 };
-    const app = pickRecord(records, { ...all, attrs: { filename: 'Dockerfile', target: undefined, cacheImport: `${host}/grp/app/cache:cache-main-3c9c8293` } });
-    const tool = pickRecord(records, { ...all, attrs: { filename: 'tool.Dockerfile', target: undefined, cacheImport: `${host}/grp/app/cache:cache-main-a983f072` } });
+    // The Dockerfile given here matches neither: only the cache import can tell.
+    const app = pickRecord(records, { ...all, attrs: { filename: 'x', target: undefined, cacheImport: `${host}/grp/app/cache:cache-main-3c9c8293` } });
+    const tool = pickRecord(records, { ...all, attrs: { filename: 'x', target: undefined, cacheImport: `${host}/grp/app/cache:cache-main-a983f072` } });
     t.ok(app && tool && app.ref !== tool.ref, `${file}: two targets, two records`);
     t.equal(app?.frontendAttrs?.filename, 'Dockerfile', `${file}: app's record is the one importing app's cache`);
     t.equal(tool?.frontendAttrs?.filename, 'tool.Dockerfile', `${file}: tool's record is the one importing tool's cache`);
