@@ -150,7 +150,9 @@ target "own" {
     // plan: the --set args per target, in front of the user's own arguments; own: nothing, and why.
     const planned = await runCli(['plan', '--json', '--', 'docker', 'buildx', 'bake', '--set', 'tool.args.X=1', 'app', 'tool', 'own'], { cwd: project, env: { ...w.env, ...gitlab, ...main } });
     ok(t, planned, 'plan of the bake');
-    const plan = JSON.parse(planned.stdout) as { command: { argv: string[] }; buildCache: { reasons: string[]; targets: { target: string; key: string }[] } };
+    const plan = JSON.parse(planned.stdout) as { driver: { driver: string; reasons: string[] }; command: { argv: string[] }; buildCache: { reasons: string[]; targets: { target: string; key: string }[] } };
+    t.equal(plan.driver.driver, 'docker-container');
+    t.match(plan.driver.reasons.join('\n'), /the build cache is exported across jobs \(cache in the registry: \$CI_REGISTRY_IMAGE\/cache/, "the driver decision counts the bake's cache");
     const to = (key: string): string => `type=registry,ref=${tagRef('main', key)},mode=max,image-manifest=true,oci-mediatypes=true,ignore-error=true`;
     t.same(
       plan.command.argv.filter((a, i, all) => all[i - 1] === '--set' && /\.cache-(from|to)=/.test(a)),
