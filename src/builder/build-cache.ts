@@ -157,9 +157,8 @@ export async function planBuildCache(input: PlanInput): Promise<BuildCachePlan |
       localRoot,
       localExisting: new Set(localRoot && existsSync(join(localRoot, key, 'index.json')) ? [key] : []),
       localSuffix: input.runId,
-      push: pushesImage(request),
-      // bake: the targets' tags are not known here, so inline has nothing to read from.
-      tags: request.kind === 'build' ? request.tags : [],
+      push: target.push ?? pushesImage(request),
+      tags: target.tags ?? (request.kind === 'build' ? request.tags : []),
     });
     reasons.push(...f.reasons);
     if (choice.type !== 'off' && f.from.length + f.to.length > 0) reasons.push(`${target.name ? `target ${target.name}: ` : ''}key ${f.key} (Dockerfile path in the context, --target, platforms)`);

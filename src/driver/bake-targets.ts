@@ -8,7 +8,7 @@
 import { UsageError } from '../errors.js';
 import { hostPlatform, splitPlatforms } from '../dockerfile/platform.js';
 import { buildContextName } from '../dockerfile/dockerfile.js';
-import { cacheTargetOf, isRemoteContext, parseCacheSpec, parseOutputSpec, type BuildRequest, type BuildResultSpec, type ExportSpec } from './build-args.js';
+import { cacheTargetOf, isRemoteContext, pushesImage, parseCacheSpec, parseOutputSpec, type BuildRequest, type BuildResultSpec, type ExportSpec } from './build-args.js';
 import type { CacheTarget } from './build-cache.js';
 
 export interface BakeTarget {
@@ -204,8 +204,10 @@ export function bakeCacheTargets(targets: BakeTarget[], cwd: string): { targets:
   const out: CacheTarget[] = [];
   const notes: string[] = [];
   for (const t of targets) {
-    const target = cacheTargetOf(bakeTargetRequest(t), cwd);
-    if (target) out.push({ ...target, name: t.name });
+    const req = bakeTargetRequest(t);
+    const target = cacheTargetOf(req, cwd);
+    // --print already folded --push into the outputs.
+    if (target) out.push({ ...target, name: t.name, tags: t.tags, push: pushesImage(req) });
     else notes.push(`target ${t.name} has no local context to derive a cache key from: no cache flags added`);
   }
   return { targets: out, notes };

@@ -200,6 +200,9 @@ export interface CacheTarget {
   /** The user's own cache flags for it (raw values); either one present means we add none. */
   cacheFrom: string[];
   cacheTo: string[];
+  /** A bake target's image tags and whether it pushes (for an inline cache); a build's come from its command. */
+  tags?: string[] | undefined;
+  push?: boolean | undefined;
 }
 
 export interface CacheFlagInput {

@@ -142,3 +142,22 @@ t.test('after a bake: one report line per target, each from the record buildx na
   const unknown = await report(undefined);
   t.match(unknown, [/^cache: target app: cached steps not known \(buildx wrote no build ref for the target, and its record could not be told from the others'\)/, /^cache: target tool: cached steps not known/]);
 });
+
+t.test('bake on the docker driver (classic store): inline per target, only for the targets that push', async (t) => {
+  for (const version of ['v0.12.1', 'v0.38.2']) {
+    // bake --push --print: inline's output became type=image,push=true; app keeps its local output.
+    const targets = readBakeTargets(fixture(`bake-print-${version}-push.json`)).map((x) => (x.name === 'app' ? x : { ...x, tags: ['reg.example/inline:1'] }));
+    const request = parseBuildCommand(['docker', 'buildx', 'bake', '--push'])!;
+    const plan = (await planBuildCache({ ...base, driver: 'docker', request, ...bakeCacheInput({ targets }, '/src') }))!;
+    t.equal(plan.choice.type, 'inline', `${version}: the classic store (unknown here) allows only inline`);
+    t.same(
+      plan.targets.map((f) => ({ target: f.target, from: f.from, to: f.to })),
+      [
+        { target: 'app', from: [], to: [] },
+        { target: 'inline', from: ['reg.example/inline:1'], to: ['type=inline'] },
+      ],
+      `${version}: the pushing target reads its own pushed tag and writes inline; the other gets nothing`,
+    );
+    t.match(plan.reasons.join('\n'), /does not push: no cross-job cache/);
+  }
+});
