@@ -197,13 +197,18 @@ export function bakeTargetResult(t: BakeTarget): BuildResultSpec {
 
 /**
  * The targets as the build cache needs them (one key and one `--set <target>.cache-…` each), and
- * a note for each target that cannot have one: a remote context has no Dockerfile path to key on.
+ * a note for each target that cannot have one: a remote context has no Dockerfile path to key on,
+ * and a target whose `call` is not `build` (check, outline) exports nothing.
  * A target's own cache-from/cache-to (bake file or the user's `--set`) is in what --print printed.
  */
 export function bakeCacheTargets(targets: BakeTarget[], cwd: string): { targets: CacheTarget[]; notes: string[] } {
   const out: CacheTarget[] = [];
   const notes: string[] = [];
   for (const t of targets) {
+    if (t.call !== undefined) {
+      notes.push(`target ${t.name} does not build (call ${t.call}): no cache flags added`);
+      continue;
+    }
     const req = bakeTargetRequest(t);
     const target = cacheTargetOf(req, cwd);
     // --print already folded --push into the outputs.

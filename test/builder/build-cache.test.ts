@@ -107,7 +107,7 @@ t.test('bake: the driver decision counts the cache when a target gets it', async
   t.match(cacheWanted(base.config, env, parseBuildCommand(['docker', 'buildx', 'build', '.'])!), { type: 'registry' }, 'a build as before');
 });
 
-t.test('bake: targets one key would not tell apart get their names folded in; a remote context gets a note', async (t) => {
+t.test('bake: targets one key would not tell apart get their names folded in; a remote context or a call other than build gets a note', async (t) => {
   const one = { context: '/src', dockerfile: '/src/Dockerfile', platforms: [], cacheFrom: [], cacheTo: [] };
   const keys = bakeCacheKeys([{ ...one, name: 'a' }, { ...one, name: 'b' }, { ...one, name: 'c', target: 'x' }], '');
   t.not(keys[0], keys[1], 'same Dockerfile, stage and platforms (args differ): still two keys');
@@ -119,6 +119,9 @@ t.test('bake: targets one key would not tell apart get their names folded in; a 
   const input = bakeCacheInput({ targets: [remote] }, '/src');
   t.same(input.bakeTargets, []);
   t.match(input.bakeNotes, [/target r has no local context/]);
+  const check = bakeCacheInput({ targets: [{ ...remote, context: '.', call: 'check' }] }, '/src');
+  t.same(check.bakeTargets, []);
+  t.match(check.bakeNotes, [/target r does not build \(call check\)/]);
 });
 
 t.test('after a bake: one report line per target, each from the record buildx named for it', async (t) => {
