@@ -164,3 +164,20 @@ t.test('bake on the docker driver (classic store): inline per target, only for t
     t.match(plan.reasons.join('\n'), /does not push: no cross-job cache/);
   }
 });
+
+t.test('bake with a local cache: a directory per target key, each exported fresh', async (t) => {
+  const config = defaultConfig();
+  config.cache.dir = '/cache';
+  config.buildCache.type = 'local';
+  const request = parseBuildCommand(['docker', 'buildx', 'bake'])!;
+  const targets = readBakeTargets(fixture('bake-print-v0.38.2.json'));
+  const plan = (await planBuildCache({ ...base, config, env: {}, branchFlag: 'main', request, ...bakeCacheInput({ targets }, '/src') }))!;
+  const [app, , inline] = plan.targets;
+  t.same(
+    [app!.to, inline!.to],
+    [[`type=local,dest=/cache/build/${app!.key}.new-1,mode=max,ignore-error=true`], [`type=local,dest=/cache/build/${inline!.key}.new-1,mode=max,ignore-error=true`]],
+    'each target exports to its own fresh directory',
+  );
+  t.same([app!.local?.dir, inline!.local?.dir], [`/cache/build/${app!.key}`, `/cache/build/${inline!.key}`]);
+  t.not(app!.key, inline!.key);
+});
