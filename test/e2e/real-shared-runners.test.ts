@@ -1,10 +1,11 @@
 // Shared runners on the REAL engines (issue 10): real buildx drives real BuildKit containers on a
-// private dockerd while real builds (`RUN sleep 20`) run on them. Another configuration gets its
+// private dockerd while real builds (a long `RUN`, ended by the test) run on them. Another configuration gets its
 // own builder and leaves the busy one alone; rm --stale keeps a busy and a recent builder; a
 // drifted, explicitly named, busy builder is recreated only once its build has ended (a short
 // timeouts.drain gives up naming the build) — and every build finishes successfully.
 import t, { type Test } from 'tap';
-import { copyFileSync, writeFileSync } from 'node:fs';
+import { randomUUID } from 'node:crypto';
+import { copyFileSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { requireEngines } from '../helpers/engines.js';
 import { daemonMatrix, realWorld, requireSetup, lastLine, type RealWorld } from '../helpers/real-world.js';
@@ -18,12 +19,39 @@ function ok(t: Test, r: CliResult, what: string): void {
   t.equal(r.code, 0, `${what} exits 0${r.code ? `: ${lastLine(r)}` : ''}`);
 }
 
-/** A context whose build needs no image: busybox-static copied in, then a long RUN. */
-function longBuildContext(w: RealWorld, seconds: number): string {
+/**
+ * A context whose build needs no image: busybox-static copied in, then a RUN that lasts until the
+ * test ends it (`endRun`) — or, failing that, far longer than the build's own timeout. Its shell
+ * exits 0 on SIGUSR1, so a build ended that way succeeds exactly when BuildKit saw it through.
+ */
+function longBuildContext(w: RealWorld): { dir: string; marker: string } {
   const dir = w.project({});
+  const marker = `bxb-long-run-${randomUUID()}`;
   copyFileSync('/bin/busybox', join(dir, 'busybox'));
-  writeFileSync(join(dir, 'Dockerfile'), ['FROM scratch', 'COPY busybox /bin/busybox', `RUN ["/bin/busybox", "sleep", "${seconds}"]`, ''].join('\n'));
-  return dir;
+  const script = "trap 'exit 0' USR1; /bin/busybox sleep 3600 & wait";
+  writeFileSync(join(dir, 'Dockerfile'), ['FROM scratch', 'COPY busybox /bin/busybox', `RUN ["/bin/busybox", "sh", "-c", ${JSON.stringify(script)}, "${marker}"]`, ''].join('\n'));
+  return { dir, marker };
+}
+
+/**
+ * Ends the long RUN carrying `marker` (its shell is visible in this machine's process table, as
+ * every container process of the test's own dockerd is): SIGUSR1 by pid. Returns how many
+ * processes carried it — one, or the build was not where the test thinks.
+ */
+function endRun(marker: string): number {
+  let n = 0;
+  for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
+    let argv: string[];
+    try {
+      argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+    } catch {
+      continue; // gone meanwhile
+    }
+    if (argv[1] !== 'sh' || !argv.includes(marker)) continue;
+    process.kill(Number(pid), 'SIGUSR1');
+    n++;
+  }
+  return n;
 }
 
 /** Starts `docker buildx build` (real buildx) on `builder`; resolves with its result when it ends. */
@@ -69,10 +97,10 @@ for (const pair of engines ? daemonMatrix(engines) : []) {
     if (!requireBinaries(t, ['busybox']) || !requireSetup(t, pair)) return;
     const w = await realWorld(t, pair);
     const base = { buildkit: { image: `${w.upstream.host}/moby/buildkit`, version: pair.kit.version }, mirrors: [{ host: w.mirror.host, for: w.upstream.host }] };
-    // A's build outlasts everything up to rm --stale with a wide margin (two builders come up
-    // meanwhile on a busy machine); it is checked to be running right before and after rm --stale.
-    const longContext = longBuildContext(w, 150);
-    const context = longBuildContext(w, 20);
+    // A's build lasts until the test ends it after rm --stale (two builders come up meanwhile on a
+    // busy machine); it is checked to be running right before and after rm --stale.
+    const longContext = longBuildContext(w);
+    const context = longBuildContext(w);
 
     // Config A, default name; a long build runs on it.
     const a = await runCli([], { cwd: w.project(base), env: w.env });
@@ -80,7 +108,7 @@ for (const pair of engines ? daemonMatrix(engines) : []) {
     const nameA = a.stdout.trim();
     t.match(nameA, /^buildx-bootstrap-[0-9a-f]{8}$/);
     const idA = await containerId(w, nameA);
-    const longA = startBuild(w, nameA, longContext, 'a');
+    const longA = startBuild(w, nameA, longContext.dir, 'a');
     const refA = await waitForActiveBuild(w, nameA, 'a');
 
     // Config B on the same daemon meanwhile: its own builder, A untouched.
@@ -107,11 +135,12 @@ for (const pair of engines ? daemonMatrix(engines) : []) {
     t.match(result.kept.find((k) => k.name === nameA)?.reason, new RegExp(`build\\(s\\) running: ${refA}`), 'the busy one is kept because BuildKit reports its build');
     t.ok(result.kept.some((k) => k.name === 'shared'), 'the recent one is kept');
 
+    t.equal(endRun(longContext.marker), 1, "the test ends A's long RUN: one process carried its marker");
     const doneA = await longA;
     t.equal(doneA.code, 0, `the long build on A finished successfully${doneA.code ? `: ${doneA.stderr.trim().split('\n').pop()}` : ''}`);
 
     // Explicit name, drifted, busy: a short drain gives up naming the build; the build goes on.
-    const longShared = startBuild(w, 'shared', context, 'shared');
+    const longShared = startBuild(w, 'shared', context.dir, 'shared');
     const refShared = await waitForActiveBuild(w, 'shared', 'shared');
     const idShared = await containerId(w, 'shared');
     const drifted = w.project({ ...base, builder: { name: 'shared' }, buildkitd: { flags: ['--debug'] } });
@@ -120,8 +149,17 @@ for (const pair of engines ? daemonMatrix(engines) : []) {
     t.match(gaveUp.stderr, new RegExp(`builder shared must be recreated .* still run on it after 1s: ${refShared}`), 'naming the builder and the running build');
     t.equal(await containerId(w, 'shared'), idShared, 'the builder was left alone');
 
-    // Again with room to wait: it waits for the build, then recreates.
-    const waited = await runCli(['--drain-timeout', '5m'], { cwd: drifted, env: w.env });
+    // Again with room to wait: it waits for the build, then recreates. The build is ended once the
+    // run says it waits for it, and not before.
+    let ended = -1;
+    const waited = await runCli(['--drain-timeout', '5m'], {
+      cwd: drifted,
+      env: w.env,
+      onStderr: (text) => {
+        if (ended < 0 && text.includes('waiting for 1 build(s) on builder shared')) ended = endRun(context.marker);
+      },
+    });
+    t.equal(ended, 1, 'the build was ended by the test once the run waited for it');
     const doneShared = await longShared;
     ok(t, waited, 'create with a drain long enough');
     t.match(waited.stderr, new RegExp(`waiting for 1 build\\(s\\) on builder shared to finish before recreating it .*: ${refShared}`), 'progress names the build');
