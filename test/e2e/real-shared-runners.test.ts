@@ -4,13 +4,13 @@
 // drifted, explicitly named, busy builder is recreated only once its build has ended (a short
 // timeouts.drain gives up naming the build) — and every build finishes successfully.
 import t, { type Test } from 'tap';
-import { randomUUID } from 'node:crypto';
-import { copyFileSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { requireEngines } from '../helpers/engines.js';
 import { daemonMatrix, realWorld, requireSetup, lastLine, type RealWorld } from '../helpers/real-world.js';
 import { runCli, type CliResult } from '../helpers/cli.js';
 import { requireBinaries } from '../helpers/integration.js';
+import { endLongRun, writeLongRunContext } from '../helpers/long-run.js';
 
 t.setTimeout(1_200_000);
 const engines = requireEngines(t);
@@ -19,39 +19,10 @@ function ok(t: Test, r: CliResult, what: string): void {
   t.equal(r.code, 0, `${what} exits 0${r.code ? `: ${lastLine(r)}` : ''}`);
 }
 
-/**
- * A context whose build needs no image: busybox-static copied in, then a RUN that lasts until the
- * test ends it (`endRun`) — or, failing that, far longer than the build's own timeout. Its shell
- * exits 0 on SIGUSR1, so a build ended that way succeeds exactly when BuildKit saw it through.
- */
+/** A context whose RUN lasts until the test ends it (test/helpers/long-run.ts). */
 function longBuildContext(w: RealWorld): { dir: string; marker: string } {
   const dir = w.project({});
-  const marker = `bxb-long-run-${randomUUID()}`;
-  copyFileSync('/bin/busybox', join(dir, 'busybox'));
-  const script = "trap 'exit 0' USR1; /bin/busybox sleep 3600 & wait";
-  writeFileSync(join(dir, 'Dockerfile'), ['FROM scratch', 'COPY busybox /bin/busybox', `RUN ["/bin/busybox", "sh", "-c", ${JSON.stringify(script)}, "${marker}"]`, ''].join('\n'));
-  return { dir, marker };
-}
-
-/**
- * Ends the long RUN carrying `marker` (its shell is visible in this machine's process table, as
- * every container process of the test's own dockerd is): SIGUSR1 by pid. Returns how many
- * processes carried it — one, or the build was not where the test thinks.
- */
-function endRun(marker: string): number {
-  let n = 0;
-  for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
-    let argv: string[];
-    try {
-      argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
-    } catch {
-      continue; // gone meanwhile
-    }
-    if (argv[1] !== 'sh' || !argv.includes(marker)) continue;
-    process.kill(Number(pid), 'SIGUSR1');
-    n++;
-  }
-  return n;
+  return { dir, marker: writeLongRunContext(dir) };
 }
 
 /** Starts `docker buildx build` (real buildx) on `builder`; resolves with its result when it ends. */
@@ -135,7 +106,7 @@ for (const pair of engines ? daemonMatrix(engines) : []) {
     t.match(result.kept.find((k) => k.name === nameA)?.reason, new RegExp(`build\\(s\\) running: ${refA}`), 'the busy one is kept because BuildKit reports its build');
     t.ok(result.kept.some((k) => k.name === 'shared'), 'the recent one is kept');
 
-    t.equal(endRun(longContext.marker), 1, "the test ends A's long RUN: one process carried its marker");
+    t.equal(endLongRun(longContext.marker), 1, "the test ends A's long RUN: one process carried its marker");
     const doneA = await longA;
     t.equal(doneA.code, 0, `the long build on A finished successfully${doneA.code ? `: ${doneA.stderr.trim().split('\n').pop()}` : ''}`);
 
@@ -156,7 +127,7 @@ for (const pair of engines ? daemonMatrix(engines) : []) {
       cwd: drifted,
       env: w.env,
       onStderr: (text) => {
-        if (ended < 0 && text.includes('waiting for 1 build(s) on builder shared')) ended = endRun(context.marker);
+        if (ended < 0 && text.includes('waiting for 1 build(s) on builder shared')) ended = endLongRun(context.marker);
       },
     });
     t.equal(ended, 1, 'the build was ended by the test once the run waited for it');
