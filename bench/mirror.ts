@@ -11,6 +11,9 @@
 //   no-change re-run             target ≤ 2.0 × the fastest peer's re-run (Node's start-up is
 //                                most of ours there)
 //
+// Beside each wall time, the CPU time the tool's own processes used (from the kernel's
+// accounting of this process's children): on a loaded machine, wall time follows CPU demand.
+//
 // Every tool gets its own fresh, empty target registry per round; the order of the tools rotates
 // from round to round, and after each run every image's tag and child manifests are HEADed in
 // that tool's target and must carry the source digests (a run that copied nothing does not
@@ -19,7 +22,7 @@
 // package.json). Loopback only; everything started is stopped by its pid; every wait is bounded.
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildEngineImage, pushImage } from '../test/helpers/engine-image.js';
 import { enginesDir } from '../test/helpers/engines.js';
@@ -36,9 +39,28 @@ const ACCEPT = 'application/vnd.oci.image.index.v1+json, application/vnd.docker.
 const teardowns: (() => unknown)[] = [];
 const host = { teardown: (fn: () => unknown) => teardowns.push(fn) };
 
+/** Wall time and CPU time of a run (one command, or a tool's sequence of commands). */
+interface Timing {
+  ms: number;
+  /** User + system CPU seconds of the command(s), at the kernel's 10 ms tick. */
+  cpu: number;
+}
+
+/**
+ * CPU seconds of this process's children that have been waited for (/proc/self/stat cutime and
+ * cstime, in USER_HZ = 100 ticks). The registries are children too, but they are only waited for
+ * when they stop, so the difference around one command is that command's own CPU; no wrapper
+ * process (which would add to the per-image tools' wall time) is needed.
+ */
+function childrenCpu(): number {
+  const fields = readFileSync('/proc/self/stat', 'utf8').replace(/^.*\) /, '').split(' ');
+  return (Number(fields[13]) + Number(fields[14])) / 100;
+}
+
 /** Wall time of one command. Asynchronous on purpose: the registries run in this process's
  * event loop (their access logs are read from a pipe), and spawnSync would stall them. */
-async function time(cmd: string, args: string[], env: NodeJS.ProcessEnv, cwd?: string): Promise<number> {
+async function time(cmd: string, args: string[], env: NodeJS.ProcessEnv, cwd?: string): Promise<Timing> {
+  const cpu0 = childrenCpu();
   const t0 = process.hrtime.bigint();
   const child = spawn(cmd, args, { env, cwd, stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
@@ -48,7 +70,7 @@ async function time(cmd: string, args: string[], env: NodeJS.ProcessEnv, cwd?: s
   clearTimeout(timer);
   const ms = Number(process.hrtime.bigint() - t0) / 1e6;
   if (code !== 0) throw new Error(`${cmd} ${args.join(' ')} exited ${code ?? signal}: ${stderr.trim().split('\n').pop()}`);
-  return ms;
+  return { ms, cpu: childrenCpu() - cpu0 };
 }
 
 const median = (xs: number[]): number => {
@@ -80,7 +102,7 @@ interface Image {
 interface Tool {
   name: string;
   /** Copies every image from `upstream` into `target` under `prefix/`. */
-  copy(target: RunningRegistry, prefix: string): Promise<number>;
+  copy(target: RunningRegistry, prefix: string): Promise<Timing>;
   /** Where the tool puts `team/image-N` (skopeo sync keeps only the last path component). */
   repoIn?(prefix: string, repo: string): string;
 }
@@ -120,13 +142,15 @@ async function main(): Promise<number> {
   const regclientHosts = (target: RunningRegistry): Promise<unknown> =>
     Promise.all([upstream.host, target.host].map((h) => time(regctl!, ['registry', 'set', '--tls', 'disabled', h], env)));
 
-  const sequential = (each: (source: string, image: Image, target: string) => [string, string[]]) => async (target: RunningRegistry, prefix: string): Promise<number> => {
-    let ms = 0;
+  const sequential = (each: (source: string, image: Image, target: string) => [string, string[]]) => async (target: RunningRegistry, prefix: string): Promise<Timing> => {
+    const sum: Timing = { ms: 0, cpu: 0 };
     for (const [i, image] of images.entries()) {
       const [cmd, args] = each(sources[i]!, image, `${target.host}/${prefix}/${image.repo}:1.0`);
-      ms += await time(cmd, args, env);
+      const t = await time(cmd, args, env);
+      sum.ms += t.ms;
+      sum.cpu += t.cpu;
     }
-    return ms;
+    return sum;
   };
   const tools: Tool[] = [
     { name: 'buildx-bootstrap mirror', copy: (target, prefix) => time(process.execPath, [BIN, 'mirror', '--quiet', '--to', `${target.host}/${prefix}`], env, project) },
@@ -177,25 +201,31 @@ async function main(): Promise<number> {
   };
 
   const first = new Map<string, number[]>(tools.map((t) => [t.name, []]));
+  const firstCpu = new Map<string, number[]>(tools.map((t) => [t.name, []]));
   const again = new Map<string, number[]>(tools.map((t) => [t.name, []]));
+  const againCpu = new Map<string, number[]>(tools.map((t) => [t.name, []]));
   for (let run = 0; run < RUNS; run++) {
     const targets = await Promise.all(tools.map(() => startRegistry(host)));
     // Rotate the order: no tool always goes first (cold page cache) or last.
     const order = tools.map((_, i) => (i + run) % tools.length);
     for (const i of order) {
       const tool = tools[i]!;
-      first.get(tool.name)!.push(await tool.copy(targets[i]!, 'copy'));
+      const t = await tool.copy(targets[i]!, 'copy');
+      first.get(tool.name)!.push(t.ms);
+      firstCpu.get(tool.name)!.push(t.cpu);
       await verify(tool, targets[i]!, 'copy');
     }
     for (const i of [...order].reverse()) {
       const tool = tools[i]!;
-      again.get(tool.name)!.push(await tool.copy(targets[i]!, 'copy'));
+      const t = await tool.copy(targets[i]!, 'copy');
+      again.get(tool.name)!.push(t.ms);
+      againCpu.get(tool.name)!.push(t.cpu);
       await verify(tool, targets[i]!, 'copy');
     }
     await Promise.all(targets.map((t) => t.stop()));
   }
   const node: number[] = [];
-  for (let i = 0; i < 5; i++) node.push(await time(process.execPath, ['-e', '0'], env));
+  for (let i = 0; i < 5; i++) node.push((await time(process.execPath, ['-e', '0'], env)).ms);
 
   const ours = tools[0]!.name;
   const peers = tools.slice(1).map((t) => t.name);
@@ -205,16 +235,22 @@ async function main(): Promise<number> {
     '',
     `buildx-bootstrap mirror bench: ${IMAGES} images × 2 platforms × ${LAYERS} layers of ${(PAYLOAD / (1 << 20)).toFixed(0)} MiB, ${(bytes / (1 << 20)).toFixed(1)} MiB of blobs, ${RUNS} rounds (tool order rotated), median wall time; every target HEADed after every run`,
     '',
-    `${'tool'.padEnd(36)}${'first copy ms'.padStart(15)}${'re-run ms'.padStart(12)}`,
+    `${'tool'.padEnd(36)}${'first copy ms'.padStart(15)}${'CPU s'.padStart(8)}${'re-run ms'.padStart(12)}${'CPU s'.padStart(8)}`,
   );
-  for (const t of tools) out.push(`${t.name.padEnd(36)}${median(first.get(t.name)!).toFixed(0).padStart(15)}${median(again.get(t.name)!).toFixed(0).padStart(12)}`);
-  out.push(`${'node -e 0 (start-up, reference)'.padEnd(36)}${''.padStart(15)}${median(node).toFixed(0).padStart(12)}`);
+  for (const t of tools) {
+    out.push(
+      `${t.name.padEnd(36)}${median(first.get(t.name)!).toFixed(0).padStart(15)}${median(firstCpu.get(t.name)!).toFixed(2).padStart(8)}${median(again.get(t.name)!).toFixed(0).padStart(12)}${median(againCpu.get(t.name)!).toFixed(2).padStart(8)}`,
+    );
+  }
+  out.push(`${'node -e 0 (start-up, reference)'.padEnd(36)}${''.padStart(23)}${median(node).toFixed(0).padStart(12)}`);
+  out.push('', `CPU s: user + system of the tool's own process(es), median; the registries' CPU is not in it. Load average at the end: ${loadavg().map((l) => l.toFixed(1)).join(' ')} on ${availableParallelism()} cores.`);
   const f = fastest(first);
   const a = fastest(again);
   const firstRatio = median(first.get(ours)!) / median(first.get(f)!);
   const againRatio = median(again.get(ours)!) / median(again.get(a)!);
   const verdict = (ok: boolean): string => (ok ? 'ok' : 'MISSED');
-  out.push('', `first copy: ${firstRatio.toFixed(2)} × the fastest peer (${f}; target ≤ 1.00)  ${verdict(firstRatio <= 1.0)}`);
+  const cpuRatio = median(firstCpu.get(ours)!) / median(firstCpu.get(f)!);
+  out.push('', `first copy: ${firstRatio.toFixed(2)} × the fastest peer (${f}; target ≤ 1.00)  ${verdict(firstRatio <= 1.0)}; CPU ${cpuRatio.toFixed(2)} × that peer's`);
   out.push(`no-change re-run: ${againRatio.toFixed(2)} × the fastest peer's re-run (${a}; target ≤ 2.00)  ${verdict(againRatio <= 2.0)}`);
   process.stdout.write(`${out.join('\n')}\n`);
   return firstRatio <= 1.0 && againRatio <= 2.0 ? 0 : 1;

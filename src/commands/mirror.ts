@@ -65,7 +65,8 @@ export async function run(ctx: CommandContext): Promise<number> {
         [
           {
             title: dryRun ? `Check ${state.jobs.length} image(s) (dry run: HEAD requests only)` : `Copy ${state.jobs.length} image(s)`,
-            task: (s, task) => task.newListr(s.jobs.map(copyTask), { concurrent: 4, exitOnError: false }),
+            // Every image at once, as with --quiet: the per-host request bound is what limits the load.
+            task: (s, task) => task.newListr(s.jobs.map(copyTask), { concurrent: true, exitOnError: false }),
           },
         ],
         state,

@@ -99,24 +99,29 @@ export function manifestBlobs(m: Extract<ParsedManifest, { kind: 'manifest' }>):
 
 /**
  * A pass-through stream that hashes what flows and fails at the end when the bytes do not have
- * `digest` (and `size`, when known). Piped into an upload, a failure aborts it before it commits.
+ * `digest` (and `size`, when known). The last chunk is held back until the check passes, so an
+ * upload it feeds never receives its final byte unverified: a failure aborts the upload before
+ * it can commit, whatever the receiving registry checks itself.
  */
 export function verifyingStream(digest: string, size?: number): Transform & { bytes(): number } {
   const [algorithm, expected] = digest.split(':');
   const hash = createHash(algorithm === 'sha512' ? 'sha512' : 'sha256');
   let bytes = 0;
+  let held: Buffer | undefined;
   const stream = new Transform({
     transform(chunk: Buffer, _enc, callback: TransformCallback) {
       hash.update(chunk);
       bytes += chunk.length;
-      if (size !== undefined && bytes > size) callback(new Error(`blob ${digest} is larger than its ${size} bytes`));
-      else callback(null, chunk);
+      if (size !== undefined && bytes > size) return callback(new Error(`blob ${digest} is larger than its ${size} bytes`));
+      const previous = held;
+      held = chunk;
+      callback(null, previous);
     },
     flush(callback: TransformCallback) {
       const actual = hash.digest('hex');
       if (actual !== expected) callback(new Error(`blob ${digest} arrived with digest ${algorithm}:${actual}`));
       else if (size !== undefined && bytes !== size) callback(new Error(`blob ${digest} arrived with ${bytes} bytes, expected ${size}`));
-      else callback();
+      else callback(null, held);
     },
   });
   return Object.assign(stream, { bytes: () => bytes });

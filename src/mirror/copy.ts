@@ -6,7 +6,9 @@
 //
 // Requests to the source on a re-run: one manifest HEAD (Docker Hub does not count HEADs against
 // the pull limit), none for the engine image, whose HEAD the resolver has just made. Blobs stream source → target through a digest check, never held in memory.
-import { isAttestation, manifestBlobs, parseManifest, platformText, verifyingStream, type Descriptor } from '../docker/oci-image.js';
+// The manifest parser and the digest check (node:crypto) load only when something is copied: a
+// re-run that finds every image in place is start-up plus HEADs, and module loading is most of it.
+import type { Descriptor } from '../docker/oci-image.js';
 import { TransportError } from '../registry/http.js';
 import { RegistryRequestError, type RegistryPushClient } from '../registry/types.js';
 import { withRetry, type Limiter, type RetryPolicy } from './retry.js';
@@ -61,7 +63,8 @@ export class BlobBook {
 export interface CopyDeps {
   source: RegistryPushClient;
   target: RegistryPushClient;
-  limiter: Limiter;
+  /** The request bound of a registry host (a blob copy counts against its target's). */
+  limiter(host: string): Limiter;
   retry: RetryPolicy;
   book: BlobBook;
   /** Other repositories of this run on the same target registry: where a mount may find a blob. */
@@ -74,7 +77,7 @@ export interface CopyDeps {
 
 export async function copyImage(job: MirrorJob, deps: CopyDeps): Promise<CopyResult> {
   const started = Date.now();
-  const { source, target, limiter, signal } = deps;
+  const { source, target, signal } = deps;
   const fromRepo = job.from.repository;
   const toRepo = job.to.repository;
   const targetHost = job.to.endpoint.host;
@@ -94,7 +97,8 @@ export async function copyImage(job: MirrorJob, deps: CopyDeps): Promise<CopyRes
 
   /** One registry operation: bounded, retried, its failure attributed to a side. */
   const op = <T>(side: Side, what: string, fn: () => Promise<T>): Promise<T> =>
-    limiter
+    deps
+      .limiter(side === 'source' ? job.from.endpoint.host : targetHost)
       .run(() => withRetry(fn, deps.retry, signal, (e, ms) => deps.onRetry?.(what, e, ms)))
       .catch((error: unknown) => {
         throw attribute(error, side, side === 'source' ? job.from.endpoint.host : targetHost, what);
@@ -126,6 +130,7 @@ export async function copyImage(job: MirrorJob, deps: CopyDeps): Promise<CopyRes
     return result;
   }
 
+  const { isAttestation, manifestBlobs, parseManifest, platformText, verifyingStream } = await import('../docker/oci-image.js');
   const counted = new Set<string>();
   const copyBlob = async (d: Descriptor): Promise<void> => {
     const key = `${targetHost} ${toRepo} ${d.digest}`;

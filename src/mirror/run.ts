@@ -1,6 +1,7 @@
 // `mirror`'s core below the command: the job list (the engine image through the resolver, then
 // `mirror.images` and the IMAGE arguments), one registry client per host sharing the user's
 // credentials, and the copy of every job under one request bound.
+import { setMaxListeners } from 'node:events';
 import type { Config } from '../config/schema.js';
 import { BxbError, ExitCode, NoRegistryError } from '../errors.js';
 import type { Logger, Secrets } from '../io.js';
@@ -23,7 +24,9 @@ export interface MirrorRequest {
   images: string[];
 }
 
-/** Requests in flight at once, across all images and blobs. */
+/** Requests in flight at once to one registry host, across all images and blobs (a blob copy's
+ * source GET rides on its target PUT's slot). Per host, as registries count: the re-run's
+ * HEADs to the source and to the target all go at once. */
 export const MAX_REQUESTS = 8;
 /** Longest silence on one request (connect, answer, or mid-body) before it fails and is retried. */
 export const REQUEST_TIMEOUT_MS = 30_000;
@@ -80,8 +83,16 @@ export interface JobRunner {
 }
 
 export async function jobRunner(deps: MirrorDeps, jobs: MirrorJob[], opts: { dryRun: boolean; retry?: RetryPolicy }): Promise<JobRunner> {
+  // Every request in flight listens on the run's signal (a few dozen at once is the design, not
+  // a leak): no MaxListenersExceededWarning on stderr.
+  if (deps.signal) setMaxListeners(0, deps.signal);
   const pool = await clientPool(deps);
-  const limiter = new Limiter(MAX_REQUESTS);
+  const limiters = new Map<string, Limiter>();
+  const limiter = (host: string): Limiter => {
+    let l = limiters.get(host);
+    if (!l) limiters.set(host, (l = new Limiter(MAX_REQUESTS)));
+    return l;
+  };
   const book = new BlobBook();
   return {
     run: (job, onProgress) =>

@@ -251,6 +251,38 @@ if (requireBinaries(t, ['docker-registry', 'openssl', 'busybox', 'skopeo'])) {
     t.match(r.stderr, 'mirror.engine: expected true or false');
   });
 
+  t.test('at most 8 requests at once to each registry, the source and the target side by side', async (t) => {
+    // Ten images checked with --dry-run: a HEAD of each tag at the source and at the target. Both
+    // registries sit behind stubs that hold every request 300 ms and count how many they hold.
+    const plain = await startRegistry(t);
+    const small = buildEngineImage({ version: 'small', format: 'docker', platforms: ['linux/amd64'], index: false });
+    const names = Array.from({ length: 10 }, (_, i) => `team/small-${i}`);
+    for (const name of names) await pushImage(plain.url, name, ['1'], small);
+    const target = await startRegistry(t);
+    let held = 0;
+    let mostHeld = 0;
+    const most = { source: 0, target: 0 };
+    const now = { source: 0, target: 0 };
+    const holding = (side: 'source' | 'target', to: { url: string; host: string }) => async (req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse, body: Buffer): Promise<void> => {
+      now[side]++;
+      held++;
+      most[side] = Math.max(most[side], now[side]);
+      mostHeld = Math.max(mostHeld, held);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      now[side]--;
+      held--;
+      forwardTo(to, req, res, body);
+    };
+    const source = await startHttpStub(t, holding('source', plain));
+    const targetStub = await startHttpStub(t, holding('target', target));
+    const p = project(t, { mirror: { engine: false, images: names.map((n) => `${source.host}/${n}:1`) } });
+    const r = await mirror(p, '--dry-run', '--to', `${targetStub.host}/copy`);
+    t.equal(r.code, 0, r.stderr);
+    t.equal(r.stdout.trim().split('\n').length, names.length, 'every image checked');
+    t.ok(most.source <= 8 && most.target <= 8, `no registry held more than 8 requests (source ${most.source}, target ${most.target})`);
+    t.ok(mostHeld > 8, `the two registries' bounds are separate: ${mostHeld} requests were held at once across both`);
+  });
+
   t.test('--dry-run asks only HEADs and says what would be copied', async (t) => {
     const target = await startRegistry(t);
     const p = project(t, baseConfig(target.host));

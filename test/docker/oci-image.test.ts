@@ -42,3 +42,11 @@ t.test('verifyingStream passes the bytes through and fails on a wrong digest or 
   await t.rejects(collect(data, digest, 5), /larger than its 5 bytes/);
   await t.rejects(collect(data, digest, 20), /arrived with 11 bytes, expected 20/);
 });
+
+t.test('verifyingStream holds the last chunk back until the digest checks out (an upload never gets its final byte unverified)', async (t) => {
+  const data = [Buffer.from('hello '), Buffer.from('world')];
+  const out: Buffer[] = [];
+  const sink = new Writable({ write: (c: Buffer, _e, cb) => (out.push(c), cb()) });
+  await t.rejects(pipeline(Readable.from(data), verifyingStream(sha256Digest('other'), 11), sink), /arrived with digest sha256:/);
+  t.equal(Buffer.concat(out).toString(), 'hello ', 'only the bytes before the last chunk went on');
+});
