@@ -19,11 +19,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { findEngines, installRealBuildx, pushRealEngineImage, startEngineDockerd } from '../test/helpers/engines.js';
 import { startRegistry } from '../test/helpers/registry.js';
+import { runBench, type BenchHost } from './run-bench.js';
 
 const RUNS = Math.max(3, Number(process.env.BENCH_RUNS ?? 3));
 const BIN = join(process.cwd(), 'bin', 'buildx-bootstrap.js');
-const teardowns: (() => unknown)[] = [];
-const host = { teardown: (fn: () => unknown) => teardowns.push(fn) };
 
 const DOCKERFILE = `FROM scratch AS base
 COPY busybox /bin/busybox
@@ -48,7 +47,7 @@ const median = (xs: number[]): number => {
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 };
 
-async function main(): Promise<number> {
+async function main(host: BenchHost): Promise<number> {
   const engines = findEngines();
   const buildx = engines.buildx.at(-1);
   const kit = engines.buildkit.at(-1);
@@ -57,7 +56,7 @@ async function main(): Promise<number> {
     return 1;
   }
   const work = mkdtempSync(join(tmpdir(), 'bxb-bench-cache-'));
-  teardowns.push(() => rmSync(work, { recursive: true, force: true }));
+  host.teardown(() => rmSync(work, { recursive: true, force: true }));
   const registry = await startRegistry(host);
   await pushRealEngineImage(registry, kit);
   const engineImage = `${registry.host}/moby/buildkit:${kit.version}`;
@@ -145,12 +144,4 @@ async function main(): Promise<number> {
   return pass ? 0 : 1;
 }
 
-let code = 1;
-try {
-  code = await main();
-} catch (error) {
-  process.stderr.write(`bench build-cache: ${(error as Error).stack ?? String(error)}\n`);
-} finally {
-  for (const fn of teardowns.reverse()) await fn();
-}
-process.exit(code);
+await runBench('build-cache', main);
