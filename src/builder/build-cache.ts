@@ -249,12 +249,14 @@ export async function cacheReport(input: {
   }
   const reader = recordReader(input.runner, input.source);
   const ref = await refFromMetadata(input.metadataFile);
-  const records = await reader.records();
+  // With the ref known (buildx ≥ 0.13) the record and the export's logs are read together.
+  const both = ref && flags.to.length ? await reader.recordsAndExportErrors(ref) : undefined;
+  const records = both?.records ?? (await reader.records());
   const record = records.known ? pickRecord(records.records, { ref, startedAt: input.startedAt }) : undefined;
   const steps = record ? { cached: record.cachedSteps, total: record.totalSteps } : { why: records.known ? 'BuildKit kept no record of this build' : records.why };
   let exportErrors: string[] | { why: string } = { why: 'no build record' };
   if (record && flags.to.length) {
-    const errors = await reader.exportErrors(record.ref);
+    const errors = both?.errors ?? (await reader.exportErrors(record.ref));
     exportErrors = errors.known ? errors.errors : { why: errors.why };
   }
   return formatCacheReport({ flags, exitCode: input.exitCode, steps, exportErrors });

@@ -28,6 +28,7 @@ import { buildUseArgs } from '../docker/buildx-args.js';
 import { check } from '../docker/runner.js';
 import type { RegistryAuth } from '../docker/registry-auth.js';
 import { parseImageRef } from '../registry/reference.js';
+import { prepareLeaseImage } from '../docker/leases.js';
 
 export interface CreateState {
   loaded?: LoadedConfig;
@@ -59,7 +60,10 @@ export async function fullCreate(ctx: CommandContext, state: CreateState): Promi
     [
       {
         title: 'Check docker and buildx',
-        task: async (_s, task) => {
+        task: async (s, task) => {
+          // A builder container on this daemon is made under a daemon lease: its image is made
+          // now, beside the facts and the engine image, not on the way to the builder.
+          if (s.driver?.driver === 'docker-container' && !s.loaded?.config.builder.endpoint) prepareLeaseImage(need('runner'), io.signal);
           const early = startFacts(ctx, need('runner'), { createContext: true });
           buildx = early.buildx;
           const facts = await early.facts;

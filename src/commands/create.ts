@@ -76,6 +76,7 @@ async function finish(ctx: CommandContext, state: CreateState): Promise<number> 
     for (const note of driver.loadNotes) log.info(`not loaded: ${note}`);
     const cache = driver.request ? await (await import('../builder/build-cache.js')).prefixBuildCache(ctx, state) : undefined;
     let code = 1;
+    let hold: { release(): Promise<void> } | undefined;
     try {
       // The cache registry's host gets the credentials we know too (e.g. a buildCache.ref elsewhere).
       for (const c of cache?.targets ?? []) for (const flag of [...c.from, ...c.to]) {
@@ -83,16 +84,14 @@ async function finish(ctx: CommandContext, state: CreateState): Promise<number> 
         if (ref && /(?:^|,)type=registry(?:,|$)/.test(flag)) state.auth!.addHost(ref);
       }
       const authEnv = await state.auth!.childEnv();
-      const hold = await holdForBuild(ctx, state);
-      try {
-        code = await runPrefixed(bridge!.prefixedCommand(ctx.args.exec, driver, builder, bridged, cache), builder, io, authEnv);
-        return code;
-      } finally {
-        await hold?.release();
-      }
+      hold = await holdForBuild(ctx, state);
+      code = await runPrefixed(bridge!.prefixedCommand(ctx.args.exec, driver, builder, bridged, cache), builder, io, authEnv);
+      return code;
     } finally {
-      await written?.remove();
-      await cache?.finish(code);
+      // After the build, at once: the hold goes, the bridged contexts go, the cache report is read.
+      const after = await Promise.allSettled([hold?.release(), written?.remove(), cache?.finish(code)]);
+      const failed = after.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (failed) throw failed.reason;
     }
   }
   if (ctx.args.json) {

@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { DockerError, LockMismatchError, NoRegistryError, isBxbError } from '../errors.js';
 import type { Logger } from '../io.js';
 import { ownedTempName, removeAbandonedTemps } from '../owned-temp.js';
-import { readImageArchive } from './image-archive.js';
+import { readImageArchive, type ArchivedImage } from './image-archive.js';
 import { check, lastStderrLine, type CommandResult, type DockerRunner, type RunOptions } from './runner.js';
 
 export interface EngineImageTarget {
@@ -126,6 +126,8 @@ export interface CacheLoad {
    * tar holds none of the locked configs): loadFromCache then decides as without an early load.
    */
   done: Promise<CommandResult | undefined>;
+  /** What the tar holds, read once for the early load's check and loadFromCache's. */
+  images(): Promise<ArchivedImage[]>;
 }
 
 /**
@@ -137,14 +139,16 @@ export function startCacheLoad(runner: DockerRunner, cacheDir: string, digest: s
   if (!cacheDir || lockConfigs.length === 0) return undefined;
   const files = cacheFiles(cacheDir, digest);
   if (!existsSync(files.tar) || !existsSync(files.meta)) return undefined;
+  let read: Promise<ArchivedImage[]> | undefined;
+  const images = (): Promise<ArchivedImage[]> => (read ??= readImageArchive(files.tar));
   const done = (async () => {
     const meta = JSON.parse(await readFile(files.meta, 'utf8')) as CacheMeta;
     if (typeof meta.imageId === 'string' && (await imageId(runner, meta.imageId)) === meta.imageId) return undefined;
-    if (!(await readImageArchive(files.tar)).some((i) => lockConfigs.includes(i.config))) return undefined;
+    if (!(await images()).some((i) => lockConfigs.includes(i.config))) return undefined;
     return runner.run(['load', '-i', files.tar], { timeoutMs: opts.timeoutMs, ...(opts.signal ? { signal: opts.signal } : {}) });
   })();
   done.catch(() => undefined); // awaited by loadFromCache, which falls back to its own load
-  return { tar: files.tar, done };
+  return { tar: files.tar, done, images };
 }
 
 /** Finds the pinned image without any registry: by digest, by image ID, or in the cache dir. */
@@ -227,7 +231,8 @@ async function loadFromCache(runner: DockerRunner, target: EngineImageTarget, op
   // the image ID its metadata recorded, which the load must give back.
   const byContent = target.expectedImageId !== undefined;
   if (byContent) {
-    const refused = await refuseCachedTar(files.tar, target);
+    // The early load's read of the tar when it read this one (one pass over the file, not two).
+    const refused = await refuseCachedTar(files.tar, target, opts.preload?.tar === files.tar ? opts.preload.images() : undefined);
     if (refused) {
       // Unreadable: broken, replaced after the pull. Readable but another image (another
       // platform's, in a cache dir two architectures share): left alone.
@@ -260,10 +265,10 @@ async function loadFromCache(runner: DockerRunner, target: EngineImageTarget, op
  * Why the cached tar does not hold the locked image for the daemon's platform (its config digest,
  * and with it the layer diff_ids), or undefined when it does. Read from the tar, nothing loaded.
  */
-export async function refuseCachedTar(tar: string, target: Pick<EngineImageTarget, 'expectedImageId' | 'platform'>): Promise<string | undefined> {
+export async function refuseCachedTar(tar: string, target: Pick<EngineImageTarget, 'expectedImageId' | 'platform'>, read?: Promise<ArchivedImage[]>): Promise<string | undefined> {
   let images;
   try {
-    images = await readImageArchive(tar);
+    images = await (read ?? readImageArchive(tar));
   } catch (error) {
     return `cannot be read (${(error as Error).message})`;
   }
