@@ -102,10 +102,19 @@ export async function fullCreate(ctx: CommandContext, state: CreateState): Promi
           }
           if (!s.pin || (pullsLocally && !s.local)) {
             await withBuildx(s); // a doomed run asks no registry and pulls nothing
+            const looked = s.pin?.reference;
             try {
-              s.pin = await resolvePin(ctx, config, lock, platform);
+              const resolving = resolvePin(ctx, config, lock, platform);
+              resolving.catch(() => undefined); // awaited below
+              // The run's credentials (the pull needs them) are made while the registries are asked.
+              if (pullsLocally) s.auth ??= await makeRegistryAuth(ctx, config);
+              s.pin = await resolving;
               checkPinForMirrors(config, s.pin);
-              if (pullsLocally) s.local = (await findLocalEngineImage(runner, s.pin, local)) ?? (await pullEngineImage(runner, s.pin, { ...local, registryAuth: await pullAuth(ctx, s, s.pin.reference) }));
+              if (pullsLocally) {
+                // The daemon was just asked for this very reference and its image IDs: not again.
+                const present = s.pin.reference === looked ? undefined : await findLocalEngineImage(runner, s.pin, local);
+                s.local = present ?? (await pullEngineImage(runner, s.pin, { ...local, registryAuth: await pullAuth(ctx, s, s.pin.reference) }));
+              }
             } catch (error) {
               // What failed first was the cache file: name it before the registries.
               throw withCacheProblem(error, s.pin && cacheProblem(local, s.pin.digest));

@@ -153,15 +153,15 @@ export function startCacheLoad(runner: DockerRunner, cacheDir: string, digest: s
 
 /** Finds the pinned image without any registry: by digest, by image ID, or in the cache dir. */
 export async function findLocalEngineImage(runner: DockerRunner, target: EngineImageTarget, opts: LocalOptions): Promise<LocalEngineImage | undefined> {
-  const byDigest = await imageId(runner, target.reference);
-  if (byDigest) return { ref: target.reference, imageId: byDigest, how: 'present' };
   // `docker load` on dockerd 20.10 drops RepoDigests (tags and the ID survive), so a loaded copy
   // is found by its image ID and re-tagged; buildx falls back to that local tag when its own pull
   // fails (buildx driver/docker-container/driver.go). Each store's ID is tried: config digest
-  // (classic), then manifest and index digest (containerd).
-  for (const id of pinnedImageIds(target)) {
-    if ((await imageId(runner, id)) === id) return { ref: await tagLocal(runner, id, target), imageId: id, how: 'present-by-id' };
-  }
+  // (classic), then manifest and index digest (containerd). All asked at once, taken in that order.
+  const ids = pinnedImageIds(target);
+  const [byDigest, ...byId] = await Promise.all([imageId(runner, target.reference), ...ids.map((id) => imageId(runner, id))]);
+  if (byDigest) return { ref: target.reference, imageId: byDigest, how: 'present' };
+  const id = ids.find((candidate, i) => byId[i] === candidate);
+  if (id) return { ref: await tagLocal(runner, id, target), imageId: id, how: 'present-by-id' };
   if (!opts.cacheDir) return undefined;
   let outcome = opts.cacheOutcomes?.get(target.digest);
   if (!outcome) {
