@@ -11,9 +11,11 @@ import { namedConfig } from '../builder/name.js';
 import { withProxyDriverOpts } from '../builder/proxy.js';
 import { makeCliRunner, makeRegistryAuth, makeRunner, pinFromLock } from '../builder/pipeline.js';
 import type { Config } from '../config/schema.js';
-import { startCacheLoad, type CacheLoad } from '../docker/engine-image.js';
+import { startCacheLoad, startEarlyPull, type CacheLoad, type EarlyPull } from '../docker/engine-image.js';
 import type { DockerRunner } from '../docker/runner.js';
-import { isLockStale, readLockfile } from '../resolve/lockfile.js';
+import { isLockStale, readLockfile, type Lockfile } from '../resolve/lockfile.js';
+import { parseImageRef } from '../registry/reference.js';
+import type { DriverChoice } from '../builder/driver.js';
 
 export async function run(ctx: CommandContext): Promise<number> {
   const raw = await ctx.loadConfig();
@@ -21,9 +23,11 @@ export async function run(ctx: CommandContext): Promise<number> {
   const runner = makeRunner(ctx);
   // First docker call of the run: a fresh daemon's `docker load` from cache.dir starts now, in
   // the docker CLI's process, so the tar streams while this one loads the rest of itself.
-  const preload = await startPreload(loaded.config, makeCliRunner(ctx), ctx.io);
+  const lock = await lockToBringUp(loaded.config, ctx.io);
+  const preload = lock && startPreload(loaded.config, lock, makeCliRunner(ctx), ctx.io);
   const driver = await decideDriver(ctx, loaded.config, runner);
   const state: CreateState = { loaded, runner, driver, preload };
+  if (lock && !preload) state.earlyPull = startPull(ctx, loaded.config, lock, driver, runner);
   try {
     const fast = await tryFastReuse(ctx, loaded.config, driver, runner);
     if (fast) {
@@ -38,16 +42,41 @@ export async function run(ctx: CommandContext): Promise<number> {
 }
 
 /**
- * The cached engine image's load, when a lockfile applies and cache.dir holds its tar — not when
- * the builder is on record with the locked digest: that is the no-op re-run, which asks nothing.
+ * The lockfile, when it applies and the builder is not on record with its digest (that is the
+ * no-op re-run, which asks nothing): the engine image it pins is about to be made local.
  */
-async function startPreload(config: Config, runner: DockerRunner, io: CommandContext['io']): Promise<CacheLoad | undefined> {
-  if (!config.cache.dir) return undefined;
+async function lockToBringUp(config: Config, io: CommandContext['io']): Promise<Lockfile | undefined> {
   const lock = await readLockfile(config.lockfile).catch(() => undefined);
   if (!lock || isLockStale(lock, config)) return undefined;
   if ((await readRecord(io.env, config.builder.name).catch(() => undefined))?.digest === lock.digest) return undefined;
+  return lock;
+}
+
+/** The cached engine image's load, when cache.dir holds its tar. */
+function startPreload(config: Config, lock: Lockfile, runner: DockerRunner, io: CommandContext['io']): CacheLoad | undefined {
+  if (!config.cache.dir) return undefined;
   const configs = [lock.config, ...Object.values(lock.platforms ?? {}).map((p) => p.config)].filter((c): c is string => !!c);
   return startCacheLoad(runner, config.cache.dir, lock.digest, configs, { timeoutMs: config.timeouts.bootstrap, signal: io.signal });
+}
+
+/**
+ * The locked engine image's pull, when the builder runs on this daemon and the resolve has no
+ * choice to make (no mirror, the lock's own registry): it starts now instead of after the facts.
+ */
+function startPull(ctx: CommandContext, config: Config, lock: Lockfile, driver: DriverChoice, runner: DockerRunner): EarlyPull | undefined {
+  if (driver.driver !== 'docker-container' || config.builder.endpoint || config.mirrors.length || !config.upstream || lock.source !== config.buildkit.image) return undefined;
+  const pin = pinFromLock(lock, '');
+  const ids = [lock.config, lock.digest, ...Object.values(lock.platforms ?? {}).flatMap((p) => [p.config, p.manifest])].filter((d): d is string => !!d);
+  return startEarlyPull(runner, pin, [...new Set(ids)], {
+    timeoutMs: config.timeouts.bootstrap,
+    signal: ctx.io.signal,
+    // Its own credentials, as the pull after the resolve would send them; gone with the pull.
+    registryAuth: async () => {
+      const auth = await makeRegistryAuth(ctx, config);
+      const header = await auth.engineAuthHeader(parseImageRef(pin.reference).registry);
+      return { header, cliEnv: () => auth.childEnv(), dispose: () => auth.dispose() };
+    },
+  });
 }
 
 /** After the builder is there: bridge local images, then print its name or run the command. */

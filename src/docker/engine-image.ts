@@ -106,6 +106,8 @@ interface LocalOptions {
   timeoutMs: number;
   /** A load of the cached tar already on its way (startCacheLoad). */
   preload?: CacheLoad | undefined;
+  /** A pull of the locked reference already on its way (startEarlyPull). */
+  earlyPull?: EarlyPull | undefined;
   /**
    * Per digest, what the cache directory gave this run: it is tried once (a second look after
    * resolving reuses the answer), and an unusable copy is replaced by the save after the pull.
@@ -149,6 +151,50 @@ export function startCacheLoad(runner: DockerRunner, cacheDir: string, digest: s
   })();
   done.catch(() => undefined); // awaited by loadFromCache, which falls back to its own load
   return { tar: files.tar, done, images };
+}
+
+/**
+ * `docker pull` of the locked reference, started at the beginning of the run (beside the facts,
+ * buildx's version and rendering) when nothing else can be chosen: a fresh lockfile, no mirror to
+ * pick among, the image not on the daemon. pullEngineImage takes its result when the resolve names
+ * the same reference, and checks it as it checks its own pull; a failed early pull is not the
+ * answer — the pull then runs as it would have.
+ */
+export interface EarlyPull {
+  reference: string;
+  /** The pull's result and its progress lines, shown when pullEngineImage takes it. */
+  done: Promise<{ result: CommandResult; lines: string[] } | undefined>;
+}
+
+type DisposableAuth = NonNullable<RunOptions['registryAuth']> & { dispose(): Promise<void> };
+
+export function startEarlyPull(runner: DockerRunner, target: Pick<EngineImageTarget, 'reference'>, lockIds: string[], opts: { timeoutMs: number; signal?: AbortSignal | undefined; registryAuth: () => Promise<DisposableAuth> }): EarlyPull {
+  const done = (async () => {
+    // The credentials are made while the daemon is asked what it has.
+    const authReady = opts.registryAuth();
+    authReady.catch(() => undefined);
+    // Anything of the pinned image already here: the regular look decides, no registry is asked.
+    const present = await Promise.all([target.reference, ...lockIds].map((ref) => imageId(runner, ref)));
+    if (present.some(Boolean)) {
+      await (await authReady.catch(() => undefined))?.dispose();
+      return undefined;
+    }
+    const lines: string[] = [];
+    const auth = await authReady;
+    try {
+      const result = await runner.run(['pull', target.reference], {
+        timeoutMs: opts.timeoutMs,
+        ...(opts.signal ? { signal: opts.signal } : {}),
+        registryAuth: { header: auth.header, cliEnv: auth.cliEnv },
+        onStdoutLine: (line) => lines.push(line.trim()),
+      });
+      return { result, lines };
+    } finally {
+      await auth.dispose();
+    }
+  })();
+  done.catch(() => undefined); // awaited by pullEngineImage, which pulls itself on any failure
+  return { reference: target.reference, done };
 }
 
 /** Finds the pinned image without any registry: by digest, by image ID, or in the cache dir. */
@@ -196,7 +242,9 @@ export function withCacheProblem(error: unknown, problem: CacheProblem | undefin
  */
 export async function pullEngineImage(runner: DockerRunner, target: EngineImageTarget, opts: LocalOptions): Promise<LocalEngineImage> {
   opts.log.info(`pulling ${target.reference}`);
-  const pulled = await runner.run(['pull', target.reference], {
+  const early = opts.earlyPull?.reference === target.reference ? await opts.earlyPull.done.catch(() => undefined) : undefined;
+  for (const line of early?.result.exitCode === 0 ? early.lines : []) opts.log.info(line);
+  const pulled = early?.result.exitCode === 0 ? early.result : await runner.run(['pull', target.reference], {
     timeoutMs: opts.timeoutMs,
     ...(opts.signal ? { signal: opts.signal } : {}),
     ...(opts.registryAuth ? { registryAuth: opts.registryAuth } : {}),
