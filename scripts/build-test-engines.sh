@@ -27,6 +27,19 @@ RUNC_VERSION=v1.5.3
 CRANE_VERSION=v0.22.1
 REGCLIENT_VERSION=v0.11.7
 
+# The commit each release tag points at, read from the upstream repository's tags, stamped as the
+# revision (what `docker buildx version` / `buildkitd --version` print) when the module proxy's
+# answer has no Origin.Hash: this machine's proxy gives it for buildx v0.12.1 only. A version with
+# neither is stamped with its version string as the revision, said out loud. Add the commit here
+# when bumping a version (`git rev-parse vX.Y.Z^{commit}` in the upstream repository); a cached
+# build whose REVISION differs from the commit named here is rebuilt.
+# No commit known here for buildx v0.38.2 or BuildKit v0.34.2: the upstream copies this was
+# written against end before those tags, so they are stamped with their version.
+declare -A KNOWN_REVISIONS=(
+  [github.com/docker/buildx@v0.12.1]=30feaa1a915b869ebc2eea6328624b49facd4bfb
+  [github.com/moby/buildkit@v0.12.5]=bac3f2b673f3f9d33e79046008e7a38e856b3dc6
+)
+
 dir=${BXB_ENGINES_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/buildx-bootstrap/engines}
 
 if [ "${1:-}" = "--list" ]; then
@@ -50,13 +63,28 @@ mkdir -p "$dir" || exit 1
 build() {
   local module=$1 version=$2 out=$3; shift 3
   local done_marker="$out/.complete"
-  if [ -f "$done_marker" ]; then echo "build-test-engines: $module $version cached in $out"; return 0; fi
+  local known=${KNOWN_REVISIONS[$module@$version]:-}
+  if [ -f "$done_marker" ]; then
+    local stamped
+    stamped=$(cat "$out/REVISION" 2>/dev/null)
+    if [ -z "$known" ] || [ "$stamped" = "$known" ]; then echo "build-test-engines: $module $version cached in $out"; return 0; fi
+    echo "build-test-engines: $module $version cached in $out is stamped '$stamped', not its commit $known: rebuilding"
+  fi
   local tmp="$out.tmp.$$"
   rm -rf "$tmp" && mkdir -p "$tmp" || return 1
-  # The revision buildx and BuildKit print is the commit; the proxy's .info carries it as Origin.Hash.
+  # The revision buildx and BuildKit print is the commit: the proxy's .info carries it as
+  # Origin.Hash when the proxy recorded it, else KNOWN_REVISIONS names it, else the version stands in.
   local revision
   revision=$(go mod download -json "$module@$version" 2>/dev/null | sed -nE 's/^\s*"Hash": "([0-9a-f]{40})".*/\1/p' | head -n 1)
-  revision=${revision:-$version}
+  if [ -n "$revision" ] && [ -n "$known" ] && [ "$revision" != "$known" ]; then
+    echo "build-test-engines: $module $version: the module proxy says commit $revision, KNOWN_REVISIONS says $known: fix KNOWN_REVISIONS" >&2
+    return 1
+  fi
+  revision=${revision:-$known}
+  if [ -z "$revision" ]; then
+    revision=$version
+    echo "build-test-engines: $module $version: no commit known (no Origin.Hash from the module proxy, none in KNOWN_REVISIONS): stamping the version '$version' as the revision"
+  fi
   local ldflags="-s -w -X $module/version.Version=$version -X $module/version.Revision=$revision -X $module/version.Package=$module"
   if [ -n "${VERSION_PKG:-}" ]; then ldflags="-s -w -X $VERSION_PKG.Version=${version#v} -X $VERSION_PKG.GitCommit=$revision -X $VERSION_PKG.Revision=$revision"; fi
   local cgo=${CGO:-0} tags=${TAGS:-}

@@ -11,6 +11,10 @@
 //
 // A finding (an exception that is not the documented error, or a hang) is written to
 // fuzz-findings/<target>-<sha>.txt and the run exits 1; turn it into a regression test.
+// A worker that exits non-zero, never reports it is done, or runs no input fails the run too.
+//
+// BXB_FUZZ_TARGETS=<module> (tests only: test/scripts/fuzz.test.ts) bundles that module's
+// `targets` instead of scripts/fuzz/targets.ts, so the harness's own checks can be shown to fail.
 import { build } from 'esbuild';
 import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -32,7 +36,7 @@ async function main() {
   const dir = mkdtempSync(join(tmpdir(), 'bxb-fuzz-'));
   const bundle = join(dir, 'targets.mjs');
   await build({
-    entryPoints: [join(root, 'scripts/fuzz/targets.ts')],
+    entryPoints: [process.env.BXB_FUZZ_TARGETS || join(root, 'scripts/fuzz/targets.ts')],
     outfile: bundle,
     bundle: true,
     format: 'esm',

@@ -9,31 +9,33 @@
 //   steps), any buildx version, BuildKit ≥ 0.12;
 // - docker (dockerd's BuildKit, no container to exec into), kubernetes, remote: `docker buildx
 //   history ls|logs` (buildx ≥ 0.23); with an older buildx the line says the steps are not known;
-// - the build's ref: `buildx.build.ref` in the `--metadata-file` we add (buildx ≥ 0.13), else the
-//   newest record created since the build started.
+// - the build's ref: `buildx.build.ref` in the `--metadata-file` we add (buildx ≥ 0.13; a bake's
+//   under each target's name), else the newest record created since the build started (a bake
+//   target's: the one record whose frontend attributes import its cache, or name its Dockerfile).
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
-import { dirname, join, resolve as resolvePath } from 'node:path';
+import { basename, dirname, join, resolve as resolvePath } from 'node:path';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../io.js';
 import { daemonImageStore, tlsContextName, tlsFromEnvironment, type ImageStore } from '../docker/daemon.js';
-import { pickRecord, recordReader, type RecordSource } from '../docker/history.js';
+import { pickRecord, recordReader, type BuildRecord, type RecordAttrs, type RecordSource } from '../docker/history.js';
 import type { DockerRunner } from '../docker/runner.js';
 import { cacheTargetOf, pushesImage, type BuildRequest } from '../driver/build-args.js';
 import {
+  bakeCacheKeys,
   cacheBranches,
   cacheFlagsFor,
   cacheKey,
   cacheTypeForDriver,
   formatCacheReport,
   resolveCacheType,
-  refSlug,
   type BranchPlan,
   type CacheTarget,
   type CacheTypeChoice,
   type TargetCacheFlags,
 } from '../driver/build-cache.js';
 import type { Driver } from '../driver/choose-driver.js';
+import { bakeCacheTargets, type BakeTarget } from '../driver/bake-targets.js';
 import { acquireFileLock, type Release } from './lock.js';
 import type { CommandContext } from '../context.js';
 import type { CreateState } from './full-create.js';
@@ -74,11 +76,27 @@ export async function gitBranchFacts(dir: string): Promise<{ branch?: string; de
   }
 }
 
-/** The cache type before the driver is chosen: what decideDriver weighs (`auto` → a container builder). */
-export function cacheWanted(config: Config, env: Record<string, string | undefined>, request: BuildRequest | undefined): CacheTypeChoice | undefined {
-  if (!request || request.kind !== 'build') return undefined;
-  if (request.cacheFrom.length > 0 || request.cacheTo.length > 0) return undefined;
+/**
+ * The cache type before the driver is chosen: what decideDriver weighs (`auto` → a container
+ * builder). A bake wants it when one of its targets (from `bake --print`) gets cache flags.
+ */
+export function cacheWanted(
+  config: Config,
+  env: Record<string, string | undefined>,
+  request: BuildRequest | undefined,
+  bakeTargets?: CacheTarget[] | undefined,
+): CacheTypeChoice | undefined {
+  if (!request) return undefined;
+  const own = (t: { cacheFrom: unknown[]; cacheTo: unknown[] }): boolean => t.cacheFrom.length > 0 || t.cacheTo.length > 0;
+  if (request.kind === 'bake' ? !bakeTargets?.some((t) => !own(t)) : own(request)) return undefined;
   return resolveCacheType(config.buildCache, env, config.cache.dir);
+}
+
+/** A bake's targets (DriverChoice.bake, read with `bake --print`) as planBuildCache takes them. */
+export function bakeCacheInput(bake: { targets: BakeTarget[] } | undefined, cwd: string): Pick<PlanInput, 'bakeTargets' | 'bakeNotes'> {
+  if (!bake) return {};
+  const { targets, notes } = bakeCacheTargets(bake.targets, cwd);
+  return { bakeTargets: targets, bakeNotes: notes };
 }
 
 export interface PlanInput {
@@ -99,6 +117,8 @@ export interface PlanInput {
    * resolved, the user's cache-from/cache-to per target); undefined: bake gets no cache flags.
    */
   bakeTargets?: CacheTarget[] | undefined;
+  /** `bake`: why some targets get no flags (bakeCacheTargets). */
+  bakeNotes?: string[] | undefined;
 }
 
 /** The cache flags for a prefixed command, with the reasons; undefined when there is no build to add them to. */
@@ -109,7 +129,7 @@ export async function planBuildCache(input: PlanInput): Promise<BuildCachePlan |
   const none = (reason: string): BuildCachePlan => ({ choice: wanted, branches: { own: undefined, fallback: undefined, write: false, reasons: [] }, targets: [], reasons: [reason] });
   let targets: CacheTarget[];
   if (request.kind === 'bake') {
-    if (!input.bakeTargets) return none('bake: no cache flags are added (the bake targets are not read yet)');
+    if (!input.bakeTargets) return none('bake: no cache flags are added (its targets could not be read with bake --print)');
     targets = input.bakeTargets;
   } else {
     const target = cacheTargetOf(request, input.cwd);
@@ -124,9 +144,10 @@ export async function planBuildCache(input: PlanInput): Promise<BuildCachePlan |
   const localRoot = config.cache.dir ? join(config.cache.dir, 'build') : undefined;
   const reasons = [choice.reason];
   if (choice.type === 'registry' || choice.type === 'local') reasons.push(...branches.reasons);
-  const flags = targets.map((target) => {
-    // One configured key for several bake targets would make them overwrite each other's cache.
-    const key = config.buildCache.key && request.kind === 'bake' ? `${config.buildCache.key}-${refSlug(target.name)}` : config.buildCache.key || cacheKey(target);
+  if (request.kind === 'bake' && choice.type !== 'off') reasons.push(...(input.bakeNotes ?? []));
+  const keys = request.kind === 'bake' ? bakeCacheKeys(targets, config.buildCache.key) : [config.buildCache.key || cacheKey(targets[0]!)];
+  const flags = targets.map((target, i) => {
+    const key = keys[i]!;
     const f = cacheFlagsFor(target, {
       choice,
       branches,
@@ -136,9 +157,8 @@ export async function planBuildCache(input: PlanInput): Promise<BuildCachePlan |
       localRoot,
       localExisting: new Set(localRoot && existsSync(join(localRoot, key, 'index.json')) ? [key] : []),
       localSuffix: input.runId,
-      push: pushesImage(request),
-      // bake: the targets' tags are not known here, so inline has nothing to read from.
-      tags: request.kind === 'build' ? request.tags : [],
+      push: target.push ?? pushesImage(request),
+      tags: target.tags ?? (request.kind === 'build' ? request.tags : []),
     });
     reasons.push(...f.reasons);
     if (choice.type !== 'off' && f.from.length + f.to.length > 0) reasons.push(`${target.name ? `target ${target.name}: ` : ''}key ${f.key} (Dockerfile path in the context, --target, platforms)`);
@@ -219,47 +239,66 @@ export function recordSourceFor(driver: Driver, builder: string, endpoint: strin
   return { kind: 'container', container: `buildx_buildkit_${builder}0`, context: endpoint && !endpoint.includes('://') ? endpoint : undefined };
 }
 
-/** `buildx.build.ref` from a metadata file (`<builder>/<node>/<ref>`), when buildx wrote one. */
-export async function refFromMetadata(file: string | undefined): Promise<string | undefined> {
+/**
+ * `buildx.build.ref` from a metadata file (`<builder>/<node>/<ref>`), when buildx wrote one: at
+ * the top for a build, under each target's name for a bake (buildx ≥ 0.13 both).
+ */
+export async function refFromMetadata(file: string | undefined, bakeTarget?: string): Promise<string | undefined> {
   if (!file) return undefined;
   try {
-    const meta = JSON.parse(await readFile(file, 'utf8')) as Record<string, unknown>;
-    const ref = meta['buildx.build.ref'];
+    const top = JSON.parse(await readFile(file, 'utf8')) as Record<string, unknown>;
+    const meta = bakeTarget === undefined ? top : top[bakeTarget];
+    const ref = meta && typeof meta === 'object' ? (meta as Record<string, unknown>)['buildx.build.ref'] : undefined;
     return typeof ref === 'string' ? ref.split('/').pop() : undefined;
   } catch {
     return undefined;
   }
 }
 
-/** The one line after the build, from BuildKit's record of it. */
+/**
+ * The lines after the build, from BuildKit's records of it: one for a build, one per bake target
+ * that got cache flags (`cache: target app: …`), each from that target's own record — found by
+ * the ref buildx wrote for it, or with buildx 0.12 (no refs) by the cache it imports or its
+ * Dockerfile and stage, in the records' frontend attributes.
+ */
 export async function cacheReport(input: {
   plan: BuildCachePlan;
+  bake: boolean;
   exitCode: number;
   runner: DockerRunner;
   source: RecordSource;
   metadataFile: string | undefined;
   startedAt: number;
-}): Promise<string | undefined> {
-  const flags = input.plan.targets[0];
-  if (!flags || flags.from.length + flags.to.length === 0) return undefined;
-  // bake: one record per target and no ref per target in buildx 0.12's metadata; name what is known.
-  if (input.plan.targets.length > 1) {
-    const written = input.plan.targets.filter((t) => t.writes !== undefined && t.to.length > 0).map((t) => `${t.target} → ${t.writes}`);
-    return `cache: ${input.plan.targets.length} bake targets (cached steps not counted per target); ${input.exitCode === 0 ? `wrote ${written.join(', ') || 'nothing'}` : `not written: the build failed (exit ${input.exitCode})`}`;
-  }
+  /** bake: each target's Dockerfile (name as buildx sends it) and stage, for buildx 0.12. */
+  bakeAttrs?: Record<string, Omit<RecordAttrs, 'cacheImport'>>;
+}): Promise<string[]> {
+  const withFlags = input.plan.targets.filter((f) => f.from.length + f.to.length > 0);
+  if (!withFlags.length) return [];
   const reader = recordReader(input.runner, input.source);
-  const ref = await refFromMetadata(input.metadataFile);
-  // With the ref known (buildx ≥ 0.13) the record and the export's logs are read together.
-  const both = ref && flags.to.length ? await reader.recordsAndExportErrors(ref) : undefined;
+  // One build whose ref is known (buildx ≥ 0.13): its record and its export's logs in one read.
+  const single = !input.bake && withFlags.length === 1 && withFlags[0]!.to.length ? await refFromMetadata(input.metadataFile, undefined) : undefined;
+  const both = single ? await reader.recordsAndExportErrors(single) : undefined;
   const records = both?.records ?? (await reader.records());
-  const record = records.known ? pickRecord(records.records, { ref, startedAt: input.startedAt }) : undefined;
-  const steps = record ? { cached: record.cachedSteps, total: record.totalSteps } : { why: records.known ? 'BuildKit kept no record of this build' : records.why };
-  let exportErrors: string[] | { why: string } = { why: 'no build record' };
-  if (record && flags.to.length) {
-    const errors = both?.errors ?? (await reader.exportErrors(record.ref));
-    exportErrors = errors.known ? errors.errors : { why: errors.why };
+  const lines: string[] = [];
+  for (const flags of withFlags) {
+    const ref = await refFromMetadata(input.metadataFile, input.bake ? flags.target : undefined);
+    let record: BuildRecord | undefined;
+    let missing = records.known ? 'BuildKit kept no record of this build' : records.why;
+    if (records.known) {
+      const attrs = input.bake && !ref ? { filename: '', target: undefined, ...input.bakeAttrs?.[flags.target], cacheImport: flags.reads[0] } : undefined;
+      record = pickRecord(records.records, { ref, startedAt: input.startedAt, attrs });
+      if (!record && input.bake && !ref) missing = `buildx wrote no build ref for the target, and its record could not be told from the others'`;
+    }
+    const steps = record ? { cached: record.cachedSteps, total: record.totalSteps } : { why: missing };
+    let exportErrors: string[] | { why: string } = { why: 'no build record' };
+    if (record && flags.to.length) {
+      const errors = both && record.ref === single ? both.errors : await reader.exportErrors(record.ref);
+      exportErrors = errors.known ? errors.errors : { why: errors.why };
+    }
+    const line = formatCacheReport({ flags, exitCode: input.exitCode, steps, exportErrors });
+    lines.push(input.bake ? line.replace(/^cache: /, `cache: target ${flags.target}: `) : line);
   }
-  return formatCacheReport({ flags, exitCode: input.exitCode, steps, exportErrors });
+  return lines;
 }
 
 /**
@@ -282,6 +321,7 @@ export async function prefixBuildCache(ctx: CommandContext, state: CreateState):
     branchFlag: ctx.args.buildCacheBranch,
     buildkitVersion: versionOfTag(state.pin?.tag ?? ''),
     runId: String(process.pid),
+    ...bakeCacheInput(driver.bake, io.cwd),
   });
   const targets = plan?.targets ?? [];
   for (const r of plan?.reasons ?? []) log.debug(`build cache: ${r}`);
@@ -305,8 +345,12 @@ export async function prefixBuildCache(ctx: CommandContext, state: CreateState):
       const endpoint = config.builder.endpoint || (tls ? tlsContextName(tls) : '');
       const source: RecordSource =
         userBuilder !== undefined ? { kind: 'buildx', builder: userBuilder } : recordSourceFor(driver.driver, driver.driver === 'docker' ? driver.contextBuilder : builder, endpoint);
-      const line = await cacheReport({ plan, exitCode: code, runner, source, metadataFile, startedAt: started.startedAt }).catch((e: unknown) => `cache: no report (${(e as Error).message})`);
-      if (line) log.info(line);
+      const bake = driver.request?.kind === 'bake';
+      const bakeAttrs = Object.fromEntries((driver.bake?.targets ?? []).map((t) => [t.name, { filename: basename(t.dockerfile), target: t.target }]));
+      const lines = await cacheReport({ plan, bake, exitCode: code, runner, source, metadataFile, startedAt: started.startedAt, bakeAttrs }).catch((e: unknown) => [
+        `cache: no report (${(e as Error).message})`,
+      ]);
+      for (const line of lines) log.info(line);
       if (own === undefined) await rm(metadataFile, { force: true });
     },
   };

@@ -194,8 +194,8 @@ export async function decideDriver(ctx: CommandContext, config: Config, runner: 
   );
   // Prefix mode adds a cross-job cache; exporting it (registry, local) is what a container builder does.
   if (ctx.args.exec) {
-    const [{ cacheWanted }, { exportsCache }] = await Promise.all([import('./build-cache.js'), import('../driver/build-cache.js')]);
-    const wanted = cacheWanted(config, ctx.io.env, request);
+    const [{ cacheWanted, bakeCacheInput }, { exportsCache }] = await Promise.all([import('./build-cache.js'), import('../driver/build-cache.js')]);
+    const wanted = cacheWanted(config, ctx.io.env, request, targets ? bakeCacheInput({ targets }, ctx.io.cwd).bakeTargets : undefined);
     if (wanted && exportsCache(wanted.type)) needs.buildCache = `the build cache is exported across jobs (${wanted.reason}), which needs a container builder`;
   }
   const decision = chooseDriver({ setting, needs });

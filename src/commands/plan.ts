@@ -77,7 +77,7 @@ export async function run(ctx: CommandContext): Promise<number> {
   const bridged = bridge?.bridgesFor(driver, ctx.io.env, builder, ctx.args.exec ? '<pid>' : undefined);
   // The build cache flags prefix mode would add, with their reasons (nothing is locked or written).
   const bc = ctx.args.exec && driver.request ? await import('../builder/build-cache.js') : undefined;
-  const cache = await bc?.planBuildCache({
+  const cache = bc && (await bc.planBuildCache({
     config,
     env: ctx.io.env,
     cwd: ctx.io.cwd,
@@ -87,7 +87,8 @@ export async function run(ctx: CommandContext): Promise<number> {
     branchFlag: ctx.args.buildCacheBranch,
     buildkitVersion: versionOfTag(pin?.tag ?? ''),
     runId: '<pid>',
-  });
+    ...bc.bakeCacheInput(driver.bake, ctx.io.cwd),
+  }));
   const cacheArgs = bc?.addsCacheFlags(cache)
     ? { targets: cache.targets, ...(driver.request?.metadataFile === undefined ? { metadataFile: bc.metadataFileFor(ctx.io.env, builder, '<pid>') } : {}) }
     : undefined;
@@ -139,7 +140,10 @@ export async function run(ctx: CommandContext): Promise<number> {
       ? [
           `cache:    ${cache.choice.type}`,
           ...cache.reasons.map((r) => `          - ${r}`),
-          ...cache.targets.flatMap((c) => [...c.reads.map((r) => `          - reads ${r}`), ...(c.writes !== undefined && c.to.length ? [`          - writes ${c.writes}`] : [])]),
+          ...cache.targets.flatMap((c) => {
+            const who = c.target ? `target ${c.target} ` : '';
+            return [...c.reads.map((r) => `          - ${who}reads ${r}`), ...(c.writes !== undefined && c.to.length ? [`          - ${who}writes ${c.writes}`] : [])];
+          }),
         ]
       : []),
     ...(out.command ? [`runs:     BUILDX_BUILDER=${quote(builder)} ${out.command.argv.map(quote).join(' ')}`] : []),

@@ -144,6 +144,8 @@ export interface BuildRecord {
   /** Steps answered from cache, and all steps (`numCachedSteps`/`numTotalSteps`; omitted = 0). */
   cachedSteps: number;
   totalSteps: number;
+  /** The build's frontend attributes (`filename`, `target`, …); `buildx history ls` gives none. */
+  frontendAttrs?: Record<string, string>;
 }
 
 /** Every record of `buildctl debug histories --format '{{json .}}'` (0.12: gogo JSON names, 0.34: protobuf-go; the same keys). */
@@ -151,10 +153,14 @@ export function parseHistoryRecords(stdout: string): BuildRecord[] {
   const out: BuildRecord[] = [];
   for (const line of stdout.split(/\r?\n/)) {
     if (!line.trim()) continue;
-    const event = JSON.parse(line) as { record?: { Ref?: string; CreatedAt?: Timestamp; CompletedAt?: Timestamp; numCachedSteps?: number; numTotalSteps?: number } };
+    const event = JSON.parse(line) as {
+      record?: { Ref?: string; CreatedAt?: Timestamp; CompletedAt?: Timestamp; numCachedSteps?: number; numTotalSteps?: number; FrontendAttrs?: Record<string, string> };
+    };
     const r = event.record;
     if (!r?.Ref) continue;
-    out.push({ ref: r.Ref, createdAt: isoOf(r.CreatedAt), completedAt: isoOf(r.CompletedAt), cachedSteps: r.numCachedSteps ?? 0, totalSteps: r.numTotalSteps ?? 0 });
+    const record: BuildRecord = { ref: r.Ref, createdAt: isoOf(r.CreatedAt), completedAt: isoOf(r.CompletedAt), cachedSteps: r.numCachedSteps ?? 0, totalSteps: r.numTotalSteps ?? 0 };
+    if (r.FrontendAttrs && typeof r.FrontendAttrs === 'object') record.frontendAttrs = r.FrontendAttrs;
+    out.push(record);
   }
   return out;
 }
@@ -296,12 +302,40 @@ export function recordReader(runner: DockerRunner, source: RecordSource): Record
   return reader;
 }
 
+/** What tells one bake target's record from the others' when buildx wrote no ref for it. */
+export interface RecordAttrs {
+  /** The Dockerfile's name as buildx sends it (`filename`). */
+  filename: string;
+  /** The stage (`target`). */
+  target: string | undefined;
+  /** A cache the target imports (a registry ref or a local directory), from `cache-imports`. */
+  cacheImport?: string | undefined;
+}
+
+function importsCache(record: BuildRecord, cache: string): boolean {
+  try {
+    const imports = JSON.parse(record.frontendAttrs?.['cache-imports'] ?? '[]') as { Attrs?: Record<string, string> }[];
+    return imports.some((i) => i.Attrs?.ref === cache || i.Attrs?.src === cache);
+  } catch {
+    return false;
+  }
+}
+
 /**
  * The record of our build: the ref buildx wrote to the metadata file (`buildx.build.ref`, buildx
  * ≥ 0.13), else the newest record created since the build started (buildx 0.12 writes no ref).
+ * One target of a bake without a ref (buildx 0.12 builds them side by side): the one record since
+ * the start whose frontend attributes import the target's cache (`cache-imports`, keyed per
+ * target), else name its Dockerfile (`filename`) and stage (`target`); none unless exactly one.
  */
-export function pickRecord(records: BuildRecord[], opts: { ref?: string | undefined; startedAt: number }): BuildRecord | undefined {
+export function pickRecord(records: BuildRecord[], opts: { ref?: string | undefined; startedAt: number; attrs?: RecordAttrs | undefined }): BuildRecord | undefined {
   if (opts.ref) return records.find((r) => r.ref === opts.ref);
   const since = records.filter((r) => r.createdAt !== undefined && Date.parse(r.createdAt) >= opts.startedAt - 2000);
+  if (opts.attrs) {
+    const { filename, target, cacheImport } = opts.attrs;
+    const one = (rs: BuildRecord[]): BuildRecord | undefined => (rs.length === 1 ? rs[0] : undefined);
+    const byCache = cacheImport !== undefined ? one(since.filter((r) => importsCache(r, cacheImport))) : undefined;
+    return byCache ?? one(since.filter((r) => r.frontendAttrs !== undefined && (r.frontendAttrs.filename ?? 'Dockerfile') === filename && (r.frontendAttrs.target ?? '') === (target ?? '')));
+  }
   return since.sort((a, b) => Date.parse(b.createdAt!) - Date.parse(a.createdAt!))[0];
 }

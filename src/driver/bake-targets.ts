@@ -8,7 +8,8 @@
 import { UsageError } from '../errors.js';
 import { hostPlatform, splitPlatforms } from '../dockerfile/platform.js';
 import { buildContextName } from '../dockerfile/dockerfile.js';
-import { isRemoteContext, parseCacheSpec, parseOutputSpec, type BuildRequest, type BuildResultSpec, type ExportSpec } from './build-args.js';
+import { cacheTargetOf, isRemoteContext, pushesImage, parseCacheSpec, parseOutputSpec, type BuildRequest, type BuildResultSpec, type ExportSpec } from './build-args.js';
+import type { CacheTarget } from './build-cache.js';
 
 export interface BakeTarget {
   /** The target's name (`--set <name>.…` addresses it). */
@@ -192,4 +193,27 @@ export function bakeTargetResult(t: BakeTarget): BuildResultSpec {
     attestations: t.attestations,
     ...(t.call !== undefined ? { call: t.call } : {}),
   };
+}
+
+/**
+ * The targets as the build cache needs them (one key and one `--set <target>.cache-…` each), and
+ * a note for each target that cannot have one: a remote context has no Dockerfile path to key on,
+ * and a target whose `call` is not `build` (check, outline) exports nothing.
+ * A target's own cache-from/cache-to (bake file or the user's `--set`) is in what --print printed.
+ */
+export function bakeCacheTargets(targets: BakeTarget[], cwd: string): { targets: CacheTarget[]; notes: string[] } {
+  const out: CacheTarget[] = [];
+  const notes: string[] = [];
+  for (const t of targets) {
+    if (t.call !== undefined) {
+      notes.push(`target ${t.name} does not build (call ${t.call}): no cache flags added`);
+      continue;
+    }
+    const req = bakeTargetRequest(t);
+    const target = cacheTargetOf(req, cwd);
+    // --print already folded --push into the outputs.
+    if (target) out.push({ ...target, name: t.name, tags: t.tags, push: pushesImage(req) });
+    else notes.push(`target ${t.name} has no local context to derive a cache key from: no cache flags added`);
+  }
+  return { targets: out, notes };
 }

@@ -44,6 +44,8 @@ export interface KeyInput {
   context: string;
   target?: string | undefined;
   platforms: string[];
+  /** A bake target's name, only where two targets of one bake would otherwise share a key. */
+  bakeTarget?: string | undefined;
 }
 
 /** The Dockerfile path relative to the context, `/`-separated (`Dockerfile`, `docker/app.Dockerfile`). */
@@ -56,8 +58,22 @@ export function dockerfileInContext(input: Pick<KeyInput, 'dockerfile' | 'contex
 /** 8 hex of a sha256 over the Dockerfile path relative to the context, `--target` and the sorted platforms. */
 export function cacheKey(input: KeyInput): string {
   const platforms = [...new Set(input.platforms)].sort().join(',');
-  const text = `${dockerfileInContext(input)}\n${input.target ?? ''}\n${platforms}`;
+  const text = `${dockerfileInContext(input)}\n${input.target ?? ''}\n${platforms}${input.bakeTarget !== undefined ? `\n${input.bakeTarget}` : ''}`;
   return createHash('sha256').update(text).digest('hex').slice(0, 8);
+}
+
+/**
+ * One key per bake target. Two targets we add cache flags to whose derived keys agree (they differ
+ * only in what the key does not see: build args, an inline Dockerfile) would overwrite each
+ * other's cache: those fold their name in. A target with its own cache flags writes none of ours
+ * and shares with nobody. A configured `buildCache.key` gets `-<target>`.
+ */
+export function bakeCacheKeys(targets: Pick<CacheTarget, 'name' | 'context' | 'dockerfile' | 'target' | 'platforms' | 'cacheFrom' | 'cacheTo'>[], configured: string): string[] {
+  if (configured) return targets.map((t) => `${configured}-${refSlug(t.name)}`);
+  const keys = targets.map((t) => cacheKey(t));
+  const ours = keys.filter((_, i) => targets[i]!.cacheFrom.length + targets[i]!.cacheTo.length === 0);
+  const shared = (key: string): boolean => ours.indexOf(key) !== ours.lastIndexOf(key);
+  return targets.map((t, i) => (shared(keys[i]!) && t.cacheFrom.length + t.cacheTo.length === 0 ? cacheKey({ ...t, bakeTarget: t.name }) : keys[i]!));
 }
 
 export function cacheTag(branchSlug: string, key: string): string {
@@ -184,6 +200,9 @@ export interface CacheTarget {
   /** The user's own cache flags for it (raw values); either one present means we add none. */
   cacheFrom: string[];
   cacheTo: string[];
+  /** A bake target's image tags and whether it pushes (for an inline cache); a build's come from its command. */
+  tags?: string[] | undefined;
+  push?: boolean | undefined;
 }
 
 export interface CacheFlagInput {

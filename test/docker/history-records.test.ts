@@ -24,6 +24,22 @@ t.test('our record: the metadata ref, else the newest since the build started', 
   t.equal(pickRecord(records, { startedAt: Date.parse('2026-11-29T06:00:00Z') }), undefined, 'none since the start');
 });
 
+t.test("a bake target's record without a ref: the one importing its cache, else the one naming its Dockerfile", async (t) => {
+  // Two targets built side by side: app (Dockerfile, cache key 3c9c8293), tool (tool.Dockerfile, a983f072).
+  for (const [file, host] of [['h12-bake-json.txt', '127.0.0.1:44103'], ['h34-bake-json.txt', '127.0.0.1:46011']] as const) {
+    const records = parseHistoryRecords(fixture(file));
+    const all = { startedAt: 0 };
+    // The Dockerfile given here matches neither: only the cache import can tell.
+    const app = pickRecord(records, { ...all, attrs: { filename: 'x', target: undefined, cacheImport: `${host}/grp/app/cache:cache-main-3c9c8293` } });
+    const tool = pickRecord(records, { ...all, attrs: { filename: 'x', target: undefined, cacheImport: `${host}/grp/app/cache:cache-main-a983f072` } });
+    t.ok(app && tool && app.ref !== tool.ref, `${file}: two targets, two records`);
+    t.equal(app?.frontendAttrs?.filename, 'Dockerfile', `${file}: app's record is the one importing app's cache`);
+    t.equal(tool?.frontendAttrs?.filename, 'tool.Dockerfile', `${file}: tool's record is the one importing tool's cache`);
+    t.equal(pickRecord(records, { ...all, attrs: { filename: 'tool.Dockerfile', target: undefined, cacheImport: 'elsewhere/c:x' } })?.ref, tool?.ref, `${file}: no record imports it: the Dockerfile tells`);
+    t.equal(pickRecord(records, { ...all, attrs: { filename: 'Dockerfile', target: 'prod' } }), undefined, `${file}: another stage: no record`);
+  }
+});
+
 t.test('export errors: only the cache-export step, never a failed import', async (t) => {
   const log = [
     '#1 [internal] load build definition from Dockerfile',

@@ -3,11 +3,12 @@
 // keeps the rest of the user's directory reachable, honours docker/cli's helper precedence, and
 // leaves nothing behind; the Engine API pull gets an X-Registry-Auth header.
 import { spawnSync } from 'node:child_process';
-import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { Secrets } from '../../src/io.js';
 import { createCredentialStore } from '../../src/registry/credentials.js';
+import { everyFile, filesHolding } from '../helpers/files.js';
 import { buildCredentialHosts, createRegistryAuth, encodeRegistryAuth, HELPER_NAME, hostOf } from '../../src/docker/registry-auth.js';
 
 const b64 = (s: string): string => Buffer.from(s).toString('base64');
@@ -60,18 +61,6 @@ function askHelper(env: Record<string, string>, name: string, url: string): { co
   return { code: r.status ?? -1, stdout: r.stdout };
 }
 
-function everyFile(dir: string): string[] {
-  if (!existsSync(dir)) return [];
-  const out: string[] = [];
-  for (const name of readdirSync(dir)) {
-    const p = join(dir, name);
-    const s = lstatSync(p);
-    if (s.isDirectory()) out.push(...everyFile(p));
-    else if (s.isFile()) out.push(p);
-  }
-  return out;
-}
-
 t.test('no helper configured: our hosts get `auths` entries in a private copy; the user config is untouched and removed with the run', async (t) => {
   const user = { auths: { 'other.example': { auth: b64('me:Mine-Secret') } }, currentContext: 'default', psFormat: 'table {{.ID}}' };
   const { dockerDir, configText, env, auth } = setup(t, user);
@@ -99,7 +88,7 @@ t.test('no helper configured: our hosts get `auths` entries in a private copy; t
   await auth.dispose();
   t.notOk(existsSync(dir), 'the private directory is gone');
   t.same(everyFile(env.TMPDIR), [], 'nothing is left under TMPDIR');
-  t.notOk(everyFile(env.HOME).some((f) => readFileSync(f, 'utf8').includes(JOB_TOKEN) || readFileSync(f, 'utf8').includes(b64(`gitlab-ci-token:${JOB_TOKEN}`))), 'no file under HOME holds the token');
+  t.same(filesHolding([env.HOME], 'gitlab-ci-token', JOB_TOKEN), [], 'no file under HOME holds the token');
 });
 
 t.test('a global credsStore: our hosts go to our helper through credHelpers, which answers for them and nothing else; the secret is never in argv, env or config.json', async (t) => {

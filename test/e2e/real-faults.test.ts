@@ -7,7 +7,7 @@
 import t, { type Test } from 'tap';
 import { execFileSync, spawn } from 'node:child_process';
 import { processTag } from '../../src/owned-temp.js';
-import { closeSync, copyFileSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, statSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, statSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { parseHistoriesJson } from '../../src/docker/history.js';
@@ -16,6 +16,7 @@ import { daemonMatrix, realWorld, requireSetup, lastLine, tempDir, type RealWorl
 import { runCli, type CliResult } from '../helpers/cli.js';
 import { until } from '../helpers/bin.js';
 import { requireBinaries, requireCondition } from '../helpers/integration.js';
+import { endLongRun, longRunPids, writeLongRunContext } from '../helpers/long-run.js';
 
 // Four setups on two cores: a file-level bound like the other real-engine files.
 t.setTimeout(1_800_000);
@@ -177,9 +178,10 @@ for (const pair of engines ? daemonMatrix(engines) : []) {
     if (!requireBinaries(t, ['busybox']) || !requireSetup(t, pair)) return;
     const w = await realWorld(t, pair);
     const base = config(w, 'shared');
+    // The build's RUN lasts until the test ends it, after B has removed and recreated the builder:
+    // a build that had started on the old builder is still running when B removes it.
     const ctxDir = w.project({});
-    copyFileSync('/bin/busybox', join(ctxDir, 'busybox'));
-    writeFileSync(join(ctxDir, 'Dockerfile'), ['FROM scratch', 'COPY busybox /bin/busybox', 'RUN ["/bin/busybox", "sleep", "8"]', ''].join('\n'));
+    const marker = writeLongRunContext(ctxDir);
     const a = w.project(base);
     // With a lockfile A's prefixed run takes the no-op path: no lock, straight to its build.
     ok(t, await runCli(['lock'], { cwd: a, env: w.env }), 'lock A');
@@ -202,8 +204,13 @@ for (const pair of engines ? daemonMatrix(engines) : []) {
     await until('the prefixed build to wait for B, or to start', async () => /waiting for another buildx-bootstrap working on builder shared/.test(buildStderr) || (await active()), 120_000);
     writeFileSync(gate, ''); // B goes on: rm, create
 
-    const [recreated, built] = await Promise.all([recreating, building]);
+    const recreated = await recreating;
     ok(t, recreated, 'B recreated the builder');
+    let buildEnded = false;
+    void building.then(() => (buildEnded = true));
+    await until("the prefixed build's RUN to start, or the build to end", () => buildEnded || longRunPids(marker).length > 0, 120_000);
+    t.equal(endLongRun(marker), 1, "the test ends the build's RUN once B is done");
+    const built = await building;
     t.equal(built.code, 0, `the prefixed build completed${built.code ? `: ${lastLine(built)}` : ''}`);
     // buildx ≥ 0.3x reconnects to a recreated builder with `error: dial unix …buildkitd.sock` on the
     // way; buildx 0.12's `http2: … PROTOCOL_ERROR` line at the end of every build is not a loss.

@@ -6,7 +6,7 @@
 // anywhere, the user's credential helper wins for its host, and a global credsStore does not
 // swallow the hand-over.
 import t, { type Test } from 'tap';
-import { existsSync, lstatSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { requireEngines, pushRealEngineImage } from '../helpers/engines.js';
 import { pairs, realWorld, lastLine, tempDir, type RealWorld } from '../helpers/real-world.js';
@@ -15,13 +15,13 @@ import { startRegistry, type RunningRegistry } from '../helpers/registry.js';
 import { runCli } from '../helpers/cli.js';
 import { requireCondition } from '../helpers/integration.js';
 import { startForwardProxy } from '../helpers/forward-proxy.js';
+import { filesHolding } from '../helpers/files.js';
 
 t.setTimeout(900_000);
 const engines = requireEngines(t);
 
 const base = buildEngineImage({ version: 'v0.0.1', platforms: ['linux/amd64'], index: false, flavour: 'base-image' });
 const TOKENS = { job1: 'glcbt-64_FirstJobToken_aaaa1111', job2: 'glcbt-64_SecondJobToken_bbbb2222' };
-const b64 = (s: string): string => Buffer.from(s).toString('base64');
 
 /** A host name /etc/hosts maps to 127.0.0.1, other than localhost. */
 function loopbackHostName(): string | undefined {
@@ -38,28 +38,6 @@ function loopbackHostName(): string | undefined {
     if (name) return name;
   }
   return undefined;
-}
-
-/** Every regular file under `dir` (symlinks not followed). */
-function everyFile(dir: string): string[] {
-  if (!existsSync(dir)) return [];
-  const out: string[] = [];
-  for (const name of readdirSync(dir)) {
-    const p = join(dir, name);
-    const s = lstatSync(p);
-    if (s.isDirectory()) out.push(...everyFile(p));
-    else if (s.isFile()) out.push(p);
-  }
-  return out;
-}
-
-/** Files under `dirs` that hold `secret` in clear, base64 (`user:secret`) or JSON-escaped. */
-function holding(dirs: string[], user: string, secret: string): string[] {
-  const forms = [secret, b64(`${user}:${secret}`)];
-  return dirs.flatMap(everyFile).filter((f) => {
-    const text = readFileSync(f).toString('latin1');
-    return forms.some((s) => text.includes(s));
-  });
 }
 
 interface CiWorld {
@@ -124,12 +102,12 @@ for (const pair of engines ? pairs(engines) : []) {
     t.equal(w.upstream.requests(), 0, 'the upstream (Docker Hub) got no request');
     t.equal(readFileSync(join(w.buildx.dockerConfig, 'config.json'), 'utf8'), c.configText, 'config.json is byte-identical');
     const places = [w.env.HOME!, c.tmp];
-    t.same(holding(places, 'job1', TOKENS.job1), [], 'no file under $HOME (docker config, state dir) or $TMPDIR holds the first job token');
+    t.same(filesHolding(places, 'job1', TOKENS.job1), [], 'no file under $HOME (docker config, state dir) or $TMPDIR holds the first job token');
 
     // The next job on the same shell-runner $HOME, with its own token: BuildKit must re-resolve.
     t.equal(await build(c, t, c.env('job2'), ['--pull']), 'ran on version=v0.0.1\n', 'the second job builds with its own token');
-    t.same(holding(places, 'job2', TOKENS.job2), [], 'and leaves its token nowhere either');
-    t.same(holding(places, 'job1', TOKENS.job1), [], 'nor the first one');
+    t.same(filesHolding(places, 'job2', TOKENS.job2), [], 'and leaves its token nowhere either');
+    t.same(filesHolding(places, 'job1', TOKENS.job1), [], 'nor the first one');
     t.equal(readFileSync(join(w.buildx.dockerConfig, 'config.json'), 'utf8'), c.configText, 'config.json is still byte-identical');
     t.same(readdirSync(c.tmp).filter((n) => n.startsWith('buildx-bootstrap-auth-')), [], 'no per-run directory is left in $TMPDIR');
   });
@@ -143,7 +121,7 @@ for (const pair of engines ? pairs(engines) : []) {
     const path = `${binDir}:${c.w.env.PATH}`;
     t.equal(await build(c, t, c.env('job1', { PATH: path })), 'ran on version=v0.0.1\n', 'the build pulls through the mirror with the job token under a global credsStore');
     t.equal(readFileSync(join(c.w.buildx.dockerConfig, 'config.json'), 'utf8'), c.configText, 'config.json is byte-identical');
-    t.same(holding([c.w.env.HOME!, c.tmp], 'job1', TOKENS.job1), [], 'no token left behind');
+    t.same(filesHolding([c.w.env.HOME!, c.tmp], 'job1', TOKENS.job1), [], 'no token left behind');
 
     // The user's own helper for the mirror host answers with job2's account; the environment has
     // a wrong password. The helper wins: the build succeeds, and buildx asked the helper.
@@ -265,6 +243,6 @@ for (const pair of engines ? pairs(engines) : []) {
     t.match(r.stderr, new RegExp(`wrote ${registry.host.replace(/\./g, '\\.')}/grp/app/cache:cache-main-[0-9a-f]{8}`), 'the cache report says the tag was written');
     await registry.settle();
     t.ok(registry.requestLog().some((l) => /^PUT \/v2\/grp\/app\/cache\/manifests\/cache-main-[0-9a-f]{8} 201$/.test(l)), 'the registry stored the cache manifest, pushed with the job token');
-    t.same(holding([w.env.HOME!, env.TMPDIR], 'gitlab-ci-token', TOKENS.job1), [], 'and no token is left behind');
+    t.same(filesHolding([w.env.HOME!, env.TMPDIR], 'gitlab-ci-token', TOKENS.job1), [], 'and no token is left behind');
   });
 }

@@ -1,15 +1,16 @@
 // Shared runners on the REAL engines (issue 10): real buildx drives real BuildKit containers on a
-// private dockerd while real builds (`RUN sleep 20`) run on them. Another configuration gets its
+// private dockerd while real builds (a long `RUN`, ended by the test) run on them. Another configuration gets its
 // own builder and leaves the busy one alone; rm --stale keeps a busy and a recent builder; a
 // drifted, explicitly named, busy builder is recreated only once its build has ended (a short
 // timeouts.drain gives up naming the build) — and every build finishes successfully.
 import t, { type Test } from 'tap';
-import { copyFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { requireEngines } from '../helpers/engines.js';
 import { daemonMatrix, realWorld, requireSetup, lastLine, type RealWorld } from '../helpers/real-world.js';
 import { runCli, type CliResult } from '../helpers/cli.js';
 import { requireBinaries } from '../helpers/integration.js';
+import { endLongRun, writeLongRunContext } from '../helpers/long-run.js';
 
 t.setTimeout(1_200_000);
 const engines = requireEngines(t);
@@ -18,12 +19,10 @@ function ok(t: Test, r: CliResult, what: string): void {
   t.equal(r.code, 0, `${what} exits 0${r.code ? `: ${lastLine(r)}` : ''}`);
 }
 
-/** A context whose build needs no image: busybox-static copied in, then a long RUN. */
-function longBuildContext(w: RealWorld, seconds: number): string {
+/** A context whose RUN lasts until the test ends it (test/helpers/long-run.ts). */
+function longBuildContext(w: RealWorld): { dir: string; marker: string } {
   const dir = w.project({});
-  copyFileSync('/bin/busybox', join(dir, 'busybox'));
-  writeFileSync(join(dir, 'Dockerfile'), ['FROM scratch', 'COPY busybox /bin/busybox', `RUN ["/bin/busybox", "sleep", "${seconds}"]`, ''].join('\n'));
-  return dir;
+  return { dir, marker: writeLongRunContext(dir) };
 }
 
 /** Starts `docker buildx build` (real buildx) on `builder`; resolves with its result when it ends. */
@@ -69,10 +68,10 @@ for (const pair of engines ? daemonMatrix(engines) : []) {
     if (!requireBinaries(t, ['busybox']) || !requireSetup(t, pair)) return;
     const w = await realWorld(t, pair);
     const base = { buildkit: { image: `${w.upstream.host}/moby/buildkit`, version: pair.kit.version }, mirrors: [{ host: w.mirror.host, for: w.upstream.host }] };
-    // A's build outlasts everything up to rm --stale with a wide margin (two builders come up
-    // meanwhile on a busy machine); it is checked to be running right before and after rm --stale.
-    const longContext = longBuildContext(w, 150);
-    const context = longBuildContext(w, 20);
+    // A's build lasts until the test ends it after rm --stale (two builders come up meanwhile on a
+    // busy machine); it is checked to be running right before and after rm --stale.
+    const longContext = longBuildContext(w);
+    const context = longBuildContext(w);
 
     // Config A, default name; a long build runs on it.
     const a = await runCli([], { cwd: w.project(base), env: w.env });
@@ -80,7 +79,7 @@ for (const pair of engines ? daemonMatrix(engines) : []) {
     const nameA = a.stdout.trim();
     t.match(nameA, /^buildx-bootstrap-[0-9a-f]{8}$/);
     const idA = await containerId(w, nameA);
-    const longA = startBuild(w, nameA, longContext, 'a');
+    const longA = startBuild(w, nameA, longContext.dir, 'a');
     const refA = await waitForActiveBuild(w, nameA, 'a');
 
     // Config B on the same daemon meanwhile: its own builder, A untouched.
@@ -107,11 +106,12 @@ for (const pair of engines ? daemonMatrix(engines) : []) {
     t.match(result.kept.find((k) => k.name === nameA)?.reason, new RegExp(`build\\(s\\) running: ${refA}`), 'the busy one is kept because BuildKit reports its build');
     t.ok(result.kept.some((k) => k.name === 'shared'), 'the recent one is kept');
 
+    t.equal(endLongRun(longContext.marker), 1, "the test ends A's long RUN: one process carried its marker");
     const doneA = await longA;
     t.equal(doneA.code, 0, `the long build on A finished successfully${doneA.code ? `: ${doneA.stderr.trim().split('\n').pop()}` : ''}`);
 
     // Explicit name, drifted, busy: a short drain gives up naming the build; the build goes on.
-    const longShared = startBuild(w, 'shared', context, 'shared');
+    const longShared = startBuild(w, 'shared', context.dir, 'shared');
     const refShared = await waitForActiveBuild(w, 'shared', 'shared');
     const idShared = await containerId(w, 'shared');
     const drifted = w.project({ ...base, builder: { name: 'shared' }, buildkitd: { flags: ['--debug'] } });
@@ -120,8 +120,17 @@ for (const pair of engines ? daemonMatrix(engines) : []) {
     t.match(gaveUp.stderr, new RegExp(`builder shared must be recreated .* still run on it after 1s: ${refShared}`), 'naming the builder and the running build');
     t.equal(await containerId(w, 'shared'), idShared, 'the builder was left alone');
 
-    // Again with room to wait: it waits for the build, then recreates.
-    const waited = await runCli(['--drain-timeout', '5m'], { cwd: drifted, env: w.env });
+    // Again with room to wait: it waits for the build, then recreates. The build is ended once the
+    // run says it waits for it, and not before.
+    let ended = -1;
+    const waited = await runCli(['--drain-timeout', '5m'], {
+      cwd: drifted,
+      env: w.env,
+      onStderr: (text) => {
+        if (ended < 0 && text.includes('waiting for 1 build(s) on builder shared')) ended = endLongRun(context.marker);
+      },
+    });
+    t.equal(ended, 1, 'the build was ended by the test once the run waited for it');
     const doneShared = await longShared;
     ok(t, waited, 'create with a drain long enough');
     t.match(waited.stderr, new RegExp(`waiting for 1 build\\(s\\) on builder shared to finish before recreating it .*: ${refShared}`), 'progress names the build');

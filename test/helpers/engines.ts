@@ -20,7 +20,7 @@ export interface RealBuildx {
   version: string;
   /** The docker-buildx plugin binary. */
   plugin: string;
-  /** The commit the build script stamped into it (module proxy Origin.Hash; its REVISION file). */
+  /** The revision the build script stamped into it (its REVISION file): the commit, or the version where none was known. */
   revision: string | undefined;
 }
 
