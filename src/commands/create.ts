@@ -24,7 +24,7 @@ export async function run(ctx: CommandContext): Promise<number> {
   // First docker call of the run: a fresh daemon's `docker load` from cache.dir starts now, in
   // the docker CLI's process, so the tar streams while this one loads the rest of itself.
   const lock = await lockToBringUp(loaded.config, ctx.io);
-  const preload = lock && startPreload(loaded.config, lock, makeCliRunner(ctx), ctx.io);
+  const preload = lock && startPreload(loaded.config, lock, makeCliRunner(ctx), runner, ctx.io);
   const driver = await decideDriver(ctx, loaded.config, runner);
   const state: CreateState = { loaded, runner, driver, preload };
   if (lock && !preload) state.earlyPull = startPull(ctx, loaded.config, lock, driver, runner);
@@ -53,10 +53,10 @@ async function lockToBringUp(config: Config, io: CommandContext['io']): Promise<
 }
 
 /** The cached engine image's load, when cache.dir holds its tar. */
-function startPreload(config: Config, lock: Lockfile, runner: DockerRunner, io: CommandContext['io']): CacheLoad | undefined {
+function startPreload(config: Config, lock: Lockfile, cli: DockerRunner, api: DockerRunner, io: CommandContext['io']): CacheLoad | undefined {
   if (!config.cache.dir) return undefined;
   const configs = [lock.config, ...Object.values(lock.platforms ?? {}).map((p) => p.config)].filter((c): c is string => !!c);
-  return startCacheLoad(runner, config.cache.dir, lock.digest, configs, { timeoutMs: config.timeouts.bootstrap, signal: io.signal });
+  return startCacheLoad(cli, config.cache.dir, lock.digest, configs, { timeoutMs: config.timeouts.bootstrap, signal: io.signal, inspector: api });
 }
 
 /**

@@ -137,7 +137,13 @@ export interface CacheLoad {
  * yet). The tar is loaded only when it holds one of them — checked by content before loading, as
  * loadFromCache does for the daemon's own platform.
  */
-export function startCacheLoad(runner: DockerRunner, cacheDir: string, digest: string, lockConfigs: string[], opts: { timeoutMs: number; signal?: AbortSignal | undefined }): CacheLoad | undefined {
+export function startCacheLoad(
+  runner: DockerRunner,
+  cacheDir: string,
+  digest: string,
+  lockConfigs: string[],
+  opts: { timeoutMs: number; signal?: AbortSignal | undefined; /** For the image-ID look (the Engine API); default `runner`. */ inspector?: DockerRunner },
+): CacheLoad | undefined {
   if (!cacheDir || lockConfigs.length === 0) return undefined;
   const files = cacheFiles(cacheDir, digest);
   if (!existsSync(files.tar) || !existsSync(files.meta)) return undefined;
@@ -145,8 +151,11 @@ export function startCacheLoad(runner: DockerRunner, cacheDir: string, digest: s
   const images = (): Promise<ArchivedImage[]> => (read ??= readImageArchive(files.tar));
   const done = (async () => {
     const meta = JSON.parse(await readFile(files.meta, 'utf8')) as CacheMeta;
-    if (typeof meta.imageId === 'string' && (await imageId(runner, meta.imageId)) === meta.imageId) return undefined;
-    if (!(await images()).some((i) => lockConfigs.includes(i.config))) return undefined;
+    // The daemon is asked while the tar's index is read: both before the load, neither after the other.
+    const reading = images();
+    reading.catch(() => undefined);
+    if (typeof meta.imageId === 'string' && (await imageId(opts.inspector ?? runner, meta.imageId)) === meta.imageId) return undefined;
+    if (!(await reading).some((i) => lockConfigs.includes(i.config))) return undefined;
     return runner.run(['load', '-i', files.tar], { timeoutMs: opts.timeoutMs, ...(opts.signal ? { signal: opts.signal } : {}) });
   })();
   done.catch(() => undefined); // awaited by loadFromCache, which falls back to its own load
