@@ -66,10 +66,16 @@ export function cacheKey(input: KeyInput): string {
  * One key per bake target. Two targets we add cache flags to whose derived keys agree (they differ
  * only in what the key does not see: build args, an inline Dockerfile) would overwrite each
  * other's cache: those fold their name in. A target with its own cache flags writes none of ours
- * and shares with nobody. A configured `buildCache.key` gets `-<target>`.
+ * and shares with nobody. A configured `buildCache.key` gets `-<target>`, the target's name as a
+ * slug; two names with one slug (`App` and `app`, `a_b` and `a-b`) also get 8 hex of the name, or
+ * they would share one tag (and, with a local cache, one directory whose lock the bake holds).
  */
 export function bakeCacheKeys(targets: Pick<CacheTarget, 'name' | 'context' | 'dockerfile' | 'target' | 'platforms' | 'cacheFrom' | 'cacheTo'>[], configured: string): string[] {
-  if (configured) return targets.map((t) => `${configured}-${refSlug(t.name)}`);
+  if (configured) {
+    const slugs = targets.map((t) => refSlug(t.name));
+    const nameHash = (name: string): string => createHash('sha256').update(name).digest('hex').slice(0, 8);
+    return targets.map((t, i) => `${configured}-${slugs[i]}${slugs.indexOf(slugs[i]!) === slugs.lastIndexOf(slugs[i]!) ? '' : `-${nameHash(t.name)}`}`);
+  }
   const keys = targets.map((t) => cacheKey(t));
   const ours = keys.filter((_, i) => targets[i]!.cacheFrom.length + targets[i]!.cacheTo.length === 0);
   const shared = (key: string): boolean => ours.indexOf(key) !== ours.lastIndexOf(key);

@@ -2,6 +2,7 @@
 // driver rule and the report line. Tables of inputs → exact outputs.
 import t from 'tap';
 import {
+  bakeCacheKeys,
   bakeCacheSetArgs,
   cacheBranches,
   cacheFlagsFor,
@@ -46,6 +47,14 @@ t.test('key: 8 hex over the Dockerfile path in the context, --target and sorted 
     cacheKey({ ...base, platforms: [] }),
   ]);
   t.equal(distinct.size, 5, 'target, platforms and Dockerfile each change the key');
+});
+
+t.test('bake with a configured key: -<target slug>; two target names with one slug stay apart', async (t) => {
+  const one = { context: '/src', dockerfile: '/src/Dockerfile', platforms: [], cacheFrom: [], cacheTo: [] };
+  t.same(bakeCacheKeys([{ ...one, name: 'web' }, { ...one, name: 'api' }], 'k'), ['k-web', 'k-api'], 'distinct slugs: the slug alone');
+  const keys = bakeCacheKeys([{ ...one, name: 'a_b' }, { ...one, name: 'a-b' }, { ...one, name: 'App' }, { ...one, name: 'app' }, { ...one, name: 'web' }], 'k');
+  t.equal(new Set(keys).size, keys.length, `five targets, five keys: ${keys.join(', ')}`);
+  t.match(keys, [/^k-a-b-[0-9a-f]{8}$/, /^k-a-b-[0-9a-f]{8}$/, /^k-app-[0-9a-f]{8}$/, /^k-app-[0-9a-f]{8}$/, 'k-web']);
 });
 
 t.test('auto picks registry, then local, then off', async (t) => {

@@ -5,8 +5,8 @@
 import t, { type Test } from 'tap';
 import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { requireDaemon, requireEngines, installRealBuildx, startEngineDockerd } from '../helpers/engines.js';
-import { dockerWith, lastLine, tempDir } from '../helpers/real-world.js';
+import { requireDaemon, requireEngines } from '../helpers/engines.js';
+import { dockerWith, freshJob, lastLine, tempDir } from '../helpers/real-world.js';
 import { runCli, type CliResult } from '../helpers/cli.js';
 import { startRegistry } from '../helpers/registry.js';
 
@@ -36,11 +36,7 @@ for (const buildxVersion of engines ? engines.buildx : []) {
     writeFileSync(join(project, '.buildx-bootstraprc.json'), JSON.stringify({ builder: { driver: 'docker' }, buildCache: { ref: `${registry.host}/app/cache` } }));
     const image = `${registry.host}/app:1`;
 
-    const job = async (): Promise<Record<string, string | undefined>> => {
-      const dockerd = await startEngineDockerd(t);
-      const buildx = installRealBuildx(t, buildxVersion);
-      return { PATH: process.env.PATH, HOME: root, ...buildx.env, ...dockerd.env };
-    };
+    const job = async (): Promise<Record<string, string | undefined>> => (await freshJob(t, { buildx: buildxVersion, env: { HOME: root } })).env;
 
     const noPush = await runCli(['plan', '--json', '--build-cache-branch', 'main', '--', 'docker', 'buildx', 'build', '-t', 'app:local', '.'], { cwd: project, env: await job() });
     ok(t, noPush, 'plan without --push');
@@ -91,11 +87,7 @@ for (const buildxVersion of engines ? engines.buildx.slice(-1) : []) {
     writeFileSync(join(project, 'Dockerfile'), DOCKERFILE);
     copyFileSync('/usr/bin/busybox', join(project, 'busybox'));
     writeFileSync(join(project, '.buildx-bootstraprc.json'), JSON.stringify({ builder: { driver: 'docker' }, buildCache: { ref: `${registry.host}/app/cache` } }));
-    const job = async (): Promise<Record<string, string | undefined>> => {
-      const dockerd = await startEngineDockerd(t, { daemon: 'dockerd-29-containerd' });
-      const buildx = installRealBuildx(t, buildxVersion);
-      return { PATH: process.env.PATH, HOME: root, ...buildx.env, ...dockerd.env };
-    };
+    const job = async (): Promise<Record<string, string | undefined>> => (await freshJob(t, { buildx: buildxVersion, daemon: 'dockerd-29-containerd', env: { HOME: root } })).env;
     const build = (out: string): string[] => ['--build-cache-branch', 'main', '--', 'docker', 'buildx', 'build', '--network', 'none', '--output', `type=local,dest=${out}`, '.'];
     const env1 = await job();
     const plan = await runCli(['plan', '--json', ...build('o')], { cwd: project, env: env1 });

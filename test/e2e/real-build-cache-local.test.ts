@@ -7,7 +7,7 @@ import t, { type Test } from 'tap';
 import { copyFileSync, existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { requireEngines } from '../helpers/engines.js';
-import { pairs, realWorld, lastLine } from '../helpers/real-world.js';
+import { pairs, realWorld, lastLine, freshJob } from '../helpers/real-world.js';
 import { runCli, type CliResult } from '../helpers/cli.js';
 import { runBin, until } from '../helpers/bin.js';
 import { cacheKey } from '../../src/driver/build-cache.js';
@@ -100,5 +100,53 @@ for (const pair of engines ? pairs(engines) : []) {
     t.equal(readFileSync(join(project, 'out5', 'value'), 'utf8'), value, 'the next job used the cache the killed one left');
     t.match(next.stderr, /cache: [1-9]\d* of \d+ steps cached/, 'and its report counts cached steps');
     t.notOk(existsSync(fresh), "the killed job's half-written directory is gone");
+  });
+
+  t.test(`buildx ${pair.buildx.version} + BuildKit ${pair.kit.version}: bake with a local cache: a directory per target key, used by a job on another fresh daemon`, async (t) => {
+    const w = await realWorld(t, pair);
+    const bakeFile = `group "default" { targets = ["app", "tool"] }
+target "app" { output = ["type=local,dest=out-app"] }
+target "tool" {
+  dockerfile = "tool.Dockerfile"
+  output = ["type=local,dest=out-tool"]
+}
+`;
+    // tool's builder stage differs from app's (BuildKit would run one step once for both).
+    const project = w.project(
+      {
+        buildkit: { image: `${w.upstream.host}/moby/buildkit`, version: pair.kit.version },
+        builder: { name: 'localbake', driverOpts: { network: 'host' } },
+        cache: { dir: '.cache' },
+      },
+      { Dockerfile: DOCKERFILE, 'tool.Dockerfile': DOCKERFILE.replace('od -An -tx1', 'od -An -tx2'), 'docker-bake.hcl': bakeFile },
+    );
+    copyFileSync('/usr/bin/busybox', join(project, 'busybox'));
+    const keys = { app: cacheKey({ dockerfile: join(project, 'Dockerfile'), context: project, platforms: [] }), tool: cacheKey({ dockerfile: join(project, 'tool.Dockerfile'), context: project, platforms: [] }) };
+    t.not(keys.app, keys.tool, 'the two Dockerfiles give two keys');
+    const root = join(project, '.cache', 'build');
+    const bake = ['--build-cache-branch', 'main', '--', 'docker', 'buildx', 'bake'];
+    const value = (name: string): string => readFileSync(join(project, `out-${name}`, 'value'), 'utf8');
+
+    const job1 = await runCli(bake, { cwd: project, env: w.env });
+    ok(t, job1, 'job 1: bake');
+    t.same(readdirSync(root).filter((n) => !n.endsWith('.lock')).sort(), [keys.app, keys.tool].sort(), `one directory per target key in ${root}`);
+    for (const [name, key] of Object.entries(keys)) {
+      const dir = join(root, key);
+      t.ok(existsSync(join(dir, 'index.json')) && readdirSync(join(dir, 'blobs', 'sha256')).length > 0, `target ${name}: ${dir} holds a cache`);
+      t.match(job1.stderr, new RegExp(`cache: target ${name}: \\d+ of \\d+ steps cached; wrote ${dir}`), `the report for ${name} names its directory`);
+    }
+    const app1 = value('app');
+    const tool1 = value('tool');
+    t.not(app1, tool1, 'each target ran its own builder stage');
+
+    // Job 2: another fresh daemon and docker config; only the cache directory carries over.
+    const job2 = await runCli(bake, { cwd: project, env: (await freshJob(t, { buildx: pair.buildx, env: w.env })).env });
+    ok(t, job2, 'job 2 (another fresh daemon): bake');
+    t.equal(value('app'), app1, "app's builder stage came from its cache directory");
+    t.equal(value('tool'), tool1, "tool's builder stage came from its cache directory");
+    for (const [name, key] of Object.entries(keys)) {
+      const dir = join(root, key);
+      t.match(job2.stderr, new RegExp(`cache: target ${name}: [1-9]\\d* of \\d+ steps cached; read ${dir}; wrote ${dir}`), `job 2's report for ${name}: cached steps, read and wrote its directory`);
+    }
   });
 }

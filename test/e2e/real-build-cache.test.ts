@@ -7,8 +7,8 @@
 import t, { type Test } from 'tap';
 import { copyFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { requireEngines, installRealBuildx, startEngineDockerd } from '../helpers/engines.js';
-import { pairs, realWorld, lastLine, type RealWorld } from '../helpers/real-world.js';
+import { requireEngines } from '../helpers/engines.js';
+import { pairs, realWorld, lastLine, freshJob, type FreshJob } from '../helpers/real-world.js';
 import { runCli, type CliResult } from '../helpers/cli.js';
 import { startRegistry, type RunningRegistry } from '../helpers/registry.js';
 import { forwardTo, jsonErrorHandler, startHttpStub } from '../helpers/net.js';
@@ -27,17 +27,6 @@ COPY --from=builder /value /value
 `;
 
 const GITLAB = { GITLAB_CI: 'true', CI_DEFAULT_BRANCH: 'main', CI_PROJECT_ID: '1' };
-
-interface Job {
-  env: Record<string, string | undefined>;
-}
-
-/** A fresh daemon with its own docker config: a new GitLab job's DinD service and client. */
-async function freshJob(t: Test, w: RealWorld, pair: Parameters<typeof realWorld>[1]): Promise<Job> {
-  const dockerd = await startEngineDockerd(t);
-  const buildx = installRealBuildx(t, pair.buildx);
-  return { env: { PATH: process.env.PATH, HOME: w.env.HOME, ...buildx.env, ...dockerd.env } };
-}
 
 /** `METHOD /v2/<repo>/manifests/<tag> STATUS` lines for the cache repository. */
 function manifestRequests(reg: RunningRegistry | { requestLog(): string[] }, repo: string): string[] {
@@ -59,7 +48,7 @@ for (const pair of engines ? pairs(engines) : []) {
     copyFileSync('/usr/bin/busybox', join(project, 'busybox'));
     const key = cacheKey({ dockerfile: join(project, 'Dockerfile'), context: project, platforms: [] });
     const gitlab = { ...GITLAB, CI_REGISTRY_IMAGE: `${cacheRegistry.host}/grp/app` };
-    const build = (job: Job, extra: Record<string, string>, out: string): Promise<CliResult> =>
+    const build = (job: Pick<FreshJob, 'env'>, extra: Record<string, string>, out: string): Promise<CliResult> =>
       runCli(['--', 'docker', 'buildx', 'build', '--output', `type=local,dest=${out}`, '.'], { cwd: project, env: { ...job.env, ...gitlab, ...extra } });
 
     // Job 1: default branch, fresh daemon (the world's own).
@@ -72,7 +61,7 @@ for (const pair of engines ? pairs(engines) : []) {
 
     // Job 2: feature branch, ANOTHER fresh daemon and docker config.
     const before = cacheRegistry.requestLog().length;
-    const job2 = await build(await freshJob(t, w, pair), { CI_COMMIT_BRANCH: 'feature/X', CI_COMMIT_REF_NAME: 'feature/X' }, 'out2');
+    const job2 = await build(await freshJob(t, { buildx: pair.buildx, env: w.env }), { CI_COMMIT_BRANCH: 'feature/X', CI_COMMIT_REF_NAME: 'feature/X' }, 'out2');
     ok(t, job2, 'job 2 (feature/X)');
     t.equal(readFileSync(join(project, 'out2', 'value'), 'utf8'), value1, "the builder stage did not run again: job 2's value is job 1's");
     await cacheRegistry.settle();
@@ -85,7 +74,7 @@ for (const pair of engines ? pairs(engines) : []) {
 
     // Job 3: the feature branch again, fresh daemon: reads its own tag.
     const before3 = cacheRegistry.requestLog().length;
-    const job3 = await build(await freshJob(t, w, pair), { CI_COMMIT_BRANCH: 'feature/X', CI_COMMIT_REF_NAME: 'feature/X' }, 'out3');
+    const job3 = await build(await freshJob(t, { buildx: pair.buildx, env: w.env }), { CI_COMMIT_BRANCH: 'feature/X', CI_COMMIT_REF_NAME: 'feature/X' }, 'out3');
     ok(t, job3, 'job 3 (feature/X again)');
     t.equal(readFileSync(join(project, 'out3', 'value'), 'utf8'), value1, 'job 3 reused the cache too');
     await cacheRegistry.settle();
@@ -188,7 +177,7 @@ target "own" {
 
     // Job 2: a feature branch on ANOTHER fresh daemon: both targets read the default branch's tags.
     const before = cacheRegistry.requestLog().length;
-    const job2 = await runCli(['--', 'docker', 'buildx', 'bake'], { cwd: project, env: { ...(await freshJob(t, w, pair)).env, ...gitlab, CI_COMMIT_BRANCH: 'feature/X', CI_COMMIT_REF_NAME: 'feature/X' } });
+    const job2 = await runCli(['--', 'docker', 'buildx', 'bake'], { cwd: project, env: { ...(await freshJob(t, { buildx: pair.buildx, env: w.env })).env, ...gitlab, CI_COMMIT_BRANCH: 'feature/X', CI_COMMIT_REF_NAME: 'feature/X' } });
     ok(t, job2, 'job 2 (feature/X): bake');
     t.equal(value('app'), app1, "app's builder stage did not run again");
     t.equal(value('tool'), tool1, "tool's builder stage did not run again");

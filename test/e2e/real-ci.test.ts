@@ -4,8 +4,8 @@
 import t, { type Test } from 'tap';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { requireEngines, installRealBuildx } from '../helpers/engines.js';
-import { daemonMatrix, pairs, realWorld, requireSetup, lastLine, tempDir, dockerWith, type RealWorld } from '../helpers/real-world.js';
+import { requireEngines } from '../helpers/engines.js';
+import { daemonMatrix, freshJob, pairs, realWorld, requireSetup, lastLine, tempDir, dockerWith, type RealWorld } from '../helpers/real-world.js';
 import { runCli, type CliResult } from '../helpers/cli.js';
 import { runBin, until } from '../helpers/bin.js';
 import type { Dockerd } from '../helpers/dockerd.js';
@@ -90,9 +90,7 @@ for (const pair of engines ? daemonMatrix(engines) : []) {
 
     // The next job: a fresh daemon, a fresh ~/.docker, no registry at all.
     await Promise.all([w.upstream.stop(), w.mirror.stop()]);
-    const fresh = await w.startDockerd(t);
-    const next = installRealBuildx(t, pair.buildx, { dockerConfig: join(tempDir(t), 'docker-config') });
-    const env = { ...w.env, ...next.env, ...fresh.env };
+    const { dockerd: fresh, env } = await freshJob(t, { buildx: pair.buildx, daemon: w.daemon, env: w.env });
     const second = await runCli([], { cwd: dir, env });
     ok(t, second, 'job on a fresh daemon with every registry stopped');
     t.equal(second.stdout, 'cached\n');

@@ -11,8 +11,8 @@ import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, 
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { parseHistoriesJson } from '../../src/docker/history.js';
-import { installRealBuildx, requireEngines } from '../helpers/engines.js';
-import { daemonMatrix, realWorld, requireSetup, lastLine, tempDir, type RealWorld } from '../helpers/real-world.js';
+import { requireEngines, type RealBuildx } from '../helpers/engines.js';
+import { daemonMatrix, freshJob, realWorld, requireSetup, lastLine, tempDir, type RealWorld } from '../helpers/real-world.js';
 import { runCli, type CliResult } from '../helpers/cli.js';
 import { until } from '../helpers/bin.js';
 import { requireBinaries, requireCondition } from '../helpers/integration.js';
@@ -36,10 +36,8 @@ function config(w: RealWorld, name: string, extra: Record<string, unknown> = {})
 }
 
 /** A job on a fresh daemon with a fresh ~/.docker: nothing of the engine image but the cache dir. */
-async function freshJob(t: Test, w: RealWorld, dir: string, pair: Parameters<typeof installRealBuildx>[1]): Promise<CliResult> {
-  const fresh = await w.startDockerd(t);
-  const buildx = installRealBuildx(t, pair, { dockerConfig: join(tempDir(t), 'docker-config') });
-  return runCli([], { cwd: dir, env: { ...w.env, ...buildx.env, ...fresh.env } });
+async function createInFreshJob(t: Test, w: RealWorld, dir: string, buildx: RealBuildx): Promise<CliResult> {
+  return runCli([], { cwd: dir, env: (await freshJob(t, { buildx, daemon: w.daemon, env: w.env })).env });
 }
 
 function warnings(r: CliResult): string[] {
@@ -93,7 +91,7 @@ for (const pair of engines ? daemonMatrix(engines) : []) {
       ['replaced by random bytes', () => writeFileSync(tar, randomBytes(1 << 20))],
     ] as const) {
       breakIt();
-      const healed = await freshJob(t, w, dir, pair.buildx);
+      const healed = await createInFreshJob(t, w, dir, pair.buildx);
       ok(t, healed, `${how} tar, mirror up`);
       // With the lockfile the tar is read before any load (src/docker/image-archive.ts): a broken
       // one is found then, never loaded; at most one load either way.
@@ -116,7 +114,7 @@ for (const pair of engines ? daemonMatrix(engines) : []) {
 
     // The replaced tar serves a fresh daemon with every registry stopped.
     await Promise.all([w.upstream.stop(), w.mirror.stop()]);
-    const offline = await freshJob(t, w, dir, pair.buildx);
+    const offline = await createInFreshJob(t, w, dir, pair.buildx);
     ok(t, offline, 'fresh daemon, every registry stopped');
     t.match(offline.stderr, /loaded from the cache directory/);
     t.same(warnings(offline), [], 'no warning');
@@ -125,7 +123,7 @@ for (const pair of engines ? daemonMatrix(engines) : []) {
 
     // Unreadable and no registry: exit 3, the cache file named before the registries.
     truncateSync(tar, 1000);
-    const failed = await freshJob(t, w, dir, pair.buildx);
+    const failed = await createInFreshJob(t, w, dir, pair.buildx);
     t.equal(failed.code, 3, 'exit 3');
     const line = lastLine(failed);
     t.match(line, `the cached engine image ${tar} is unusable (`, 'the cache file and why');

@@ -130,6 +130,26 @@ export async function realWorld(t: Test, pair: { buildx: RealBuildx; kit: RealBu
   };
 }
 
+/** A new CI job: its own DinD service and client, sharing nothing with earlier jobs. */
+export interface FreshJob {
+  dockerd: EngineDockerd;
+  buildx: InstalledBuildx;
+  /** `env` given, then the fresh DOCKER_CONFIG (the real buildx plugin in it) and DOCKER_HOST. */
+  env: Record<string, string | undefined>;
+}
+
+/**
+ * A fresh daemon (`daemon`, default dockerd 20.10) and a fresh docker config with the real buildx
+ * installed: no builder, no BuildKit state, no image and no credentials of an earlier job. What
+ * carries over is only `env` (PATH, HOME, CI variables: the job's definition) and the registries
+ * the test runs.
+ */
+export async function freshJob(t: Test, opts: { buildx: RealBuildx; daemon?: DaemonKind; env?: Record<string, string | undefined> }): Promise<FreshJob> {
+  const dockerd = await startEngineDockerd(t, opts.daemon ? { daemon: opts.daemon } : {});
+  const buildx = installRealBuildx(t, opts.buildx);
+  return { dockerd, buildx, env: { PATH: process.env.PATH, ...opts.env, ...buildx.env, ...dockerd.env } };
+}
+
 export function dockerWith(
   env: Record<string, string | undefined>,
   args: string[],
