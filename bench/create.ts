@@ -29,11 +29,10 @@ import { findEngines, installRealBuildx, pushRealEngineImage, startEngineDockerd
 import { findBinary } from '../test/helpers/integration.js';
 import { configFilePath } from '../src/builder/bring-up.js';
 import { startRegistry } from '../test/helpers/registry.js';
+import { runBench, type BenchHost } from './run-bench.js';
 
 const RUNS = Math.max(3, Number(process.env.BENCH_RUNS ?? 5));
 const BIN = join(process.cwd(), 'bin', 'buildx-bootstrap.js');
-const teardowns: (() => unknown)[] = [];
-const host = { teardown: (fn: () => unknown) => teardowns.push(fn) };
 
 function time(cmd: string, args: string[], env: NodeJS.ProcessEnv, cwd?: string): number {
   const t0 = process.hrtime.bigint();
@@ -53,7 +52,7 @@ const median = (xs: number[]): number => {
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 };
 
-async function main(): Promise<number> {
+async function main(host: BenchHost): Promise<number> {
   const missing = ['dockerd', 'docker', 'docker-registry', 'busybox'].filter((b) => !findBinary(b));
   if (missing.length) {
     process.stderr.write(`bench: needs ${missing.join(', ')}\n`);
@@ -64,7 +63,7 @@ async function main(): Promise<number> {
   const buildx = engines.buildx.at(-1);
   const kit = engines.buildkit.at(-1);
   const work = mkdtempSync(join(tmpdir(), 'bxb-bench-create-'));
-  teardowns.push(() => rmSync(work, { recursive: true, force: true }));
+  host.teardown(() => rmSync(work, { recursive: true, force: true }));
   const [dockerd, mirror] = await Promise.all([(real ? startEngineDockerd : startDockerd)(host) as Promise<Dockerd>, startRegistry(host)]);
   const tag = real ? kit!.version : 'v0.18.2';
   if (real) await pushRealEngineImage(mirror, kit!);
@@ -177,12 +176,4 @@ async function main(): Promise<number> {
   return pass ? 0 : 1;
 }
 
-let code = 1;
-try {
-  code = await main();
-} catch (error) {
-  process.stderr.write(`bench: ${(error as Error).stack ?? String(error)}\n`);
-} finally {
-  for (const fn of teardowns.reverse()) await fn();
-}
-process.exit(code);
+await runBench('create', main);

@@ -20,10 +20,9 @@ import { findBinary } from '../test/helpers/integration.js';
 import { buildStandIns, writeLoadArchive } from '../test/helpers/ci-image.js';
 import { imageBaseImages, imageBuildCommand, localImageTag } from '../src/image/build-command.js';
 import { packPackage, readManifest } from '../src/image/pack.js';
+import { runBench, type BenchHost } from './run-bench.js';
 
 const RUNS = Math.max(5, Number(process.env.BENCH_RUNS ?? 5) * 2);
-const teardowns: (() => unknown)[] = [];
-const host = { teardown: (fn: () => unknown) => teardowns.push(fn) };
 
 function time(args: string[], env: NodeJS.ProcessEnv, expect?: string): number {
   const t0 = process.hrtime.bigint();
@@ -42,7 +41,7 @@ const median = (xs: number[]): number => {
 
 const mb = (bytes: number): string => `${(bytes / 1e6).toFixed(1)} MB`;
 
-async function main(): Promise<number> {
+async function main(host: BenchHost): Promise<number> {
   const missing = ['dockerd', 'docker', 'busybox'].filter((b) => !findBinary(b));
   const buildx = findEngines().buildx.at(-1);
   if (missing.length || !buildx) {
@@ -51,7 +50,7 @@ async function main(): Promise<number> {
   }
   const root = process.cwd();
   const work = mkdtempSync(join(tmpdir(), 'bxb-bench-image-'));
-  teardowns.push(() => rmSync(work, { recursive: true, force: true }));
+  host.teardown(() => rmSync(work, { recursive: true, force: true }));
   const dockerd = await startEngineDockerd(host);
   const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, HOME: work, ...installRealBuildx(host, buildx, { dockerConfig: join(work, 'docker-config') }).env, ...dockerd.env };
   const familiar = (ref: string): string => ref.replace(/^docker\.io\/library\//, '');
@@ -100,12 +99,4 @@ async function main(): Promise<number> {
   return 0;
 }
 
-let code = 1;
-try {
-  code = await main();
-} catch (error) {
-  process.stderr.write(`bench: ${(error as Error).stack ?? String(error)}\n`);
-} finally {
-  for (const fn of teardowns.reverse()) await fn();
-}
-process.exit(code);
+await runBench('image', main);

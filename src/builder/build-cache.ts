@@ -275,7 +275,10 @@ export async function cacheReport(input: {
   const withFlags = input.plan.targets.filter((f) => f.from.length + f.to.length > 0);
   if (!withFlags.length) return [];
   const reader = recordReader(input.runner, input.source);
-  const records = await reader.records();
+  // One build whose ref is known (buildx ≥ 0.13): its record and its export's logs in one read.
+  const single = !input.bake && withFlags.length === 1 && withFlags[0]!.to.length ? await refFromMetadata(input.metadataFile, undefined) : undefined;
+  const both = single ? await reader.recordsAndExportErrors(single) : undefined;
+  const records = both?.records ?? (await reader.records());
   const lines: string[] = [];
   for (const flags of withFlags) {
     const ref = await refFromMetadata(input.metadataFile, input.bake ? flags.target : undefined);
@@ -289,7 +292,7 @@ export async function cacheReport(input: {
     const steps = record ? { cached: record.cachedSteps, total: record.totalSteps } : { why: missing };
     let exportErrors: string[] | { why: string } = { why: 'no build record' };
     if (record && flags.to.length) {
-      const errors = await reader.exportErrors(record.ref);
+      const errors = both && record.ref === single ? both.errors : await reader.exportErrors(record.ref);
       exportErrors = errors.known ? errors.errors : { why: errors.why };
     }
     const line = formatCacheReport({ flags, exitCode: input.exitCode, steps, exportErrors });

@@ -21,13 +21,14 @@ import {
 } from './pipeline.js';
 import { applicableLock } from '../resolve/index.js';
 import type { DriverChoice } from './driver.js';
-import { cacheProblem, findLocalEngineImage, pullEngineImage, saveToCache, withCacheProblem, type CacheLoad, type CacheOutcome, type LocalEngineImage } from '../docker/engine-image.js';
+import { cacheProblem, findLocalEngineImage, pullEngineImage, saveToCache, withCacheProblem, type CacheLoad, type CacheOutcome, type EarlyPull, type LocalEngineImage } from '../docker/engine-image.js';
 import type { DockerRunner } from '../docker/runner.js';
 import type { BuildxFacts } from '../docker/buildx.js';
 import { buildUseArgs } from '../docker/buildx-args.js';
 import { check } from '../docker/runner.js';
 import type { RegistryAuth } from '../docker/registry-auth.js';
 import { parseImageRef } from '../registry/reference.js';
+import { prepareLeaseImage } from '../docker/leases.js';
 
 export interface CreateState {
   loaded?: LoadedConfig;
@@ -40,6 +41,8 @@ export interface CreateState {
   local?: LocalEngineImage;
   /** The cached engine image's load, started at the beginning of the run. */
   preload?: CacheLoad | undefined;
+  /** The locked engine image's pull, started at the beginning of the run. */
+  earlyPull?: EarlyPull | undefined;
   toml?: BuildkitdConfigText;
   result?: BringUpResult;
   builder?: string;
@@ -87,22 +90,40 @@ export async function fullCreate(ctx: CommandContext, state: CreateState): Promi
           const runner = need('runner');
           const lock = await applicableLock(config, log);
           // The cache directory is tried once per digest; an unusable copy is replaced after the pull.
-          const local = { cacheDir: config.cache.dir, log, signal: io.signal, timeoutMs: config.timeouts.bootstrap, cacheOutcomes: new Map<string, CacheOutcome>(), preload: s.preload };
+          const local = { cacheDir: config.cache.dir, log, signal: io.signal, timeoutMs: config.timeouts.bootstrap, cacheOutcomes: new Map<string, CacheOutcome>(), preload: s.preload, earlyPull: s.earlyPull };
           const pullsLocally = s.driver!.driver === 'docker-container';
+          // A builder container on this daemon is made under a daemon lease: once the pin is known
+          // good, its image is made beside the engine image's pull or load, not on the way to the builder.
+          const leaseAhead = (): void => {
+            if (pullsLocally && !config.builder.endpoint) prepareLeaseImage(runner, io.signal);
+          };
           // A fresh lockfile pins without asking any registry; a copy on the daemon or in the
           // cache directory then brings the builder up with every registry unreachable.
           if (lock) {
             s.pin = pinFromLock(lock, platform);
             checkPinForMirrors(config, s.pin);
+            leaseAhead();
             if (pullsLocally) s.local = await findLocalEngineImage(runner, s.pin, local);
           }
           if (!s.pin || (pullsLocally && !s.local)) {
-            await withBuildx(s); // a doomed run asks no registry and pulls nothing
+            // The buildx check (a plugin start, slow on a busy machine) runs meanwhile, not first:
+            // a run it dooms still fails with its error, which wins over any registry failure.
+            const looked = s.pin?.reference;
             try {
-              s.pin = await resolvePin(ctx, config, lock, platform);
+              const resolving = resolvePin(ctx, config, lock, platform);
+              resolving.catch(() => undefined); // awaited below
+              // The run's credentials (the pull needs them) are made while the registries are asked.
+              if (pullsLocally) s.auth ??= await makeRegistryAuth(ctx, config);
+              s.pin = await resolving;
               checkPinForMirrors(config, s.pin);
-              if (pullsLocally) s.local = (await findLocalEngineImage(runner, s.pin, local)) ?? (await pullEngineImage(runner, s.pin, { ...local, registryAuth: await pullAuth(ctx, s, s.pin.reference) }));
+              leaseAhead();
+              if (pullsLocally) {
+                // The daemon was just asked for this very reference and its image IDs: not again.
+                const present = s.pin.reference === looked ? undefined : await findLocalEngineImage(runner, s.pin, local);
+                s.local = present ?? (await pullEngineImage(runner, s.pin, { ...local, registryAuth: await pullAuth(ctx, s, s.pin.reference) }));
+              }
             } catch (error) {
+              await withBuildx(s);
               // What failed first was the cache file: name it before the registries.
               throw withCacheProblem(error, s.pin && cacheProblem(local, s.pin.digest));
             }

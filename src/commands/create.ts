@@ -11,9 +11,11 @@ import { namedConfig } from '../builder/name.js';
 import { withProxyDriverOpts } from '../builder/proxy.js';
 import { makeCliRunner, makeRegistryAuth, makeRunner, pinFromLock } from '../builder/pipeline.js';
 import type { Config } from '../config/schema.js';
-import { startCacheLoad, type CacheLoad } from '../docker/engine-image.js';
+import { startCacheLoad, startEarlyPull, type CacheLoad, type EarlyPull } from '../docker/engine-image.js';
 import type { DockerRunner } from '../docker/runner.js';
-import { isLockStale, readLockfile } from '../resolve/lockfile.js';
+import { isLockStale, readLockfile, type Lockfile } from '../resolve/lockfile.js';
+import { parseImageRef } from '../registry/reference.js';
+import type { DriverChoice } from '../builder/driver.js';
 
 export async function run(ctx: CommandContext): Promise<number> {
   const raw = await ctx.loadConfig();
@@ -21,9 +23,11 @@ export async function run(ctx: CommandContext): Promise<number> {
   const runner = makeRunner(ctx);
   // First docker call of the run: a fresh daemon's `docker load` from cache.dir starts now, in
   // the docker CLI's process, so the tar streams while this one loads the rest of itself.
-  const preload = await startPreload(loaded.config, makeCliRunner(ctx), ctx.io);
+  const lock = await lockToBringUp(loaded.config, ctx.io);
+  const preload = lock && startPreload(loaded.config, lock, makeCliRunner(ctx), runner, ctx.io);
   const driver = await decideDriver(ctx, loaded.config, runner);
   const state: CreateState = { loaded, runner, driver, preload };
+  if (lock && !preload) state.earlyPull = startPull(ctx, loaded.config, lock, driver, runner);
   try {
     const fast = await tryFastReuse(ctx, loaded.config, driver, runner);
     if (fast) {
@@ -38,16 +42,41 @@ export async function run(ctx: CommandContext): Promise<number> {
 }
 
 /**
- * The cached engine image's load, when a lockfile applies and cache.dir holds its tar — not when
- * the builder is on record with the locked digest: that is the no-op re-run, which asks nothing.
+ * The lockfile, when it applies and the builder is not on record with its digest (that is the
+ * no-op re-run, which asks nothing): the engine image it pins is about to be made local.
  */
-async function startPreload(config: Config, runner: DockerRunner, io: CommandContext['io']): Promise<CacheLoad | undefined> {
-  if (!config.cache.dir) return undefined;
+async function lockToBringUp(config: Config, io: CommandContext['io']): Promise<Lockfile | undefined> {
   const lock = await readLockfile(config.lockfile).catch(() => undefined);
   if (!lock || isLockStale(lock, config)) return undefined;
   if ((await readRecord(io.env, config.builder.name).catch(() => undefined))?.digest === lock.digest) return undefined;
+  return lock;
+}
+
+/** The cached engine image's load, when cache.dir holds its tar. */
+function startPreload(config: Config, lock: Lockfile, cli: DockerRunner, api: DockerRunner, io: CommandContext['io']): CacheLoad | undefined {
+  if (!config.cache.dir) return undefined;
   const configs = [lock.config, ...Object.values(lock.platforms ?? {}).map((p) => p.config)].filter((c): c is string => !!c);
-  return startCacheLoad(runner, config.cache.dir, lock.digest, configs, { timeoutMs: config.timeouts.bootstrap, signal: io.signal });
+  return startCacheLoad(cli, config.cache.dir, lock.digest, configs, { timeoutMs: config.timeouts.bootstrap, signal: io.signal, inspector: api });
+}
+
+/**
+ * The locked engine image's pull, when the builder runs on this daemon and the resolve has no
+ * choice to make (no mirror, the lock's own registry): it starts now instead of after the facts.
+ */
+function startPull(ctx: CommandContext, config: Config, lock: Lockfile, driver: DriverChoice, runner: DockerRunner): EarlyPull | undefined {
+  if (driver.driver !== 'docker-container' || config.builder.endpoint || config.mirrors.length || !config.upstream || lock.source !== config.buildkit.image) return undefined;
+  const pin = pinFromLock(lock, '');
+  const ids = [lock.config, lock.digest, ...Object.values(lock.platforms ?? {}).flatMap((p) => [p.config, p.manifest])].filter((d): d is string => !!d);
+  return startEarlyPull(runner, pin, [...new Set(ids)], {
+    timeoutMs: config.timeouts.bootstrap,
+    signal: ctx.io.signal,
+    // Its own credentials, as the pull after the resolve would send them; gone with the pull.
+    registryAuth: async () => {
+      const auth = await makeRegistryAuth(ctx, config);
+      const header = await auth.engineAuthHeader(parseImageRef(pin.reference).registry);
+      return { header, cliEnv: () => auth.childEnv(), dispose: () => auth.dispose() };
+    },
+  });
 }
 
 /** After the builder is there: bridge local images, then print its name or run the command. */
@@ -76,6 +105,7 @@ async function finish(ctx: CommandContext, state: CreateState): Promise<number> 
     for (const note of driver.loadNotes) log.info(`not loaded: ${note}`);
     const cache = driver.request ? await (await import('../builder/build-cache.js')).prefixBuildCache(ctx, state) : undefined;
     let code = 1;
+    let hold: { release(): Promise<void> } | undefined;
     try {
       // The cache registry's host gets the credentials we know too (e.g. a buildCache.ref elsewhere).
       for (const c of cache?.targets ?? []) for (const flag of [...c.from, ...c.to]) {
@@ -83,16 +113,14 @@ async function finish(ctx: CommandContext, state: CreateState): Promise<number> 
         if (ref && /(?:^|,)type=registry(?:,|$)/.test(flag)) state.auth!.addHost(ref);
       }
       const authEnv = await state.auth!.childEnv();
-      const hold = await holdForBuild(ctx, state);
-      try {
-        code = await runPrefixed(bridge!.prefixedCommand(ctx.args.exec, driver, builder, bridged, cache), builder, io, authEnv);
-        return code;
-      } finally {
-        await hold?.release();
-      }
+      hold = await holdForBuild(ctx, state);
+      code = await runPrefixed(bridge!.prefixedCommand(ctx.args.exec, driver, builder, bridged, cache), builder, io, authEnv);
+      return code;
     } finally {
-      await written?.remove();
-      await cache?.finish(code);
+      // After the build, at once: the hold goes, the bridged contexts go, the cache report is read.
+      const after = await Promise.allSettled([hold?.release(), written?.remove(), cache?.finish(code)]);
+      const failed = after.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (failed) throw failed.reason;
     }
   }
   if (ctx.args.json) {

@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { DockerError, LockMismatchError, NoRegistryError, isBxbError } from '../errors.js';
 import type { Logger } from '../io.js';
 import { ownedTempName, removeAbandonedTemps } from '../owned-temp.js';
-import { readImageArchive } from './image-archive.js';
+import { readImageArchive, type ArchivedImage } from './image-archive.js';
 import { check, lastStderrLine, type CommandResult, type DockerRunner, type RunOptions } from './runner.js';
 
 export interface EngineImageTarget {
@@ -106,6 +106,8 @@ interface LocalOptions {
   timeoutMs: number;
   /** A load of the cached tar already on its way (startCacheLoad). */
   preload?: CacheLoad | undefined;
+  /** A pull of the locked reference already on its way (startEarlyPull). */
+  earlyPull?: EarlyPull | undefined;
   /**
    * Per digest, what the cache directory gave this run: it is tried once (a second look after
    * resolving reuses the answer), and an unusable copy is replaced by the save after the pull.
@@ -126,6 +128,8 @@ export interface CacheLoad {
    * tar holds none of the locked configs): loadFromCache then decides as without an early load.
    */
   done: Promise<CommandResult | undefined>;
+  /** What the tar holds, read once for the early load's check and loadFromCache's. */
+  images(): Promise<ArchivedImage[]>;
 }
 
 /**
@@ -133,31 +137,86 @@ export interface CacheLoad {
  * yet). The tar is loaded only when it holds one of them — checked by content before loading, as
  * loadFromCache does for the daemon's own platform.
  */
-export function startCacheLoad(runner: DockerRunner, cacheDir: string, digest: string, lockConfigs: string[], opts: { timeoutMs: number; signal?: AbortSignal | undefined }): CacheLoad | undefined {
+export function startCacheLoad(
+  runner: DockerRunner,
+  cacheDir: string,
+  digest: string,
+  lockConfigs: string[],
+  opts: { timeoutMs: number; signal?: AbortSignal | undefined; /** For the image-ID look (the Engine API); default `runner`. */ inspector?: DockerRunner },
+): CacheLoad | undefined {
   if (!cacheDir || lockConfigs.length === 0) return undefined;
   const files = cacheFiles(cacheDir, digest);
   if (!existsSync(files.tar) || !existsSync(files.meta)) return undefined;
+  let read: Promise<ArchivedImage[]> | undefined;
+  const images = (): Promise<ArchivedImage[]> => (read ??= readImageArchive(files.tar));
   const done = (async () => {
     const meta = JSON.parse(await readFile(files.meta, 'utf8')) as CacheMeta;
-    if (typeof meta.imageId === 'string' && (await imageId(runner, meta.imageId)) === meta.imageId) return undefined;
-    if (!(await readImageArchive(files.tar)).some((i) => lockConfigs.includes(i.config))) return undefined;
+    // The daemon is asked while the tar's index is read: both before the load, neither after the other.
+    const reading = images();
+    reading.catch(() => undefined);
+    if (typeof meta.imageId === 'string' && (await imageId(opts.inspector ?? runner, meta.imageId)) === meta.imageId) return undefined;
+    if (!(await reading).some((i) => lockConfigs.includes(i.config))) return undefined;
     return runner.run(['load', '-i', files.tar], { timeoutMs: opts.timeoutMs, ...(opts.signal ? { signal: opts.signal } : {}) });
   })();
   done.catch(() => undefined); // awaited by loadFromCache, which falls back to its own load
-  return { tar: files.tar, done };
+  return { tar: files.tar, done, images };
+}
+
+/**
+ * `docker pull` of the locked reference, started at the beginning of the run (beside the facts,
+ * buildx's version and rendering) when nothing else can be chosen: a fresh lockfile, no mirror to
+ * pick among, the image not on the daemon. pullEngineImage takes its result when the resolve names
+ * the same reference, and checks it as it checks its own pull; a failed early pull is not the
+ * answer — the pull then runs as it would have.
+ */
+export interface EarlyPull {
+  reference: string;
+  /** The pull's result and its progress lines, shown when pullEngineImage takes it. */
+  done: Promise<{ result: CommandResult; lines: string[] } | undefined>;
+}
+
+type DisposableAuth = NonNullable<RunOptions['registryAuth']> & { dispose(): Promise<void> };
+
+export function startEarlyPull(runner: DockerRunner, target: Pick<EngineImageTarget, 'reference'>, lockIds: string[], opts: { timeoutMs: number; signal?: AbortSignal | undefined; registryAuth: () => Promise<DisposableAuth> }): EarlyPull {
+  const done = (async () => {
+    // The credentials are made while the daemon is asked what it has.
+    const authReady = opts.registryAuth();
+    authReady.catch(() => undefined);
+    // Anything of the pinned image already here: the regular look decides, no registry is asked.
+    const present = await Promise.all([target.reference, ...lockIds].map((ref) => imageId(runner, ref)));
+    if (present.some(Boolean)) {
+      await (await authReady.catch(() => undefined))?.dispose();
+      return undefined;
+    }
+    const lines: string[] = [];
+    const auth = await authReady;
+    try {
+      const result = await runner.run(['pull', target.reference], {
+        timeoutMs: opts.timeoutMs,
+        ...(opts.signal ? { signal: opts.signal } : {}),
+        registryAuth: { header: auth.header, cliEnv: auth.cliEnv },
+        onStdoutLine: (line) => lines.push(line.trim()),
+      });
+      return { result, lines };
+    } finally {
+      await auth.dispose();
+    }
+  })();
+  done.catch(() => undefined); // awaited by pullEngineImage, which pulls itself on any failure
+  return { reference: target.reference, done };
 }
 
 /** Finds the pinned image without any registry: by digest, by image ID, or in the cache dir. */
 export async function findLocalEngineImage(runner: DockerRunner, target: EngineImageTarget, opts: LocalOptions): Promise<LocalEngineImage | undefined> {
-  const byDigest = await imageId(runner, target.reference);
-  if (byDigest) return { ref: target.reference, imageId: byDigest, how: 'present' };
   // `docker load` on dockerd 20.10 drops RepoDigests (tags and the ID survive), so a loaded copy
   // is found by its image ID and re-tagged; buildx falls back to that local tag when its own pull
   // fails (buildx driver/docker-container/driver.go). Each store's ID is tried: config digest
-  // (classic), then manifest and index digest (containerd).
-  for (const id of pinnedImageIds(target)) {
-    if ((await imageId(runner, id)) === id) return { ref: await tagLocal(runner, id, target), imageId: id, how: 'present-by-id' };
-  }
+  // (classic), then manifest and index digest (containerd). All asked at once, taken in that order.
+  const ids = pinnedImageIds(target);
+  const [byDigest, ...byId] = await Promise.all([imageId(runner, target.reference), ...ids.map((id) => imageId(runner, id))]);
+  if (byDigest) return { ref: target.reference, imageId: byDigest, how: 'present' };
+  const id = ids.find((candidate, i) => byId[i] === candidate);
+  if (id) return { ref: await tagLocal(runner, id, target), imageId: id, how: 'present-by-id' };
   if (!opts.cacheDir) return undefined;
   let outcome = opts.cacheOutcomes?.get(target.digest);
   if (!outcome) {
@@ -192,7 +251,9 @@ export function withCacheProblem(error: unknown, problem: CacheProblem | undefin
  */
 export async function pullEngineImage(runner: DockerRunner, target: EngineImageTarget, opts: LocalOptions): Promise<LocalEngineImage> {
   opts.log.info(`pulling ${target.reference}`);
-  const pulled = await runner.run(['pull', target.reference], {
+  const early = opts.earlyPull?.reference === target.reference ? await opts.earlyPull.done.catch(() => undefined) : undefined;
+  for (const line of early?.result.exitCode === 0 ? early.lines : []) opts.log.info(line);
+  const pulled = early?.result.exitCode === 0 ? early.result : await runner.run(['pull', target.reference], {
     timeoutMs: opts.timeoutMs,
     ...(opts.signal ? { signal: opts.signal } : {}),
     ...(opts.registryAuth ? { registryAuth: opts.registryAuth } : {}),
@@ -227,7 +288,8 @@ async function loadFromCache(runner: DockerRunner, target: EngineImageTarget, op
   // the image ID its metadata recorded, which the load must give back.
   const byContent = target.expectedImageId !== undefined;
   if (byContent) {
-    const refused = await refuseCachedTar(files.tar, target);
+    // The early load's read of the tar when it read this one (one pass over the file, not two).
+    const refused = await refuseCachedTar(files.tar, target, opts.preload?.tar === files.tar ? opts.preload.images() : undefined);
     if (refused) {
       // Unreadable: broken, replaced after the pull. Readable but another image (another
       // platform's, in a cache dir two architectures share): left alone.
@@ -260,10 +322,10 @@ async function loadFromCache(runner: DockerRunner, target: EngineImageTarget, op
  * Why the cached tar does not hold the locked image for the daemon's platform (its config digest,
  * and with it the layer diff_ids), or undefined when it does. Read from the tar, nothing loaded.
  */
-export async function refuseCachedTar(tar: string, target: Pick<EngineImageTarget, 'expectedImageId' | 'platform'>): Promise<string | undefined> {
+export async function refuseCachedTar(tar: string, target: Pick<EngineImageTarget, 'expectedImageId' | 'platform'>, read?: Promise<ArchivedImage[]>): Promise<string | undefined> {
   let images;
   try {
-    images = await readImageArchive(tar);
+    images = await (read ?? readImageArchive(tar));
   } catch (error) {
     return `cannot be read (${(error as Error).message})`;
   }

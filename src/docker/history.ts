@@ -203,9 +203,32 @@ export function cacheExportErrors(stdout: string): string[] {
 /** Where a builder's records are read: inside the container with its buildctl, or through buildx. */
 export type RecordSource = { kind: 'container'; container: string; context?: string | undefined } | { kind: 'buildx'; builder: string };
 
+type Records = { known: true; records: BuildRecord[] } | { known: false; why: string };
+type ExportErrors = { known: true; errors: string[] } | { known: false; why: string };
+
 export interface RecordReader {
-  records(): Promise<{ known: true; records: BuildRecord[] } | { known: false; why: string }>;
-  exportErrors(ref: string): Promise<{ known: true; errors: string[] } | { known: false; why: string }>;
+  records(): Promise<Records>;
+  exportErrors(ref: string): Promise<ExportErrors>;
+  /** Both, for a build whose ref is known: one `docker exec` for a container builder. */
+  recordsAndExportErrors(ref: string): Promise<{ records: Records; errors: ExportErrors }>;
+}
+
+/** Separates the two parts of the one-exec report read (recordReader); the second carries the logs' exit code. */
+const PART = '--- buildx-bootstrap: build logs ---';
+
+/**
+ * Pure: `buildctl debug histories` output, PART, the logs (stdout and stderr), `PART <exit code>`;
+ * undefined when the output is not that (no shell in the image, histories failed).
+ */
+export function splitReportExec(stdout: string): { histories: string; logs: string; logsExit: number } | undefined {
+  const lines = stdout.split(/\r?\n/);
+  const first = lines.indexOf(PART);
+  let last = -1;
+  for (let i = lines.length - 1; i > first; i--) if (lines[i]!.startsWith(`${PART} `)) { last = i; break; }
+  if (first < 0 || last < 0) return undefined;
+  const logsExit = Number(lines[last]!.slice(PART.length + 1));
+  if (!Number.isInteger(logsExit)) return undefined;
+  return { histories: lines.slice(0, first).join('\n'), logs: lines.slice(first + 1, last).join('\n'), logsExit };
 }
 
 /**
@@ -217,25 +240,41 @@ export function recordReader(runner: DockerRunner, source: RecordSource): Record
   const opts = { timeoutMs: 60_000 };
   if (source.kind === 'container') {
     const ctx = source.context ? ['--context', source.context] : [];
-    const exec = (argv: string[]) => runner.run([...ctx, 'exec', source.container, 'buildctl', ...argv], opts);
-    return {
+    const exec = (argv: string[]) => runner.run([...ctx, 'exec', source.container, ...argv], opts);
+    const records = (stdout: string): Records => {
+      try {
+        return { known: true, records: parseHistoryRecords(stdout) };
+      } catch {
+        return { known: false, why: `buildctl debug histories in ${source.container} printed no JSON` };
+      }
+    };
+    const reader: RecordReader = {
       async records() {
-        const r = await exec(['debug', 'histories', '--format', '{{json .}}']);
+        const r = await exec(['buildctl', 'debug', 'histories', '--format', '{{json .}}']);
         if (r.exitCode !== 0) return { known: false, why: `buildctl debug histories in ${source.container} failed (${lastStderrLine(r) || `exit ${r.exitCode}`})` };
-        try {
-          return { known: true, records: parseHistoryRecords(r.stdout) };
-        } catch {
-          return { known: false, why: `buildctl debug histories in ${source.container} printed no JSON` };
-        }
+        return records(r.stdout);
       },
       async exportErrors(ref) {
-        const r = await exec(['debug', 'logs', '--progress', 'plain', ref]);
+        const r = await exec(['buildctl', 'debug', 'logs', '--progress', 'plain', ref]);
         if (r.exitCode !== 0) return { known: false, why: `buildctl debug logs in ${source.container} failed (${lastStderrLine(r) || `exit ${r.exitCode}`})` };
         return { known: true, errors: cacheExportErrors(`${r.stdout}\n${r.stderr}`) };
       },
+      async recordsAndExportErrors(ref) {
+        // One exec (a docker CLI start and a runtime exec fewer, after every build) through the
+        // image's shell; an image without one, or a failing histories, takes the two calls.
+        const script = `buildctl debug histories --format '{{json .}}' || exit $?; echo '${PART}'; buildctl debug logs --progress plain "$1" 2>&1; echo "${PART} $?"`;
+        const r = await exec(['sh', '-c', script, 'sh', ref]);
+        const parts = r.exitCode === 0 ? splitReportExec(r.stdout) : undefined;
+        if (!parts) return { records: await reader.records(), errors: await reader.exportErrors(ref) };
+        const lastLine = parts.logs.trim().split('\n').pop();
+        const errors: ExportErrors =
+          parts.logsExit === 0 ? { known: true, errors: cacheExportErrors(parts.logs) } : { known: false, why: `buildctl debug logs in ${source.container} failed (${lastLine || `exit ${parts.logsExit}`})` };
+        return { records: records(parts.histories), errors };
+      },
     };
+    return reader;
   }
-  return {
+  const reader: RecordReader = {
     async records() {
       const r = await runner.run(['buildx', 'history', 'ls', '--builder', source.builder, '--format', 'json'], opts);
       if (r.exitCode !== 0) {
@@ -255,7 +294,12 @@ export function recordReader(runner: DockerRunner, source: RecordSource): Record
       if (r.exitCode !== 0) return { known: false, why: `docker buildx history logs failed (${lastStderrLine(r) || `exit ${r.exitCode}`})` };
       return { known: true, errors: cacheExportErrors(`${r.stdout}\n${r.stderr}`) };
     },
+    async recordsAndExportErrors(ref) {
+      const [records, errors] = await Promise.all([reader.records(), reader.exportErrors(ref)]);
+      return { records, errors };
+    },
   };
+  return reader;
 }
 
 /** What tells one bake target's record from the others' when buildx wrote no ref for it. */

@@ -128,7 +128,25 @@ export class LeaseUnavailableError extends DockerError {}
 
 type Created = { id: string } | { conflict: true };
 
+/** Lease images made ahead of the first lease, per runner (prepareLeaseImage). */
+const prepared = new WeakMap<DockerRunner, Promise<void>>();
+
+/**
+ * Makes sure the lease image is on the daemon ahead of the first lease — started while the engine
+ * image is pulled or loaded, a fresh daemon's lock then costs no import on the way to the builder.
+ * A failure here is left for createLease to meet and report.
+ */
+export function prepareLeaseImage(runner: DockerRunner, signal?: AbortSignal): void {
+  if (prepared.has(runner)) return;
+  const ready = (async () => {
+    const r = await runner.run(['image', 'inspect', '--format', '{{.Id}}', LEASE_IMAGE], { timeoutMs: 30_000, ...(signal ? { signal } : {}) });
+    if (r.exitCode !== 0) await importLeaseImage(runner, signal);
+  })().catch(() => undefined);
+  prepared.set(runner, ready);
+}
+
 async function createLease(runner: DockerRunner, name: string, labels: Record<string, string>, signal?: AbortSignal): Promise<Created> {
+  await prepared.get(runner);
   const argv = ['create', '--pull', 'never', '--name', name, '--network', 'none', ...Object.entries(labels).flatMap(([k, v]) => ['--label', `${k}=${v}`]), LEASE_IMAGE, 'lease'];
   for (let attempt = 0; ; attempt++) {
     const r = await runner.run(argv, { timeoutMs: 30_000, ...(signal ? { signal } : {}) });

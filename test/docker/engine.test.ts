@@ -113,6 +113,13 @@ t.test('unix socket: version, image inspect, tag, save, load and container inspe
   const container = await api.run(['container', 'inspect', '--format', '{{.Image}}', 'c1']);
   t.match(container, { exitCode: 0, stdout: `${id}\n`, command: viaApi });
   t.equal((await api.run(['container', 'inspect', '--format', '{{.Image}}', 'nope'])).exitCode, 1);
+
+  // The lease image's import (an empty layer from stdin), as `docker import - REF` prints it.
+  const imported = await api.run(['import', '-', 'local/lease:1'], { input: '\0'.repeat(1024) });
+  t.match(imported, { exitCode: 0, command: viaApi, stdout: /^sha256:[0-9a-f]{64}\n$/ });
+  t.equal((await cli.run(['image', 'inspect', '--format', '{{.Id}}', 'local/lease:1'])).stdout, imported.stdout, 'the daemon has it under that name and ID');
+  const notTarImport = await api.run(['import', '-', 'local/lease:2'], { input: 'not a tar archive' });
+  t.equal(notTarImport.exitCode, 1, 'a broken archive fails like docker import does');
 });
 
 t.test('TCP with mutual TLS: from DOCKER_TLS_VERIFY/DOCKER_CERT_PATH and from a docker context', async (t) => {

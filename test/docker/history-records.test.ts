@@ -56,3 +56,53 @@ t.test('export errors: only the cache-export step, never a failed import', async
   t.same(cacheExportErrors(log), ['error writing manifest blob: failed commit on ref "sha256:9f": unexpected status from PUT request to http://127.0.0.1:5000/v2/app/cache/manifests/cache-main-3c9c8293: 400 Bad Request']);
   t.same(cacheExportErrors('#4 exporting cache\n#4 preparing build cache for export 0.2s done\n#4 DONE 0.3s\n'), [], 'a written cache: no error');
 });
+
+t.test('the record and the export logs in one exec: the image shell runs buildctl twice, the parts come back apart', async (t) => {
+  const { execFileSync } = await import('node:child_process');
+  const { mkdtempSync, writeFileSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const { fakeRunner } = await import('../helpers/fake-runner.js');
+  const { recordReader } = await import('../../src/docker/history.js');
+  // A stand-in buildctl on the PATH of a real `sh`: the script our exec sends runs as written.
+  const dir = mkdtempSync(join(tmpdir(), 'bxb-buildctl-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  writeFileSync(join(dir, 'histories.txt'), fixture('h34-mixed-json.txt'));
+  const exportLog = '#9 exporting cache to registry\n#9 ERROR: error writing manifest blob: 400 Bad Request\n';
+  writeFileSync(join(dir, 'logs.txt'), exportLog);
+  const stub = (logsExit: number) =>
+    `#!/bin/sh\ncase "$2" in histories) cat '${dir}/histories.txt';; logs) [ "$5" = ullit856pwz5rb9bu6epz7ot8 ] || exit 9; cat '${dir}/logs.txt' >&2; exit ${logsExit};; esac\n`;
+  const run = (logsExit: number) => (args: string[]) => {
+    writeFileSync(join(dir, 'buildctl'), stub(logsExit), { mode: 0o755 });
+    const [, container, ...argv] = args;
+    t.equal(container, 'buildx_buildkit_b0');
+    t.equal(argv[0], 'sh', 'through the image shell');
+    const stdout = execFileSync(argv[0]!, argv.slice(1), { env: { PATH: `${dir}:/usr/bin:/bin` }, encoding: 'utf8' });
+    return { stdout };
+  };
+  const ok = fakeRunner(run(0));
+  const both = await recordReader(ok, { kind: 'container', container: 'buildx_buildkit_b0' }).recordsAndExportErrors('ullit856pwz5rb9bu6epz7ot8');
+  t.equal(ok.calls.length, 1, 'one docker exec');
+  t.match(both.records, { known: true });
+  t.match(both.records.known && both.records.records.find((r) => r.ref === 'ullit856pwz5rb9bu6epz7ot8'), { cachedSteps: 0, totalSteps: 7 }, 'the histories part');
+  t.same(both.errors, { known: true, errors: ['error writing manifest blob: 400 Bad Request'] }, "the logs part, its stderr included");
+
+  const failing = fakeRunner(run(3));
+  const failed = await recordReader(failing, { kind: 'container', container: 'buildx_buildkit_b0' }).recordsAndExportErrors('ullit856pwz5rb9bu6epz7ot8');
+  t.match(failed.records, { known: true }, 'the record still known');
+  t.match(failed.errors, { known: false, why: /buildctl debug logs in buildx_buildkit_b0 failed/ }, 'a failing logs read is said, not taken for "no error"');
+});
+
+t.test('an engine image without a shell: the record and the logs in two execs', async (t) => {
+  const { fakeRunner } = await import('../helpers/fake-runner.js');
+  const { recordReader } = await import('../../src/docker/history.js');
+  const runner = fakeRunner((args) => {
+    if (args[2] === 'sh') return { exitCode: 127, stderr: 'OCI runtime exec failed: exec failed: unable to start container process: exec: "sh": executable file not found in $PATH' };
+    if (args[4] === 'histories') return { stdout: fixture('h34-mixed-json.txt') };
+    return { stderr: '#4 exporting cache\n#4 DONE 0.3s\n' };
+  });
+  const both = await recordReader(runner, { kind: 'container', container: 'c' }).recordsAndExportErrors('ullit856pwz5rb9bu6epz7ot8');
+  t.same(runner.calls.map((c) => c.slice(2, 5).join(' ').replace(/^sh -c .*/, 'sh -c SCRIPT')), ['sh -c SCRIPT', 'buildctl debug histories', 'buildctl debug logs'], 'the shell first, then the two calls');
+  t.match(both.records.known && both.records.records.find((r) => r.ref === 'ullit856pwz5rb9bu6epz7ot8'), { totalSteps: 7 });
+  t.same(both.errors, { known: true, errors: [] });
+});

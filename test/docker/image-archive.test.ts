@@ -69,3 +69,34 @@ t.test('anything but the locked image is refused, saying what the tar holds', as
   writeFileSync(truncated, cut);
   t.match(await refuseCachedTar(truncated, { expectedImageId: CONFIG }), /^cannot be read/, 'a truncated tar');
 });
+
+t.test('the cache path reads the tar once: the early load checks it, loadFromCache takes that answer (fake runner)', async (t) => {
+  const { mkdirSync } = await import('node:fs');
+  const { cacheFiles, findLocalEngineImage, startCacheLoad } = await import('../../src/docker/engine-image.js');
+  const { fakeRunner } = await import('../helpers/fake-runner.js');
+  const dir = t.testdir({});
+  const digest = `sha256:${'d'.repeat(64)}`;
+  const files = cacheFiles(dir, digest);
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(files.tar, writeTar(legacy()));
+  writeFileSync(files.meta, JSON.stringify({ reference: `r/buildkit:v1@${digest}`, imageId: CONFIG }));
+  let loaded = false;
+  const runner = fakeRunner((args) => {
+    if (args[0] === 'load') {
+      loaded = true;
+      // The file changes once the daemon has it: a second read would find no image in it.
+      writeFileSync(files.tar, 'not a tar any more');
+      return { stdout: `Loaded image: r/buildkit:v1\n` };
+    }
+    if (args[0] === 'image' && args[1] === 'inspect') return loaded && args[4] === 'r/buildkit:v1' ? { stdout: `${CONFIG}\n` } : { exitCode: 1, stderr: 'No such image' };
+    return {};
+  });
+  const preload = startCacheLoad(runner, dir, digest, [CONFIG], { timeoutMs: 10_000 });
+  t.ok(preload, 'the early load starts');
+  await preload!.done;
+  const log = { info: () => undefined, warn: (m: string) => t.fail(m), debug: () => undefined, level: 'normal' as const };
+  const target = { reference: `r/buildkit:v1@${digest}`, repoTag: 'r/buildkit:v1', digest, expectedImageId: CONFIG, platform: 'linux/amd64' };
+  const local = await findLocalEngineImage(runner, target, { cacheDir: dir, log, timeoutMs: 10_000, preload });
+  t.match(local, { how: 'cache', imageId: CONFIG }, 'accepted by the content the early load read');
+  t.equal(runner.calls.filter((c) => c[0] === 'load').length, 1, 'loaded once');
+});

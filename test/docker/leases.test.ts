@@ -101,3 +101,31 @@ for (const via of ['the docker CLI', 'the Engine API'] as const) t.test(`with a 
   t.same(await liveHolds(runner, 'b4'), [], 'once its process is gone it does not');
   t.same(await listLeases(runner, 'b4'), [], 'and it was removed');
 });
+
+t.test('the lease image made ahead (while the engine image is pulled): the first lock on a fresh daemon is one create, no import on its way (scripted runner)', async (t) => {
+  const { prepareLeaseImage } = await import('../../src/docker/leases.js');
+  const { fakeRunner } = await import('../helpers/fake-runner.js');
+  let imported = false;
+  const answers = fakeRunner((args) => {
+    if (args[0] === 'image') return imported ? { stdout: 'sha256:lease\n' } : { exitCode: 1, stderr: 'Error: No such image: buildx-bootstrap/lease:1' };
+    if (args[0] === 'create') return imported ? { stdout: 'lockid\n' } : { exitCode: 125, stderr: 'Error response from daemon: No such image: buildx-bootstrap/lease:1' };
+    return {};
+  });
+  // The import takes a while, as `docker import` does: the lock must wait for it, not race it.
+  const runner = {
+    ...answers,
+    async run(args: string[]) {
+      const r = await answers.run(args);
+      if (args[0] === 'import') {
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        imported = true;
+      }
+      return r;
+    },
+  };
+  prepareLeaseImage(runner);
+  prepareLeaseImage(runner); // a second call adds nothing
+  const release = await acquireLeaseLock(runner, 'b', 60_000, { log: quiet, timeoutMs: 5_000 });
+  t.same(answers.calls.map((c) => c[0]), ['image', 'import', 'create'], 'looked for, imported once, then the lock in one create');
+  await release();
+});
