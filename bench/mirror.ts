@@ -29,6 +29,7 @@ import { enginesDir } from '../test/helpers/engines.js';
 import { findBinary } from '../test/helpers/integration.js';
 import { harnessRequest } from '../test/helpers/net.js';
 import { startRegistry, type RunningRegistry } from '../test/helpers/registry.js';
+import { runBench, type BenchHost } from './run-bench.js';
 
 const RUNS = Math.max(1, Number(process.env.BENCH_MIRROR_RUNS ?? 3));
 const IMAGES = 6;
@@ -36,8 +37,6 @@ const LAYERS = 3;
 const PAYLOAD = Number(process.env.BENCH_MIRROR_PAYLOAD ?? 8 * 1024 * 1024);
 const BIN = join(process.cwd(), 'bin', 'buildx-bootstrap.js');
 const ACCEPT = 'application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json';
-const teardowns: (() => unknown)[] = [];
-const host = { teardown: (fn: () => unknown) => teardowns.push(fn) };
 
 /** Wall time and CPU time of a run (one command, or a tool's sequence of commands). */
 interface Timing {
@@ -107,7 +106,7 @@ interface Tool {
   repoIn?(prefix: string, repo: string): string;
 }
 
-async function main(): Promise<number> {
+async function main(host: BenchHost): Promise<number> {
   const crane = builtTool('BXB_CRANE_VERSION', 'crane', 'crane');
   const regctl = builtTool('BXB_REGCLIENT_VERSION', 'regclient', 'regctl');
   const regsync = builtTool('BXB_REGCLIENT_VERSION', 'regclient', 'regsync');
@@ -122,7 +121,7 @@ async function main(): Promise<number> {
     return 1;
   }
   const work = mkdtempSync(join(tmpdir(), 'bxb-bench-mirror-'));
-  teardowns.push(() => rmSync(work, { recursive: true, force: true }));
+  host.teardown(() => rmSync(work, { recursive: true, force: true }));
   const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, HOME: work, DOCKER_CONFIG: join(work, 'docker') };
   const upstream = await startRegistry(host);
   const images: Image[] = [];
@@ -256,12 +255,4 @@ async function main(): Promise<number> {
   return firstRatio <= 1.0 && againRatio <= 2.0 ? 0 : 1;
 }
 
-let code = 1;
-try {
-  code = await main();
-} catch (error) {
-  process.stderr.write(`bench: ${(error as Error).message}\n`);
-} finally {
-  for (const fn of teardowns.reverse()) await fn();
-}
-process.exit(code);
+await runBench('mirror', main);
