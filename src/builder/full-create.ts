@@ -102,7 +102,9 @@ export async function fullCreate(ctx: CommandContext, state: CreateState): Promi
           if (lock) {
             s.pin = pinFromLock(lock, platform);
             checkPinForMirrors(config, s.pin);
-            leaseAhead();
+            // Not for a cached tar the lockfile does not pin: a run that then fails leaves nothing.
+            if (s.preload) void s.preload.holdsLocked.then((held) => held && leaseAhead());
+            else leaseAhead();
             if (pullsLocally) s.local = await findLocalEngineImage(runner, s.pin, local);
           }
           if (!s.pin || (pullsLocally && !s.local)) {

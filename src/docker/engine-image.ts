@@ -130,6 +130,8 @@ export interface CacheLoad {
   done: Promise<CommandResult | undefined>;
   /** What the tar holds, read once for the early load's check and loadFromCache's. */
   images(): Promise<ArchivedImage[]>;
+  /** Whether the tar holds an image the lockfile pins (false when it cannot be read). */
+  holdsLocked: Promise<boolean>;
 }
 
 /**
@@ -149,17 +151,16 @@ export function startCacheLoad(
   if (!existsSync(files.tar) || !existsSync(files.meta)) return undefined;
   let read: Promise<ArchivedImage[]> | undefined;
   const images = (): Promise<ArchivedImage[]> => (read ??= readImageArchive(files.tar));
+  // The daemon is asked while the tar's index is read: both before the load, neither after the other.
+  const holdsLocked = images().then((held) => held.some((i) => lockConfigs.includes(i.config)), () => false);
   const done = (async () => {
     const meta = JSON.parse(await readFile(files.meta, 'utf8')) as CacheMeta;
-    // The daemon is asked while the tar's index is read: both before the load, neither after the other.
-    const reading = images();
-    reading.catch(() => undefined);
     if (typeof meta.imageId === 'string' && (await imageId(opts.inspector ?? runner, meta.imageId)) === meta.imageId) return undefined;
-    if (!(await reading).some((i) => lockConfigs.includes(i.config))) return undefined;
+    if (!(await holdsLocked)) return undefined;
     return runner.run(['load', '-i', files.tar], { timeoutMs: opts.timeoutMs, ...(opts.signal ? { signal: opts.signal } : {}) });
   })();
   done.catch(() => undefined); // awaited by loadFromCache, which falls back to its own load
-  return { tar: files.tar, done, images };
+  return { tar: files.tar, done, images, holdsLocked };
 }
 
 /**
