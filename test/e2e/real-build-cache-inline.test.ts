@@ -2,26 +2,29 @@
 // travels inside the pushed image (issue 20 item 5), with REAL buildx and dockerd's own BuildKit:
 // with --push the image carries the cache and a fresh daemon's rebuild reuses it (the builder
 // stage's random value survives); without --push `plan` says there is no cross-job cache.
-import t, { type Test } from 'tap';
+import t from 'tap';
 import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { requireDaemon, requireEngines } from '../helpers/engines.js';
-import { dockerWith, freshJob, lastLine, tempDir } from '../helpers/real-world.js';
-import { runCli, type CliResult } from '../helpers/cli.js';
+import { dockerWith, exitsZero, freshJob, RANDOM_VALUE_DOCKERFILE, tempDir } from '../helpers/real-world.js';
+import { runCli } from '../helpers/cli.js';
 import { startRegistry } from '../helpers/registry.js';
 
-function ok(t: Test, r: CliResult, what: string): void {
-  t.equal(r.code, 0, `${what} exits 0${r.code ? `: ${lastLine(r)}\n${r.stderr.slice(-3000)}` : ''}`);
-}
+const ok = exitsZero;
 
 // The final image holds the builder stage's random value; inline cache (mode=min) covers the
 // final stage's layers, and the builder stage's RUN is skipped when the COPY --from result is cached.
-const DOCKERFILE = `FROM scratch AS builder
-COPY busybox /bin/busybox
-RUN ["/bin/busybox", "sh", "-c", "/bin/busybox head -c 16 /dev/urandom | /bin/busybox od -An -tx1 > /value"]
-FROM scratch
-COPY --from=builder /value /value
-`;
+const DOCKERFILE = RANDOM_VALUE_DOCKERFILE;
+
+/** The project both daemons build: the docker driver, the cache repository in `registryHost`. */
+function writeProject(root: string, registryHost: string): string {
+  const project = join(root, 'project');
+  mkdirSync(project);
+  writeFileSync(join(project, 'Dockerfile'), DOCKERFILE);
+  copyFileSync('/usr/bin/busybox', join(project, 'busybox'));
+  writeFileSync(join(project, '.buildx-bootstraprc.json'), JSON.stringify({ builder: { driver: 'docker' }, buildCache: { ref: `${registryHost}/app/cache` } }));
+  return project;
+}
 
 t.setTimeout(900_000);
 const engines = requireEngines(t);
@@ -29,11 +32,7 @@ for (const buildxVersion of engines ? engines.buildx : []) {
   t.test(`buildx ${buildxVersion.version}, docker driver on dockerd 20.10 (classic store): inline cache through the pushed image`, async (t) => {
     const registry = await startRegistry(t);
     const root = tempDir(t);
-    const project = join(root, 'project');
-    mkdirSync(project);
-    writeFileSync(join(project, 'Dockerfile'), DOCKERFILE);
-    copyFileSync('/usr/bin/busybox', join(project, 'busybox'));
-    writeFileSync(join(project, '.buildx-bootstraprc.json'), JSON.stringify({ builder: { driver: 'docker' }, buildCache: { ref: `${registry.host}/app/cache` } }));
+    const project = writeProject(root, registry.host);
     const image = `${registry.host}/app:1`;
 
     const job = async (): Promise<Record<string, string | undefined>> => (await freshJob(t, { buildx: buildxVersion, env: { HOME: root } })).env;
@@ -82,11 +81,7 @@ for (const buildxVersion of engines ? engines.buildx.slice(-1) : []) {
     if (!requireDaemon(t, 'dockerd-29-containerd')) return;
     const registry = await startRegistry(t);
     const root = tempDir(t);
-    const project = join(root, 'project');
-    mkdirSync(project);
-    writeFileSync(join(project, 'Dockerfile'), DOCKERFILE);
-    copyFileSync('/usr/bin/busybox', join(project, 'busybox'));
-    writeFileSync(join(project, '.buildx-bootstraprc.json'), JSON.stringify({ builder: { driver: 'docker' }, buildCache: { ref: `${registry.host}/app/cache` } }));
+    const project = writeProject(root, registry.host);
     const job = async (): Promise<Record<string, string | undefined>> => (await freshJob(t, { buildx: buildxVersion, daemon: 'dockerd-29-containerd', env: { HOME: root } })).env;
     const build = (out: string): string[] => ['--build-cache-branch', 'main', '--', 'docker', 'buildx', 'build', '--network', 'none', '--output', `type=local,dest=${out}`, '.'];
     const env1 = await job();

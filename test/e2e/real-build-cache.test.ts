@@ -4,27 +4,20 @@
 // builder stage writes a fresh random value: a later job's output holding the same value proves
 // that stage was not re-run. The registry's access log shows which tags were read and written.
 // A bake with two targets does the same per target: two keys, two tags, one report line each.
-import t, { type Test } from 'tap';
+import t from 'tap';
 import { copyFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { requireEngines } from '../helpers/engines.js';
-import { pairs, realWorld, lastLine, freshJob, type FreshJob } from '../helpers/real-world.js';
+import { pairs, realWorld, freshJob, exitsZero, RANDOM_VALUE_DOCKERFILE, type FreshJob } from '../helpers/real-world.js';
 import { runCli, type CliResult } from '../helpers/cli.js';
 import { startRegistry, type RunningRegistry } from '../helpers/registry.js';
 import { forwardTo, jsonErrorHandler, startHttpStub } from '../helpers/net.js';
 import { cacheKey } from '../../src/driver/build-cache.js';
 
-function ok(t: Test, r: CliResult, what: string): void {
-  t.equal(r.code, 0, `${what} exits 0${r.code ? `: ${lastLine(r)}\n${r.stderr.slice(-3000)}` : ''}`);
-}
+const ok = exitsZero;
 
 // Two stages; the builder stage's RUN writes 16 random bytes. busybox comes from the context.
-const DOCKERFILE = `FROM scratch AS builder
-COPY busybox /bin/busybox
-RUN ["/bin/busybox", "sh", "-c", "/bin/busybox head -c 16 /dev/urandom | /bin/busybox od -An -tx1 > /value"]
-FROM scratch
-COPY --from=builder /value /value
-`;
+const DOCKERFILE = RANDOM_VALUE_DOCKERFILE;
 
 const GITLAB = { GITLAB_CI: 'true', CI_DEFAULT_BRANCH: 'main', CI_PROJECT_ID: '1' };
 

@@ -5,7 +5,7 @@ import t, { type Test } from 'tap';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { requireEngines } from '../helpers/engines.js';
-import { daemonMatrix, freshJob, pairs, realWorld, requireSetup, lastLine, tempDir, dockerWith, type RealWorld } from '../helpers/real-world.js';
+import { daemonMatrix, freshJob, pairs, realWorld, requireSetup, lastLine, tempDir, dockerWith, worldConfig } from '../helpers/real-world.js';
 import { runCli, type CliResult } from '../helpers/cli.js';
 import { runBin, until } from '../helpers/bin.js';
 import type { Dockerd } from '../helpers/dockerd.js';
@@ -31,14 +31,7 @@ function instances(w: { buildx: { dockerConfig: string } }): string[] {
   }
 }
 
-function config(w: RealWorld, name: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
-  return {
-    buildkit: { image: `${w.upstream.host}/moby/buildkit`, version: w.kit.version },
-    mirrors: [{ host: w.mirror.host, for: w.upstream.host }],
-    builder: { name, driverOpts: { network: 'host' } },
-    ...extra,
-  };
-}
+const config = worldConfig;
 
 // Real engines are slow to start on two cores: a file-level bound above tap's default per file.
 t.setTimeout(1_200_000);

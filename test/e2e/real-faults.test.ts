@@ -12,7 +12,7 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { parseHistoriesJson } from '../../src/docker/history.js';
 import { requireEngines, type RealBuildx } from '../helpers/engines.js';
-import { daemonMatrix, freshJob, realWorld, requireSetup, lastLine, tempDir, type RealWorld } from '../helpers/real-world.js';
+import { daemonMatrix, freshJob, realWorld, requireSetup, lastLine, tempDir, worldConfig, type RealWorld } from '../helpers/real-world.js';
 import { runCli, type CliResult } from '../helpers/cli.js';
 import { until } from '../helpers/bin.js';
 import { requireBinaries, requireCondition } from '../helpers/integration.js';
@@ -26,14 +26,7 @@ function ok(t: Test, r: CliResult, what: string): void {
   t.equal(r.code, 0, `${what} exits 0${r.code ? `: ${lastLine(r)}` : ''}`);
 }
 
-function config(w: RealWorld, name: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
-  return {
-    buildkit: { image: `${w.upstream.host}/moby/buildkit`, version: w.kit.version },
-    mirrors: [{ host: w.mirror.host, for: w.upstream.host }],
-    builder: { name, driverOpts: { network: 'host' } },
-    ...extra,
-  };
-}
+const config = worldConfig;
 
 /** A job on a fresh daemon with a fresh ~/.docker: nothing of the engine image but the cache dir. */
 async function createInFreshJob(t: Test, w: RealWorld, dir: string, buildx: RealBuildx): Promise<CliResult> {

@@ -168,3 +168,30 @@ export function dockerWith(
 export function lastLine(r: CliResult): string {
   return r.stderr.trim().split('\n').pop() ?? '';
 }
+
+/** A prefixed command exited 0; on failure the message carries its last line and stderr's tail. */
+export function exitsZero(t: Test, r: CliResult, what: string): void {
+  t.equal(r.code, 0, `${what} exits 0${r.code ? `: ${lastLine(r)}\n${r.stderr.slice(-3000)}` : ''}`);
+}
+
+/**
+ * The build-cache tests' two-stage Dockerfile: the builder stage's RUN writes 16 random bytes
+ * (busybox from the context), the final image holds them — equal values mean the stage came from
+ * the cache.
+ */
+export const RANDOM_VALUE_DOCKERFILE = `FROM scratch AS builder
+COPY busybox /bin/busybox
+RUN ["/bin/busybox", "sh", "-c", "/bin/busybox head -c 16 /dev/urandom | /bin/busybox od -An -tx1 > /value"]
+FROM scratch
+COPY --from=builder /value /value
+`;
+
+/** A configuration for `w`: its pinned BuildKit through its mirror, builder `name` on the host network. */
+export function worldConfig(w: RealWorld, name: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    buildkit: { image: `${w.upstream.host}/moby/buildkit`, version: w.kit.version },
+    mirrors: [{ host: w.mirror.host, for: w.upstream.host }],
+    builder: { name, driverOpts: { network: 'host' } },
+    ...extra,
+  };
+}
