@@ -1,9 +1,8 @@
 // Image manifests as data: media types, descriptors, parsing a manifest or index and walking its
-// children, and digest verification of streamed content. Shared by the local-image bridge
-// (./oci-layout.ts), the lockfile's platform pins (src/resolve/platforms.ts) and `mirror`
-// (src/mirror/). Pure: no I/O here.
+// children. Shared by the local-image bridge (./oci-layout.ts), the lockfile's platform pins
+// (src/resolve/platforms.ts) and `mirror` (src/mirror/). Pure: no I/O here. (Checking streamed
+// blobs against their digest is the registry client's: src/registry/digest-check.ts.)
 import { createHash } from 'node:crypto';
-import { Transform, type TransformCallback } from 'node:stream';
 
 export const MEDIA_TYPE = {
   index: 'application/vnd.oci.image.index.v1+json',
@@ -95,34 +94,4 @@ export function platformText(p: Platform): string {
 /** The blobs an image manifest references: config first, then layers (foreign layers included). */
 export function manifestBlobs(m: Extract<ParsedManifest, { kind: 'manifest' }>): Descriptor[] {
   return [m.config, ...m.layers];
-}
-
-/**
- * A pass-through stream that hashes what flows and fails at the end when the bytes do not have
- * `digest` (and `size`, when known). The last chunk is held back until the check passes, so an
- * upload it feeds never receives its final byte unverified: a failure aborts the upload before
- * it can commit, whatever the receiving registry checks itself.
- */
-export function verifyingStream(digest: string, size?: number): Transform & { bytes(): number } {
-  const [algorithm, expected] = digest.split(':');
-  const hash = createHash(algorithm === 'sha512' ? 'sha512' : 'sha256');
-  let bytes = 0;
-  let held: Buffer | undefined;
-  const stream = new Transform({
-    transform(chunk: Buffer, _enc, callback: TransformCallback) {
-      hash.update(chunk);
-      bytes += chunk.length;
-      if (size !== undefined && bytes > size) return callback(new Error(`blob ${digest} is larger than its ${size} bytes`));
-      const previous = held;
-      held = chunk;
-      callback(null, previous);
-    },
-    flush(callback: TransformCallback) {
-      const actual = hash.digest('hex');
-      if (actual !== expected) callback(new Error(`blob ${digest} arrived with digest ${algorithm}:${actual}`));
-      else if (size !== undefined && bytes !== size) callback(new Error(`blob ${digest} arrived with ${bytes} bytes, expected ${size}`));
-      else callback(null, held);
-    },
-  });
-  return Object.assign(stream, { bytes: () => bytes });
 }

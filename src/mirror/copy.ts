@@ -5,11 +5,12 @@
 // untagged blobs and manifests, which the next run finds (HEAD) and skips.
 //
 // Requests to the source on a re-run: one manifest HEAD (Docker Hub does not count HEADs against
-// the pull limit), none for the engine image, whose HEAD the resolver has just made. Blobs stream source → target through a digest check, never held in memory.
+// the pull limit), none for the engine image, whose HEAD the resolver has just made. Blobs stream
+// source → target, checked against their digest by the registry client, never held in memory.
 // The manifest parser and the digest check (node:crypto) load only when something is copied: a
 // re-run that finds every image in place is start-up plus HEADs, and module loading is most of it.
 import type { Descriptor } from '../docker/oci-image.js';
-import { TransportError } from '../registry/http.js';
+import { TransportError } from '../registry/exchange.js';
 import { RegistryRequestError, type RegistryPushClient } from '../registry/types.js';
 import { withRetry, type Limiter, type RetryPolicy } from './retry.js';
 import type { MirrorJob } from './sources.js';
@@ -130,7 +131,7 @@ export async function copyImage(job: MirrorJob, deps: CopyDeps): Promise<CopyRes
     return result;
   }
 
-  const { isAttestation, manifestBlobs, parseManifest, platformText, verifyingStream } = await import('../docker/oci-image.js');
+  const { isAttestation, manifestBlobs, parseManifest, platformText } = await import('../docker/oci-image.js');
   const counted = new Set<string>();
   const copyBlob = async (d: Descriptor): Promise<void> => {
     const key = `${targetHost} ${toRepo} ${d.digest}`;
@@ -164,19 +165,19 @@ export async function copyImage(job: MirrorJob, deps: CopyDeps): Promise<CopyRes
     const transfer = op('target', `blob ${d.digest}`, async () => {
       const upload = await target.startUpload(toRepo, from ? { digest: d.digest, from } : undefined, signal);
       if (upload.mounted) return 'mounted' as const;
-      const blob = await source.openBlob(fromRepo, d.digest, signal).catch((error: unknown) => {
+      // The body is checked against the digest as it streams, its last piece held back until the
+      // check passes: a source serving other bytes fails the upload before it can commit.
+      const blob = await source.openBlob(fromRepo, d, signal).catch((error: unknown) => {
         throw attribute(error, 'source', job.from.endpoint.host, `blob ${d.digest}`);
       });
-      const verifier = verifyingStream(d.digest, d.size);
       let sourceFailure: unknown;
-      blob.body.on('error', (error) => verifier.destroy((sourceFailure = error)));
-      verifier.on('error', (error) => (sourceFailure ??= error));
-      blob.body.pipe(verifier);
+      blob.body.on('error', (error) => (sourceFailure ??= error));
       try {
-        await target.finishUpload(upload.location, d.digest, d.size, verifier, signal);
+        await target.finishUpload(upload.location, d.digest, d.size, blob.body, signal);
       } catch (error) {
+        const failure = sourceFailure ?? blob.body.errored;
         blob.body.destroy();
-        if (sourceFailure) throw attribute(sourceFailure, 'source', job.from.endpoint.host, `blob ${d.digest}`);
+        if (failure) throw attribute(failure, 'source', job.from.endpoint.host, `blob ${d.digest}`);
         throw error;
       }
       result.bytes += d.size;

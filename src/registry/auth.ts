@@ -3,7 +3,7 @@
 // credentials (or anonymously), or a `POST` refresh-token grant when the user has an identity
 // token; the answer's `token` (else `access_token`) is cached per (realm, service, scope) for
 // `expires_in` seconds (60 when absent, as the spec says).
-import type { HttpResponse, Transport } from './http.js';
+import type { HttpResponse, Transport } from './exchange.js';
 import type { Credential, RegistryFailureKind } from './types.js';
 
 export const DEFAULT_TOKEN_LIFETIME_SECONDS = 60;

@@ -8,7 +8,7 @@ import { basicAuthorization, fetchToken, TOKEN_MAX_BYTES, type TokenCache, token
 import type { CredentialStore } from './credentials.js';
 import { networkError, oneLine, registryError, type FailureContext } from './failures.js';
 import type { Challenge } from './headers.js';
-import type { Transport } from './http.js';
+import type { Transport } from './exchange.js';
 import { isLoopbackHost } from './reference.js';
 import type { Credential, RegistryFailureKind } from './types.js';
 

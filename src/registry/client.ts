@@ -19,7 +19,8 @@ import { Authorizer } from './authorizer.js';
 import type { CredentialStore } from './credentials.js';
 import { bareMediaType, parseLinkNext, parseRateLimit, parseWwwAuthenticate } from './headers.js';
 import { answerError, header, networkError, oneLine, registryError, registryErrorText, type FailureContext } from './failures.js';
-import { createTransport, type HttpResponse, type StreamResponse, type Transport } from './http.js';
+import type { HttpResponse, StreamRequest, StreamResponse, Transport } from './exchange.js';
+import { createTransport } from './http.js';
 import { endpointScheme, isValidDigest } from './reference.js';
 import { resolveTls } from './tls.js';
 import {
@@ -219,7 +220,8 @@ class Client implements RegistryClientHandle {
     return size === undefined ? { exists: true } : { exists: true, size: Number(size) };
   }
 
-  async openBlob(repository: string, digest: string, signal?: AbortSignal): Promise<{ size: number | undefined; body: StreamResponse['body'] }> {
+  async openBlob(repository: string, blob: { digest: string; size?: number }, signal?: AbortSignal): Promise<{ size: number | undefined; body: StreamResponse['body'] }> {
+    const { digest } = blob;
     let url = new URL(`/v2/${repository}/blobs/${digest}`, this.baseUrl);
     const o: ExchangeOptions = { scope: pullScope(repository), signal };
     let authorization = await this.auth.upFront(o.scope, o.signal);
@@ -228,7 +230,7 @@ class Client implements RegistryClientHandle {
       const sameOrigin = url.origin === new URL(this.baseUrl).origin;
       const headers: Record<string, string> = { 'User-Agent': this.userAgent };
       if (authorization && sameOrigin) headers.Authorization = authorization.header;
-      const res = await this.openStream({ method: 'GET', url, headers, signal });
+      const res = await this.openStream({ method: 'GET', url, headers, signal, expect: blob });
       if ((res.status === 401 || res.status === 403) && sameOrigin && hop === 0) {
         res.body.resume();
         if (res.status === 403) this.auth.refused(res.status, authorization);
@@ -265,7 +267,7 @@ class Client implements RegistryClientHandle {
     return { mounted: false, location: url };
   }
 
-  async finishUpload(location: URL, digest: string, size: number, body: NodeJS.ReadableStream, signal?: AbortSignal): Promise<void> {
+  async finishUpload(location: URL, digest: string, size: number, body: import('node:stream').Readable, signal?: AbortSignal): Promise<void> {
     const url = new URL(location);
     url.searchParams.set('digest', digest);
     const scope = pushScope(/^\/v2\/(.+)\/blobs\/uploads\//.exec(url.pathname)?.[1] ?? '');
@@ -274,7 +276,7 @@ class Client implements RegistryClientHandle {
     const authorization = await this.auth.upFront(scope, signal);
     const headers: Record<string, string> = { 'User-Agent': this.userAgent, 'Content-Type': 'application/octet-stream', 'Content-Length': String(size) };
     if (authorization) headers.Authorization = authorization.header;
-    const res = await this.openStream({ method: 'PUT', url, headers, upload: body as import('node:stream').Readable, signal });
+    const res = await this.openStream({ method: 'PUT', url, headers, upload: body, signal });
     const answer = await drain(res.body);
     if (res.status === 401 || res.status === 403) this.auth.refused(res.status, authorization);
     this.expectOk({ status: res.status, headers: res.headers, body: answer }, `upload of ${digest}`);
@@ -291,7 +293,7 @@ class Client implements RegistryClientHandle {
     return header(res, 'docker-content-digest') ?? sha256(body);
   }
 
-  private async openStream(req: { method: 'GET' | 'PUT'; url: URL; headers: Record<string, string>; upload?: import('node:stream').Readable; signal?: AbortSignal | undefined }): Promise<StreamResponse> {
+  private async openStream(req: Omit<StreamRequest, 'idleTimeoutMs'>): Promise<StreamResponse> {
     const transport = this.transport();
     if (!transport.open) this.fail('protocol', 'this transport cannot stream blobs');
     try {

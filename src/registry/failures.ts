@@ -4,7 +4,7 @@
 // (client.ts) throws what they return.
 import type { Secrets } from '../io.js';
 import { parseRateLimit } from './headers.js';
-import { BODY_OVERRUN, BODY_TOO_LARGE, TransportError, UNTRUSTED_CERT_CODES, type HttpResponse } from './http.js';
+import { BODY_OVERRUN, BODY_TOO_LARGE, TransportError, UNTRUSTED_CERT_CODES, type HttpResponse } from './exchange.js';
 import { RegistryRequestError, type RegistryFailureKind } from './types.js';
 
 export interface FailureContext {

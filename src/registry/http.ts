@@ -2,80 +2,13 @@
 // costs ~2× a bare node start-up on these machines, see issue 2), with a deadline covering
 // connect + complete response, an AbortSignal, TLS settings per registry and HTTP(S)_PROXY /
 // NO_PROXY. Failures become TransportError with a RegistryFailureKind; the client words them.
-import { Agent as HttpAgent, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage, type RequestOptions } from 'node:http';
-import type { Agent as HttpsAgent } from 'node:https';
+import { Agent as HttpAgent, request as httpRequest, type IncomingMessage, type RequestOptions } from 'node:http';
 import type { Readable } from 'node:stream';
+import type { Agent as HttpsAgent } from 'node:https';
+import { BODY_OVERRUN, BODY_TOO_LARGE, classifyNetworkError, TransportError, type HttpRequest, type HttpResponse, type StreamRequest, type StreamResponse, type TlsSettings, type Transport } from './exchange.js';
+import { verifyingStream } from './digest-check.js';
+import { rawApplies, rawOpen } from './raw-http.js';
 import { isLoopbackHost } from './reference.js';
-import type { RegistryFailureKind } from './types.js';
-
-export interface HttpRequest {
-  method: 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH';
-  url: URL;
-  headers: Record<string, string>;
-  body?: string | Buffer;
-  /** Deadline for connect + full response. */
-  timeoutMs: number;
-  signal?: AbortSignal | undefined;
-  /** Larger bodies fail as `protocol` (a misbehaving server must not exhaust memory). */
-  maxBodyBytes?: number;
-}
-
-export interface HttpResponse {
-  status: number;
-  headers: IncomingHttpHeaders;
-  body: Buffer;
-}
-
-/** A streamed exchange (blob copies): the body goes up as a stream, the answer comes back as one. */
-export interface StreamRequest {
-  method: 'GET' | 'PUT';
-  url: URL;
-  headers: Record<string, string>;
-  /** Streamed request body (Content-Length is the caller's). */
-  upload?: Readable;
-  /** Longest silence (connect, headers or between chunks) before the exchange fails as `timeout`. */
-  idleTimeoutMs: number;
-  signal?: AbortSignal | undefined;
-}
-
-export interface StreamResponse {
-  status: number;
-  headers: IncomingHttpHeaders;
-  /** The response body; consume or destroy it. */
-  body: IncomingMessage;
-}
-
-/** The transport interface the client is written against (tests may substitute it). */
-export interface Transport {
-  request(req: HttpRequest): Promise<HttpResponse>;
-  /** Streamed exchange; resolves when the answer's headers arrive (mirror's blob copies). */
-  open?(req: StreamRequest): Promise<StreamResponse>;
-  /** Closes idle keep-alive connections. */
-  close(): void;
-}
-
-export class TransportError extends Error {
-  readonly kind: RegistryFailureKind;
-  /** Node/OpenSSL error code, e.g. ECONNREFUSED, UNABLE_TO_VERIFY_LEAF_SIGNATURE. */
-  readonly code: string | undefined;
-  /** The abort reason when the caller's signal fired. */
-  readonly reason: unknown;
-
-  constructor(kind: RegistryFailureKind, message: string, code?: string, reason?: unknown) {
-    super(message);
-    this.name = 'TransportError';
-    this.kind = kind;
-    this.code = code;
-    this.reason = reason;
-  }
-}
-
-export interface TlsSettings {
-  /** Extra trusted CAs (PEM), added to node's root certificates for every https exchange. */
-  ca?: string[];
-  /** false only for `insecure: true`. */
-  rejectUnauthorized: boolean;
-}
 
 export interface TransportOptions {
   env: Record<string, string | undefined>;
@@ -83,51 +16,6 @@ export interface TransportOptions {
 }
 
 const DEFAULT_MAX_BODY = 32 * 1024 * 1024;
-/** TransportError code of an answer over its cap (declared or counted). */
-export const BODY_TOO_LARGE = 'EBODYTOOLARGE';
-/** TransportError code of bytes past the declared end of an answer (not a TLS port: the headers parsed). */
-export const BODY_OVERRUN = 'EBODYOVERRUN';
-
-const TLS_CODES = new Set([
-  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
-  'UNABLE_TO_GET_ISSUER_CERT',
-  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
-  'SELF_SIGNED_CERT_IN_CHAIN',
-  'DEPTH_ZERO_SELF_SIGNED_CERT',
-  'CERT_HAS_EXPIRED',
-  'CERT_NOT_YET_VALID',
-  'CERT_UNTRUSTED',
-  'CERT_REJECTED',
-  'CERT_SIGNATURE_FAILURE',
-  'ERR_TLS_CERT_ALTNAME_INVALID',
-  'EPROTO',
-]);
-
-/** Certificate-trust failures (as opposed to handshake/protocol ones). */
-export const UNTRUSTED_CERT_CODES = new Set([
-  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
-  'UNABLE_TO_GET_ISSUER_CERT',
-  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
-  'SELF_SIGNED_CERT_IN_CHAIN',
-  'DEPTH_ZERO_SELF_SIGNED_CERT',
-  'CERT_UNTRUSTED',
-]);
-
-/** Maps a node socket/TLS error onto a failure kind. */
-export function classifyNetworkError(error: unknown): { kind: RegistryFailureKind; code: string | undefined } {
-  const code = (error as NodeJS.ErrnoException | undefined)?.code;
-  const message = error instanceof Error ? error.message : String(error);
-  if (code === 'ECONNREFUSED') return { kind: 'refused', code };
-  if (code === 'EHOSTUNREACH' || code === 'ENETUNREACH' || code === 'EADDRNOTAVAIL') return { kind: 'refused', code };
-  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN' || code === 'EAI_FAIL' || code === 'EAI_NONAME') return { kind: 'dns', code };
-  if (code === 'ETIMEDOUT') return { kind: 'timeout', code };
-  if ((code && (TLS_CODES.has(code) || code.startsWith('ERR_SSL_') || code.startsWith('ERR_TLS_'))) || /SSL routines|certificate/i.test(message)) {
-    return { kind: 'tls', code };
-  }
-  if (code === 'ECONNRESET' || code === 'EPIPE' || /socket hang up/i.test(message)) return { kind: 'reset', code: code ?? 'ECONNRESET' };
-  if (code === 'HPE_INVALID_CONSTANT' || code?.startsWith('HPE_')) return { kind: 'protocol', code };
-  return { kind: 'reset', code };
-}
 
 /**
  * Which proxy URL applies to `url`, following Go's net/http ProxyFromEnvironment (what dockerd
@@ -288,6 +176,10 @@ export function createTransport(opts: TransportOptions): Transport {
   const open = async (req: StreamRequest): Promise<StreamResponse> => {
     const { signal } = req;
     if (signal?.aborted) throw new TransportError('aborted', 'aborted', undefined, signal.reason);
+    if (rawApplies(req) && !proxyFor(req.url, opts.env)) {
+      const answer = await rawOpen(req);
+      if (answer) return answer;
+    }
     const { agent, send, tls: tlsForTarget } = await routeFor(req.url);
     return await new Promise<StreamResponse>((resolve, reject) => {
       let answered = false;
@@ -304,7 +196,7 @@ export function createTransport(opts: TransportOptions): Transport {
       clientRequest.on('response', (res) => {
         answered = true;
         res.on('close', () => signal?.removeEventListener('abort', onAbort));
-        resolve({ status: res.statusCode ?? 0, headers: res.headers, body: res });
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, body: req.expect && res.statusCode === 200 ? checked(res, req.expect) : res });
       });
       clientRequest.on('error', (error) => {
         if (error instanceof TransportError) return fail(error);
@@ -329,4 +221,12 @@ export function createTransport(opts: TransportOptions): Transport {
       for (const agent of proxyAgents.values()) void agent.then((a) => (a as { destroy?: () => void } | undefined)?.destroy?.(), () => undefined);
     },
   };
+}
+
+/** `res` through a digest check (what raw-http.ts does in its read loop). */
+function checked(res: IncomingMessage, expect: NonNullable<StreamRequest['expect']>): Readable {
+  const out = verifyingStream(expect.digest, expect.size);
+  res.on('error', (error) => out.destroy(error));
+  out.on('close', () => res.destroy());
+  return res.pipe(out);
 }

@@ -5,7 +5,7 @@
 // node's root certificates to these extra ones: a custom bundle is always roots + every file.
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { TlsSettings } from './http.js';
+import type { TlsSettings } from './exchange.js';
 import type { RegistryEndpoint } from './types.js';
 
 export const DOCKER_CERTS_DIR = '/etc/docker/certs.d';

@@ -2,6 +2,7 @@
 // (hedged probing, lockfile). Implementation: src/registry/client.ts.
 
 /** Every manifest media type; the registry must be able to answer with the tag's own manifest. */
+import type { Readable } from 'node:stream';
 export const MANIFEST_MEDIA_TYPES = [
   'application/vnd.oci.image.index.v1+json',
   'application/vnd.docker.distribution.manifest.list.v2+json',
@@ -97,12 +98,16 @@ export type UploadStart = { mounted: true } | { mounted: false; location: URL };
  */
 export interface RegistryPushClient extends RegistryClient {
   headBlob(repository: string, digest: string, signal?: AbortSignal): Promise<BlobInfo>;
-  /** `GET` of a blob as a stream (a redirect to storage is followed without credentials). */
-  openBlob(repository: string, digest: string, signal?: AbortSignal): Promise<{ size: number | undefined; body: NodeJS.ReadableStream & { destroy(error?: Error): void } }>;
+  /**
+   * `GET` of a blob as a stream (a redirect to storage is followed without credentials). The body
+   * is checked against the digest (and `size`, when given): bytes that are not the blob end it
+   * with an error before its last piece is passed on.
+   */
+  openBlob(repository: string, blob: { digest: string; size?: number }, signal?: AbortSignal): Promise<{ size: number | undefined; body: Readable }>;
   /** `POST /v2/<repo>/blobs/uploads/`, with `?mount=<digest>&from=<repo>` when `mountFrom` is given. */
   startUpload(repository: string, mount?: { digest: string; from: string }, signal?: AbortSignal): Promise<UploadStart>;
   /** Completes an upload with one `PUT <location>?digest=…` carrying the streamed body. */
-  finishUpload(location: URL, digest: string, size: number, body: NodeJS.ReadableStream, signal?: AbortSignal): Promise<void>;
+  finishUpload(location: URL, digest: string, size: number, body: Readable, signal?: AbortSignal): Promise<void>;
   /** `PUT /v2/<repo>/manifests/<reference>`; resolves with the digest the registry reports. */
   putManifest(repository: string, reference: string, mediaType: string, body: Buffer, signal?: AbortSignal): Promise<string>;
 }

@@ -4,7 +4,8 @@ import t from 'tap';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Writable } from 'node:stream';
-import { isAttestation, MEDIA_TYPE, parseManifest, sha256Digest, verifyingStream } from '../../src/docker/oci-image.js';
+import { isAttestation, MEDIA_TYPE, parseManifest, sha256Digest } from '../../src/docker/oci-image.js';
+import { verifyingStream } from '../../src/registry/digest-check.js';
 
 const d = (n: number): string => `sha256:${String(n).repeat(64).slice(0, 64)}`;
 

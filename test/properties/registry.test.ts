@@ -9,7 +9,7 @@ import { Secrets } from '../../src/io.js';
 import { createRegistryClient } from '../../src/registry/client.js';
 import { createCredentialStore } from '../../src/registry/credentials.js';
 import { bareMediaType, parseLinkNext, parseRateLimit, parseWwwAuthenticate } from '../../src/registry/headers.js';
-import type { HttpRequest, HttpResponse, Transport } from '../../src/registry/http.js';
+import type { HttpRequest, HttpResponse, Transport } from '../../src/registry/exchange.js';
 import { formatImageRef, parseImageRef } from '../../src/registry/reference.js';
 import { MANIFEST_MEDIA_TYPES, RegistryRequestError } from '../../src/registry/types.js';
 import { bytesAsText, hostileString, runs } from '../helpers/properties.js';
