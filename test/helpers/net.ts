@@ -134,6 +134,27 @@ export async function startHttpStub(t: TeardownHost, handler: StubHandler, addre
   };
 }
 
+/**
+ * A TCP server on 127.0.0.1 that answers each connection, once its first bytes (the request)
+ * arrive, with whatever `answer` writes: for framing lies node:http will not write. Returns
+ * `127.0.0.1:PORT`.
+ */
+export async function startRawServer(t: TeardownHost, answer: (socket: Socket, request: Buffer) => void): Promise<string> {
+  const sockets = new Set<Socket>();
+  const server = createNetServer((socket) => {
+    sockets.add(socket);
+    socket.on('error', () => undefined);
+    socket.on('close', () => sockets.delete(socket));
+    socket.once('data', (request: Buffer) => answer(socket, request));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.teardown(async () => {
+    for (const s of sockets) s.destroy();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  });
+  return `127.0.0.1:${boundPort(server)}`;
+}
+
 /** Answers every request with a registry-style JSON error (`{"errors":[…]}`). */
 export function jsonErrorHandler(status: number, code: string, message: string, extraHeaders: Record<string, string> = {}): StubHandler {
   return (_req, res) => {

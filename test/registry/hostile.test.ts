@@ -6,14 +6,13 @@
 // is on loopback: 127.0.0.1 is the registry, 127.0.0.2 "another host".
 import { createHash } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import { createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { Secrets } from '../../src/io.js';
 import { createRegistryClient } from '../../src/registry/client.js';
 import { createCredentialStore } from '../../src/registry/credentials.js';
-import { startHttpStub } from '../helpers/net.js';
+import { startHttpStub, startRawServer } from '../helpers/net.js';
 import { failure } from '../helpers/registry-failure.js';
 
 const OCI_INDEX = 'application/vnd.oci.image.index.v1+json';
@@ -31,25 +30,6 @@ function clientFor(t: Test, host: string, opts: { auth?: boolean; timeoutMs?: nu
   const client = createRegistryClient({ host }, { credentials: createCredentialStore({ env, secrets }), secrets, env, timeoutMs: opts.timeoutMs ?? 5000 });
   t.teardown(() => client.close());
   return client;
-}
-
-/** A TCP server on 127.0.0.1 that answers every connection with `raw` bytes, for framing lies node:http will not write. */
-async function startRawServer(t: Test, answer: (socket: Socket) => void): Promise<string> {
-  const sockets = new Set<Socket>();
-  const server = createServer((socket) => {
-    sockets.add(socket);
-    socket.on('error', () => undefined);
-    socket.on('close', () => sockets.delete(socket));
-    socket.once('data', () => answer(socket));
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  t.teardown(async () => {
-    for (const s of sockets) s.destroy();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
-  });
-  const address = server.address();
-  if (!address || typeof address === 'string') throw new Error('no port');
-  return `127.0.0.1:${address.port}`;
 }
 
 function head(status: string, headers: Record<string, string | number>): string {

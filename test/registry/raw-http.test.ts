@@ -5,49 +5,16 @@
 // through node:http, and a GET pumped into a PUT arriving whole. Loopback only: a proxied host's
 // name is not loopback to the proxy rules, and the test proxy connects it to 127.0.0.1.
 import { createHash, randomBytes } from 'node:crypto';
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { Socket } from 'node:net';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import t, { type Test } from 'tap';
 import { TransportError, type StreamResponse, type Transport } from '../../src/registry/exchange.js';
 import { createTransport } from '../../src/registry/http.js';
 import { startForwardProxy } from '../helpers/forward-proxy.js';
+import { startHttpStub, startRawServer } from '../helpers/net.js';
 
 const digestOf = (body: Buffer): string => `sha256:${createHash('sha256').update(body).digest('hex')}`;
 
 /** A node:http server on 127.0.0.1; every request is logged with the bytes its body carried. */
-interface Logged {
-  method: string;
-  url: string;
-  body: Buffer;
-  /** Whether the request body ended as declared (not cut off). */
-  complete: boolean;
-}
-
-async function serve(t: Test, handle: (req: IncomingMessage, res: ServerResponse, body: Buffer) => void): Promise<{ port: number; log: Logged[] }> {
-  const log: Logged[] = [];
-  const sockets = new Set<Socket>();
-  const server = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      const entry = { method: req.method ?? '', url: req.url ?? '', body: Buffer.concat(chunks), complete: true };
-      log.push(entry);
-      handle(req, res, entry.body);
-    });
-    req.on('error', () => log.push({ method: req.method ?? '', url: req.url ?? '', body: Buffer.concat(chunks), complete: false }));
-  });
-  server.on('connection', (s) => (sockets.add(s), s.on('close', () => sockets.delete(s))));
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  t.teardown(async () => {
-    for (const s of sockets) s.destroy();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
-  });
-  const address = server.address();
-  if (!address || typeof address === 'string') throw new Error('no port');
-  return { port: address.port, log };
-}
-
 function transports(t: Test, proxyUrl?: string): Transport {
   const transport = createTransport({ env: proxyUrl ? { HTTP_PROXY: proxyUrl } : {}, tls: { rejectUnauthorized: true } });
   t.teardown(() => transport.close());
@@ -78,7 +45,7 @@ const get = (transport: Transport, url: string, expect?: { digest: string; size?
 
 t.test('a blob GET: the same bytes on both carriers, the bare socket in whole reads rather than 64 KiB pieces', async (t) => {
   const blob = randomBytes(8 * 1024 * 1024 + 123);
-  const { port } = await serve(t, (_req, res) => res.writeHead(200, { 'Content-Length': blob.length, 'Docker-Content-Digest': digestOf(blob) }).end(blob));
+  const { port } = await startHttpStub(t, (_req, res) => void res.writeHead(200, { 'Content-Length': blob.length, 'Docker-Content-Digest': digestOf(blob) }).end(blob));
   for (const { name, transport, base } of await carriers(t, port)) {
     const res = await get(transport, `${base}/v2/app/blobs/${digestOf(blob)}`, { digest: digestOf(blob), size: blob.length });
     t.equal(res.status, 200, name);
@@ -94,7 +61,7 @@ t.test('a blob GET: the same bytes on both carriers, the bare socket in whole re
 t.test('a body that is not the blob asked for ends in an error on both carriers, before its last piece is passed on', async (t) => {
   const blob = randomBytes(3 * 1024 * 1024);
   const claimed = digestOf(Buffer.from('something else'));
-  const { port } = await serve(t, (_req, res) => res.writeHead(200, { 'Content-Length': blob.length }).end(blob));
+  const { port } = await startHttpStub(t, (_req, res) => void res.writeHead(200, { 'Content-Length': blob.length }).end(blob));
   for (const { name, transport, base } of await carriers(t, port)) {
     const res = await get(transport, `${base}/v2/app/blobs/${claimed}`, { digest: claimed, size: blob.length });
     const got = await readAll(res.body);
@@ -107,28 +74,15 @@ t.test('a body that is not the blob asked for ends in an error on both carriers,
 });
 
 t.test('the bare socket refuses a body longer or shorter than its Content-Length, and a stall', async (t) => {
-  const { createServer: createNetServer } = await import('node:net');
-  const answers: Record<string, (s: Socket) => void> = {
+  const answers: Record<string, (s: import('node:net').Socket) => void> = {
     short: (s) => s.end('HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n' + 'x'.repeat(50)),
     long: (s) => s.end('HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n' + 'x'.repeat(50)),
     stall: (s) => s.write('HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nxx'),
     garbage: (s) => s.end('\x16\x03\x01 not http\r\n\r\n'),
   };
-  const sockets = new Set<Socket>();
-  const server = createNetServer((s) => {
-    sockets.add(s);
-    s.on('error', () => undefined);
-    s.once('data', (d: Buffer) => answers[/GET \/(\w+)/.exec(d.toString())![1]!]!(s));
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  t.teardown(() => {
-    for (const s of sockets) s.destroy();
-    server.close();
-  });
-  const port = (server.address() as { port: number }).port;
-  const transport = createTransport({ env: {}, tls: { rejectUnauthorized: true } });
-  t.teardown(() => transport.close());
-  const open = (path: string) => transport.open!({ method: 'GET', url: new URL(`http://127.0.0.1:${port}/${path}`), headers: {}, idleTimeoutMs: 300 });
+  const host = await startRawServer(t, (s, request) => answers[/GET \/(\w+)/.exec(request.toString())![1]!]!(s));
+  const transport = transports(t);
+  const open = (path: string) => transport.open!({ method: 'GET', url: new URL(`http://${host}/${path}`), headers: {}, idleTimeoutMs: 300 });
   const short = await readAll((await open('short')).body);
   t.match(short.error, { kind: 'reset' }, 'shorter: a reset, retried like one');
   const long = await readAll((await open('long')).body);
@@ -137,12 +91,12 @@ t.test('the bare socket refuses a body longer or shorter than its Content-Length
   t.match(stall.error, { kind: 'timeout' }, 'a stall: the idle timeout');
   const garbage = await open('garbage').then(() => undefined, (e: unknown) => e);
   t.match(garbage, { kind: 'protocol', message: /not an HTTP answer/ }, 'not HTTP: a protocol failure');
-  await t.rejects(transport.open!({ method: 'GET', url: new URL(`http://127.0.0.1:${port}/short`), headers: { Authorization: 'Bearer a\r\nX-Injected: 1' }, idleTimeoutMs: 300 }), TransportError, 'a header value with a line break is refused, not sent');
+  await t.rejects(transport.open!({ method: 'GET', url: new URL(`http://${host}/short`), headers: { Authorization: 'Bearer a\r\nX-Injected: 1' }, idleTimeoutMs: 300 }), TransportError, 'a header value with a line break is refused, not sent');
 });
 
 t.test('an answer the bare reader does not frame (chunked) is asked again through node:http, nothing lost', async (t) => {
   const blob = randomBytes(200_000);
-  const { port, log } = await serve(t, (_req, res) => {
+  const { port, requests } = await startHttpStub(t, (_req, res) => {
     res.writeHead(200, { 'Transfer-Encoding': 'chunked' });
     res.write(blob.subarray(0, 70_000));
     res.end(blob.subarray(70_000));
@@ -150,7 +104,7 @@ t.test('an answer the bare reader does not frame (chunked) is asked again throug
   const res = await get(transports(t), `http://127.0.0.1:${port}/v2/app/blobs/x`, { digest: digestOf(blob), size: blob.length });
   const got = await readAll(res.body);
   t.ok(got.bytes.equals(blob) && !got.error, 'every byte, checked');
-  t.equal(log.length, 2, 'asked twice: once bare, once through node:http');
+  t.equal(requests().length, 2, 'asked twice: once bare, once through node:http');
 });
 
 /**
@@ -158,36 +112,29 @@ t.test('an answer the bare reader does not frame (chunked) is asked again throug
  * byte: the digest can only be checked then, so whether that last byte was passed on before the
  * check is visible.
  */
-async function lateEndingSource(t: Test, body: Buffer): Promise<number> {
-  const { createServer: createNetServer } = await import('node:net');
-  const sockets = new Set<Socket>();
-  const server = createNetServer((s) => {
-    sockets.add(s);
-    s.on('error', () => undefined);
-    s.once('data', () => {
-      s.write('HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n');
-      s.write(body);
-      setTimeout(() => s.end(), 150);
-    });
+async function lateEndingSource(t: Test, body: Buffer): Promise<string> {
+  return startRawServer(t, (s) => {
+    s.write('HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n');
+    s.write(body);
+    setTimeout(() => s.end(), 150);
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  t.teardown(() => {
-    for (const s of sockets) s.destroy();
-    server.close();
-  });
-  return (server.address() as { port: number }).port;
 }
 
 t.test('a GET pumped into a PUT on the bare carrier arrives whole; a source that lies never gets its last byte into the upload', async (t) => {
   const blob = randomBytes(5 * 1024 * 1024 + 7);
   const bad = Buffer.from(blob);
   bad[bad.length - 1] = bad[bad.length - 1]! ^ 0xff; // differs only in the very last byte
-  const source = await serve(t, (_req, res) => res.writeHead(200, { 'Content-Length': blob.length }).end(blob));
+  const source = await startHttpStub(t, (_req, res) => void res.writeHead(200, { 'Content-Length': blob.length }).end(blob));
   const lyingSource = await lateEndingSource(t, bad);
-  const target = await serve(t, (_req, res, body) => res.writeHead(201, { 'Docker-Content-Digest': digestOf(body), 'Content-Length': 0 }).end());
+  /** Bodies of the uploads the target received whole (a cut-off one never reaches the handler). */
+  const received: Buffer[] = [];
+  const target = await startHttpStub(t, (_req, res, body) => {
+    received.push(body);
+    res.writeHead(201, { 'Docker-Content-Digest': digestOf(body), 'Content-Length': 0 }).end();
+  });
   const transport = transports(t);
-  const copy = async (port: number) => {
-    const got = await get(transport, `http://127.0.0.1:${port}/v2/app/blobs/${digestOf(blob)}`, { digest: digestOf(blob), size: blob.length });
+  const copy = async (host: string) => {
+    const got = await get(transport, `http://${host}/v2/app/blobs/${digestOf(blob)}`, { digest: digestOf(blob), size: blob.length });
     let sourceError: Error | undefined;
     got.body.on('error', (e) => (sourceError = e));
     const put = transport.open!({
@@ -199,56 +146,52 @@ t.test('a GET pumped into a PUT on the bare carrier arrives whole; a source that
     });
     return { put, sourceError: () => sourceError };
   };
-  const good = await copy(source.port);
+  const good = await copy(source.host);
   const answer = await good.put;
   t.equal(answer.status, 201, 'the PUT was answered');
-  t.equal(target.log.at(-1)?.body.length, blob.length, 'the target received every byte');
-  t.ok(target.log.at(-1)?.body.equals(blob), '… the right ones');
+  t.equal(received.length, 1, 'one upload arrived whole');
+  t.ok(received[0]?.equals(blob), '… with every byte, in order');
 
   const lying = await copy(lyingSource);
   const outcome = await lying.put.then((r) => `answered ${r.status}`, (e: Error) => `failed: ${e.message}`);
   t.match(outcome, /^failed/, 'the PUT fails');
   t.match(lying.sourceError()?.message, /arrived with digest/, 'the failure is the source body’s');
   await new Promise((r) => setTimeout(r, 100));
-  const second = target.log.slice(1);
-  t.ok(second.every((r) => !r.complete && r.body.length < blob.length), `the second upload was cut off short (${second.map((r) => r.body.length).join(', ') || 'nothing'} of ${blob.length} bytes)`);
+  t.equal(target.requests().length, 2, 'the second upload was started');
+  t.equal(received.length, 1, '… and cut off before its last byte: the target never received it whole');
 });
 
 t.test('read as a stream, a lying body ends in its error without its last piece', async (t) => {
   const blob = randomBytes(300_000);
-  const port = await lateEndingSource(t, blob);
+  const host = await lateEndingSource(t, blob);
   const claimed = digestOf(Buffer.from('other'));
-  const res = await get(transports(t), `http://127.0.0.1:${port}/v2/app/blobs/${claimed}`, { digest: claimed });
+  const res = await get(transports(t), `http://${host}/v2/app/blobs/${claimed}`, { digest: claimed });
   const got = await readAll(res.body);
   t.match(got.error?.message, /arrived with digest/);
   t.ok(got.bytes.length < blob.length, `${got.bytes.length} of ${blob.length} bytes passed on`);
 });
 
 t.test('a PUT refused before its body is sent is answered with the refusal, not a broken pipe', async (t) => {
-  const sockets = new Set<Socket>();
-  const server = createServer((_req, res) => {
-    res.writeHead(413, { 'Content-Type': 'application/json', Connection: 'close' });
-    res.end('{"errors":[{"code":"SIZE_INVALID","message":"quota exceeded"}]}');
-  });
-  server.on('connection', (s) => sockets.add(s));
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  t.teardown(() => {
-    for (const s of sockets) s.destroy();
-    server.close();
-  });
-  const { Readable } = await import('node:stream');
-  const body = Readable.from((function* () {
-    for (let i = 0; i < 64; i++) yield randomBytes(64 * 1024);
+  // Answered as soon as the request's first bytes arrive, the body still coming.
+  const json = '{"errors":[{"code":"SIZE_INVALID","message":"quota exceeded"}]}';
+  const host = await startRawServer(t, (s) => s.end(`HTTP/1.1 413 Payload Too Large\r\nContent-Type: application/json\r\nContent-Length: ${json.length}\r\nConnection: close\r\n\r\n${json}`));
+  // A body that would take ~10 s to send: refused long before it could be.
+  const body = Readable.from((async function* () {
+    for (let i = 0; i < 1000; i++) {
+      await new Promise((r) => setTimeout(r, 10));
+      yield randomBytes(64 * 1024);
+    }
   })());
   const transport = transports(t);
   const res = await transport.open!({
     method: 'PUT',
-    url: new URL(`http://127.0.0.1:${(server.address() as { port: number }).port}/v2/app/blobs/uploads/1?digest=sha256:0`),
-    headers: { 'Content-Length': String(64 * 64 * 1024) },
+    url: new URL(`http://${host}/v2/app/blobs/uploads/1?digest=sha256:0`),
+    headers: { 'Content-Length': String(1000 * 64 * 1024) },
     upload: body,
     idleTimeoutMs: 3000,
   });
   t.equal(res.status, 413);
   const text = Buffer.concat(await (res.body as Readable).toArray()).toString();
   t.match(text, /quota exceeded/, 'the registry’s reason reaches the client');
+  t.ok(body.destroyed, 'and the body is no longer read: nothing more is fetched for an upload already refused');
 });
