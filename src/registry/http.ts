@@ -2,6 +2,8 @@
 // costs ~2× a bare node start-up on these machines, see issue 2), with a deadline covering
 // connect + complete response, an AbortSignal, TLS settings per registry and HTTP(S)_PROXY /
 // NO_PROXY. Failures become TransportError with a RegistryFailureKind; the client words them.
+// Blob streams to and from a plain-HTTP registry reached without a proxy go over bare sockets
+// instead (./raw-http.ts); what that reader does not frame comes back here.
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage, type RequestOptions } from 'node:http';
 import type { Readable } from 'node:stream';
 import type { Agent as HttpsAgent } from 'node:https';
@@ -227,6 +229,8 @@ export function createTransport(opts: TransportOptions): Transport {
 function checked(res: IncomingMessage, expect: NonNullable<StreamRequest['expect']>): Readable {
   const out = verifyingStream(expect.digest, expect.size);
   res.on('error', (error) => out.destroy(error));
-  out.on('close', () => res.destroy());
+  out.on('close', () => {
+    if (!res.complete) res.destroy(); // the reader gave up: stop the download
+  });
   return res.pipe(out);
 }
