@@ -9,7 +9,7 @@ import type { Readable } from 'node:stream';
 import type { Agent as HttpsAgent } from 'node:https';
 import { BODY_OVERRUN, BODY_TOO_LARGE, classifyNetworkError, TransportError, type HttpRequest, type HttpResponse, type StreamRequest, type StreamResponse, type TlsSettings, type Transport } from './exchange.js';
 import { verifyingStream } from './digest-check.js';
-import { rawApplies, rawOpen } from './raw-http.js';
+import { rawApplies, rawOpen, RawPool } from './raw-http.js';
 import { isLoopbackHost } from './reference.js';
 
 export interface TransportOptions {
@@ -77,6 +77,7 @@ export function createTransport(opts: TransportOptions): Transport {
   let httpAgent: HttpAgent | undefined;
   let httpsAgent: HttpsAgent | undefined;
   const proxyAgents = new Map<string, Promise<AgentLike>>();
+  const rawPool = new RawPool();
 
   /**
    * The agent, request function and target TLS options for `url`, direct or through the proxy
@@ -179,7 +180,7 @@ export function createTransport(opts: TransportOptions): Transport {
     const { signal } = req;
     if (signal?.aborted) throw new TransportError('aborted', 'aborted', undefined, signal.reason);
     if (rawApplies(req) && !proxyFor(req.url, opts.env)) {
-      const answer = await rawOpen(req);
+      const answer = await rawOpen(req, rawPool);
       if (answer) return answer;
     }
     const { agent, send, tls: tlsForTarget } = await routeFor(req.url);
@@ -218,6 +219,7 @@ export function createTransport(opts: TransportOptions): Transport {
     request,
     open,
     close: () => {
+      rawPool.close();
       httpAgent?.destroy();
       httpsAgent?.destroy();
       for (const agent of proxyAgents.values()) void agent.then((a) => (a as { destroy?: () => void } | undefined)?.destroy?.(), () => undefined);

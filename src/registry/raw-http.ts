@@ -7,10 +7,13 @@
 // blob GET whose body goes into a PUT on this carrier is pumped socket to socket, each buffer
 // handed back to a small pool once the kernel has taken its bytes — no stream, no garbage.
 //
-// One exchange per connection (`Connection: close`): opening a loopback or LAN connection per blob
-// costs less than the pooling it would need. What a GET answer this reader does not frame (chunked
-// or encoded, informational) is handed back as `undefined` before a byte of its body is read, and
-// the caller asks again through node:http. A PUT answer is small and read whole, chunked or not.
+// Connections are kept between exchanges (HTTP/1.1 keep-alive, a few per registry), as node:http's
+// agent keeps them: a copy's blob GETs and PUTs reuse them. An answer that says `Connection: close`
+// (or is HTTP/1.0, or is framed by the connection's end) is the last on its connection, and a GET
+// whose reused connection the server had closed is sent again on a new one. What a GET answer this
+// reader does not frame (chunked or encoded, informational) is handed back as `undefined` before a
+// byte of its body is read, and the caller asks again through node:http. A PUT answer is small and
+// read whole, chunked or not.
 // A body read by digest (`expect`) is checked on the way (./digest-check.ts), its last piece held
 // back until the check passes.
 import { connect, type Socket } from 'node:net';
@@ -29,6 +32,8 @@ const MAX_ANSWER_BYTES = 64 * 1024;
 const MAX_IN_FLIGHT = 4;
 /** Free buffers kept for the next pumped read. */
 const POOL_SIZE = 16;
+/** Idle connections kept per registry. */
+const IDLE_PER_HOST = 8;
 /** Headers node:http keeps once (the first) when they repeat; others are joined with ", ". */
 const SINGLE = new Set(['age', 'authorization', 'content-length', 'content-type', 'etag', 'expires', 'from', 'host', 'if-modified-since', 'if-unmodified-since', 'last-modified', 'location', 'max-forwards', 'proxy-authorization', 'referer', 'retry-after', 'server', 'user-agent']);
 
@@ -46,6 +51,8 @@ interface Sink {
 interface Head {
   status: number;
   headers: IncomingHttpHeaders;
+  /** HTTP/1.1 without `Connection: close`: the connection may carry the next exchange. */
+  keepAlive: boolean;
 }
 
 /** Whether a request can go this way at all: plain HTTP (the caller rules out a proxy). */
@@ -53,12 +60,82 @@ export function rawApplies(req: StreamRequest): boolean {
   return req.url.protocol === 'http:';
 }
 
+/** A bare connection: one exchange at a time, its reads handed to that exchange. */
+class RawConnection {
+  readonly socket: Socket;
+  next: Buffer = takeBuffer();
+  /** Whether it has carried an exchange before (a stale keep-alive connection fails its next one). */
+  used = false;
+  reader: ((n: number, buf: Buffer) => boolean) | undefined;
+  onEnd: (() => void) | undefined;
+  onError: ((error: Error) => void) | undefined;
+
+  constructor(url: URL, onIdleEnd: (connection: RawConnection) => void) {
+    this.socket = connect({
+      host: url.hostname.replace(/^\[|\]$/g, ''),
+      port: Number(url.port || 80),
+      onread: { buffer: () => this.next, callback: (n, buf) => (this.reader ? this.reader(n, buf as Buffer) : (onIdleEnd(this), false)) },
+    });
+    this.socket.setNoDelay(true);
+    // While idle, any byte, the end or an error retires the connection.
+    this.socket.on('end', () => (this.onEnd ? this.onEnd() : onIdleEnd(this)));
+    this.socket.on('error', (error) => (this.onError ? this.onError(error) : onIdleEnd(this)));
+  }
+}
+
 /**
- * Sends `req` on a connection of its own. A GET resolves once the answer's headers are in
- * (`undefined`: an answer this reader does not frame, nothing of it used); a PUT once its whole
- * answer is in, the upload sent.
+ * Connections kept open between exchanges, per registry (host:port): a blob copy's GETs to one
+ * registry and PUTs to another reuse a few connections rather than opening one per blob. Idle
+ * ones do not keep the process alive.
  */
-export function rawOpen(req: StreamRequest): Promise<StreamResponse | undefined> {
+export class RawPool {
+  private readonly idle = new Map<string, RawConnection[]>();
+
+  acquire(url: URL, fresh = false): RawConnection {
+    const list = fresh ? undefined : this.idle.get(url.host);
+    for (let c = list?.pop(); c; c = list?.pop()) {
+      if (c.socket.destroyed) continue;
+      c.socket.ref();
+      return c;
+    }
+    return new RawConnection(url, (c) => this.retire(url.host, c));
+  }
+
+  release(url: URL, connection: RawConnection): void {
+    const { socket } = connection;
+    connection.reader = connection.onEnd = connection.onError = undefined;
+    connection.used = true;
+    socket.setTimeout(0);
+    socket.removeAllListeners('timeout');
+    socket.removeAllListeners('drain');
+    const list = this.idle.get(url.host) ?? [];
+    if (socket.destroyed || list.length >= IDLE_PER_HOST) return void socket.destroy();
+    list.push(connection);
+    this.idle.set(url.host, list);
+    socket.unref();
+    socket.resume(); // reading while idle: the server closing it is seen at once
+  }
+
+  close(): void {
+    for (const list of this.idle.values()) for (const c of list) c.socket.destroy();
+    this.idle.clear();
+  }
+
+  private retire(host: string, connection: RawConnection): void {
+    connection.socket.destroy();
+    const list = this.idle.get(host);
+    const at = list?.indexOf(connection) ?? -1;
+    if (at >= 0) list!.splice(at, 1);
+  }
+}
+
+/**
+ * Sends `req` on a pooled connection. A GET resolves once the answer's headers are in
+ * (`undefined`: an answer this reader does not frame, nothing of it used); a PUT once its whole
+ * answer is in, the upload sent. A GET whose reused connection turns out closed by the server
+ * before any answer is sent again on a new one.
+ */
+export function rawOpen(req: StreamRequest, pool: RawPool): Promise<StreamResponse | undefined> {
   const { signal } = req;
   if (signal?.aborted) return Promise.reject(new TransportError('aborted', 'aborted', undefined, signal.reason));
   let head: string;
@@ -67,117 +144,131 @@ export function rawOpen(req: StreamRequest): Promise<StreamResponse | undefined>
   } catch (error) {
     return Promise.reject(error as Error);
   }
-  return new Promise<StreamResponse | undefined>((resolve, reject) => {
-    let next: Buffer = Buffer.allocUnsafeSlow(READ_SIZE);
-    let headBytes: Buffer | undefined = Buffer.alloc(0);
-    let body: RawBody | undefined;
-    let answer: AnswerReader | undefined;
-    let settled = false;
-    const settle = (value: StreamResponse | undefined, error?: TransportError): void => {
-      if (settled) return;
-      settled = true;
-      if (error) reject(error);
-      else resolve(value);
-    };
-    const cleanUp = (): void => {
-      signal?.removeEventListener('abort', onAbort);
-      socket.destroy();
-    };
-    const fail = (error: TransportError): void => {
-      cleanUp();
-      if (body) body.fail(error);
-      else settle(undefined, error);
-      // Without the error: a failed PUT is the target's failure, not its body's source's.
-      req.upload?.destroy();
-    };
-    const onAbort = (): void => fail(new TransportError('aborted', 'aborted', undefined, signal?.reason));
+  const attempt = (connection: RawConnection): Promise<StreamResponse | undefined> =>
+    new Promise<StreamResponse | undefined>((resolve, reject) => {
+      const { socket } = connection;
+      const stale = connection.used;
+      let headBytes: Buffer | undefined = Buffer.alloc(0);
+      let body: RawBody | undefined;
+      let answer: AnswerReader | undefined;
+      let uploadSent = !req.upload;
+      let settled = false;
+      let finished = false;
+      const settle = (value: StreamResponse | undefined, error?: TransportError): void => {
+        if (settled) return;
+        settled = true;
+        if (error) reject(error);
+        else resolve(value);
+      };
+      /** The exchange is over: the connection goes back to the pool when its framing allows. */
+      const finish = (reusable: boolean): void => {
+        if (finished) return;
+        finished = true;
+        signal?.removeEventListener('abort', onAbort);
+        if (reusable) pool.release(req.url, connection);
+        else socket.destroy();
+      };
+      const fail = (error: TransportError): void => {
+        const nothingYet = !body && !answer && headBytes?.length === 0;
+        finish(false);
+        if (body) return body.fail(error);
+        if (stale && nothingYet && req.method === 'GET' && error.kind === 'reset' && !settled) {
+          settled = true;
+          return void attempt(pool.acquire(req.url, true)).then(resolve, reject);
+        }
+        settle(undefined, error);
+        // Without the error: a failed PUT is the target's failure, not its body's source's.
+        req.upload?.destroy();
+      };
+      const onAbort = (): void => fail(new TransportError('aborted', 'aborted', undefined, signal?.reason));
 
-    const onHead = (parsed: Head, rest: Buffer): boolean => {
-      if (req.method === 'PUT') {
-        answer = new AnswerReader(parsed, (error) => {
-          cleanUp();
-          req.upload?.destroy(); // an answer before the whole body (a refusal): stop sending
-          if (error) settle(undefined, error);
-          else settle({ status: parsed.status, headers: parsed.headers, body: Readable.from(answer!.bytes().length ? [answer!.bytes()] : []) });
-        });
-        answer.take(rest);
-        return true;
-      }
-      if (parsed.status < 200 || parsed.headers['transfer-encoding'] !== undefined || parsed.headers['content-encoding'] !== undefined) {
-        cleanUp();
-        settle(undefined);
-        return false;
-      }
-      const length = parsed.headers['content-length'];
-      if (length !== undefined && !/^\d+$/.test(length)) {
-        fail(new TransportError('protocol', `invalid Content-Length ${JSON.stringify(length)}`, 'HPE_INVALID_CONTENT_LENGTH'));
-        return false;
-      }
-      const remaining = length !== undefined ? Number(length) : parsed.status === 204 || parsed.status === 304 ? 0 : undefined;
-      const check = parsed.status === 200 && req.expect ? new DigestCheck(req.expect.digest, req.expect.size) : undefined;
-      body = new RawBody(socket, remaining, check, cleanUp);
-      settle({ status: parsed.status, headers: parsed.headers, body });
-      if (rest.length) body.accept(rest, undefined);
-      body.startIfEmpty();
-      // Nothing more is read until someone reads the body or pumps it: bytes read before then
-      // would be held in buffers the pump cannot reuse.
-      body.socketPaused = true;
-      return false;
-    };
-
-    const onRead = (n: number, buf: Buffer): boolean => {
-      if (headBytes) {
-        const all = headBytes.length ? Buffer.concat([headBytes, buf.subarray(0, n)]) : Buffer.from(buf.subarray(0, n));
-        const end = all.indexOf('\r\n\r\n');
-        if (end < 0) {
-          if (all.length > MAX_HEAD_BYTES) fail(new TransportError('protocol', `answer headers longer than ${MAX_HEAD_BYTES} bytes`, 'HPE_HEADER_OVERFLOW'));
-          else headBytes = all;
+      const onHead = (parsed: Head, rest: Buffer): boolean => {
+        if (req.method === 'PUT') {
+          answer = new AnswerReader(parsed, (error) => {
+            // An answer before the whole body (a refusal) ends the exchange: stop sending.
+            if (!uploadSent) req.upload?.destroy();
+            finish(!error && uploadSent && parsed.keepAlive && answer!.framed);
+            if (error) settle(undefined, error);
+            else settle({ status: parsed.status, headers: parsed.headers, body: Readable.from(answer!.bytes().length ? [answer!.bytes()] : []) });
+          });
+          answer.take(rest);
           return true;
         }
-        headBytes = undefined;
-        const parsed = parseHead(all.subarray(0, end).toString('latin1'));
-        if (parsed instanceof TransportError) {
-          fail(parsed);
+        if (parsed.status < 200 || parsed.headers['transfer-encoding'] !== undefined || parsed.headers['content-encoding'] !== undefined) {
+          finish(false);
+          settle(undefined);
           return false;
         }
-        return onHead(parsed, all.subarray(end + 4));
-      }
-      if (answer) {
-        answer.take(buf.subarray(0, n));
-        return true;
-      }
-      if (!body) return false;
-      if (body.pumping) {
-        body.accept(buf.subarray(0, n), buf);
-        next = takeBuffer();
-      } else if (n >= COPY_BELOW) {
-        body.accept(buf.subarray(0, n), undefined);
-        next = takeBuffer();
-      } else body.accept(Buffer.from(buf.subarray(0, n)), undefined);
-      return !body.socketPaused;
-    };
+        const length = parsed.headers['content-length'];
+        if (length !== undefined && !/^\d+$/.test(length)) {
+          fail(new TransportError('protocol', `invalid Content-Length ${JSON.stringify(length)}`, 'HPE_INVALID_CONTENT_LENGTH'));
+          return false;
+        }
+        const remaining = length !== undefined ? Number(length) : parsed.status === 204 || parsed.status === 304 ? 0 : undefined;
+        const check = parsed.status === 200 && req.expect ? new DigestCheck(req.expect.digest, req.expect.size) : undefined;
+        body = new RawBody(socket, remaining, check, (complete) => finish(complete && parsed.keepAlive && remaining !== undefined));
+        settle({ status: parsed.status, headers: parsed.headers, body });
+        if (rest.length) body.accept(rest, undefined);
+        body.startIfEmpty();
+        if (finished) return true; // the connection went back to the pool: it reads while idle
+        // Nothing more is read until someone reads the body or pumps it: bytes read before then
+        // would be held in buffers the pump cannot reuse.
+        body.socketPaused = true;
+        return false;
+      };
 
-    const socket: Socket = connect({ host: req.url.hostname.replace(/^\[|\]$/g, ''), port: Number(req.url.port || 80), onread: { buffer: () => next, callback: onRead } });
-    socket.setNoDelay(true);
-    // An idle timeout, as for node:http's streamed exchanges: a large blob may take long, a stalled one must not.
-    socket.setTimeout(req.idleTimeoutMs, () => fail(new TransportError('timeout', `no data for ${req.idleTimeoutMs} ms`, 'ETIMEDOUT')));
-    socket.on('error', (error) => {
-      if (answer?.complete) return;
-      const { kind, code } = classifyNetworkError(error);
-      fail(new TransportError(kind, error.message, code));
+      connection.reader = (n, buf) => {
+        if (headBytes) {
+          const all = headBytes.length ? Buffer.concat([headBytes, buf.subarray(0, n)]) : Buffer.from(buf.subarray(0, n));
+          const end = all.indexOf('\r\n\r\n');
+          if (end < 0) {
+            if (all.length > MAX_HEAD_BYTES) fail(new TransportError('protocol', `answer headers longer than ${MAX_HEAD_BYTES} bytes`, 'HPE_HEADER_OVERFLOW'));
+            else headBytes = all;
+            return true;
+          }
+          headBytes = undefined;
+          const parsed = parseHead(all.subarray(0, end).toString('latin1'));
+          if (parsed instanceof TransportError) {
+            fail(parsed);
+            return false;
+          }
+          return onHead(parsed, all.subarray(end + 4));
+        }
+        if (answer) {
+          answer.take(buf.subarray(0, n));
+          return true;
+        }
+        if (!body) return false;
+        if (body.pumping) {
+          body.accept(buf.subarray(0, n), buf);
+          connection.next = takeBuffer();
+        } else if (n >= COPY_BELOW) {
+          body.accept(buf.subarray(0, n), undefined);
+          connection.next = takeBuffer();
+        } else body.accept(Buffer.from(buf.subarray(0, n)), undefined);
+        return finished || !body.socketPaused;
+      };
+      connection.onEnd = () => {
+        if (answer) answer.end();
+        else if (body) body.finishBody(false);
+        else fail(new TransportError('reset', 'connection closed before an answer', 'ECONNRESET'));
+      };
+      connection.onError = (error) => {
+        if (finished) return;
+        const { kind, code } = classifyNetworkError(error);
+        fail(new TransportError(kind, error.message, code));
+      };
+      // An idle timeout, as for node:http's streamed exchanges: a large blob may take long, a stalled one must not.
+      socket.setTimeout(req.idleTimeoutMs, () => fail(new TransportError('timeout', `no data for ${req.idleTimeoutMs} ms`, 'ETIMEDOUT')));
+      signal?.addEventListener('abort', onAbort, { once: true });
+      socket.resume();
+      socket.write(head);
+      if (req.upload) sendUpload(req.upload, socket, fail, () => (uploadSent = true));
     });
-    socket.on('end', () => {
-      if (answer) answer.end();
-      else if (body) body.finishBody();
-      else fail(new TransportError('reset', 'connection closed before an answer', 'ECONNRESET'));
-    });
-    signal?.addEventListener('abort', onAbort, { once: true });
-    socket.write(head);
-    if (req.upload) sendUpload(req.upload, socket, fail);
-  });
+  return attempt(pool.acquire(req.url));
 }
 
-/** The request line and headers, `Connection: close` added; refuses what node:http refuses too. */
+/** The request line and headers; refuses what node:http refuses too. */
 function requestHead(req: StreamRequest): string {
   const lines = [`${req.method} ${req.url.pathname}${req.url.search} HTTP/1.1`, `Host: ${req.url.host}`];
   for (const [name, value] of Object.entries(req.headers)) {
@@ -185,13 +276,13 @@ function requestHead(req: StreamRequest): string {
     const lower = name.toLowerCase();
     if (lower !== 'connection' && lower !== 'host') lines.push(`${name}: ${value}`);
   }
-  lines.push('Connection: close', '', '');
+  lines.push('', '');
   return lines.join('\r\n');
 }
 
 function parseHead(text: string): Head | TransportError {
   const [statusLine = '', ...fields] = text.split('\r\n');
-  const m = /^HTTP\/1\.[01] (\d{3})(?: .*)?$/.exec(statusLine);
+  const m = /^HTTP\/1\.([01]) (\d{3})(?: .*)?$/.exec(statusLine);
   if (!m) return new TransportError('protocol', `not an HTTP answer: ${JSON.stringify(statusLine.slice(0, 60))}`, 'HPE_INVALID_CONSTANT');
   const headers: IncomingHttpHeaders = {};
   for (const field of fields) {
@@ -204,20 +295,26 @@ function parseHead(text: string): Head | TransportError {
     else if (had === undefined) headers[name] = value;
     else if (!SINGLE.has(name)) headers[name] = `${had as string}, ${value}`;
   }
-  return { status: Number(m[1]), headers };
+  const keepAlive = m[1] === '1' && !/(^|,)\s*close\s*(,|$)/i.test(String(headers.connection ?? ''));
+  return { status: Number(m[2]), headers, keepAlive };
 }
 
 /** Sends a PUT's body: pumped when it is a RawBody nobody reads yet, else streamed with backpressure. */
-function sendUpload(upload: Readable, socket: Socket, fail: (error: TransportError) => void): void {
+function sendUpload(upload: Readable, socket: Socket, fail: (error: TransportError) => void, sent: () => void): void {
   const failed = (error: Error): void => fail(error instanceof TransportError ? error : new TransportError('protocol', error.message));
   if (upload instanceof RawBody && upload.canPump()) {
-    upload.pumpTo({ write: (chunk, done) => void socket.write(chunk, done), end: () => undefined, abort: failed });
+    upload.pumpTo({ write: (chunk, done) => void socket.write(chunk, done), end: sent, abort: failed });
     return;
   }
   upload.on('data', (chunk: Buffer) => {
     if (!socket.write(chunk)) upload.pause();
   });
-  socket.on('drain', () => upload.resume());
+  const resume = (): void => void upload.resume();
+  socket.on('drain', resume);
+  upload.on('end', () => {
+    socket.off('drain', resume);
+    sent();
+  });
   upload.on('error', failed);
 }
 
@@ -243,7 +340,8 @@ class RawBody extends Readable {
     private readonly socket: Socket,
     private remaining: number | undefined,
     private readonly check: DigestCheck | undefined,
-    private readonly close: () => void,
+    /** The body is done with the connection: `complete` when it ended at its declared length. */
+    private readonly close: (complete: boolean) => void,
   ) {
     super({ highWaterMark: READ_SIZE });
   }
@@ -287,12 +385,12 @@ class RawBody extends Readable {
     if (this.remaining === 0) this.finishBody();
   }
 
-  /** The connection ended, or the declared length arrived. */
-  finishBody(): void {
+  /** The declared length arrived (`byLength`), or the connection ended. */
+  finishBody(byLength = true): void {
     if (this.ended || this.destroyed) return;
     if (this.remaining !== undefined && this.remaining > 0) return this.fail(new TransportError('reset', 'connection closed mid-response', 'ECONNRESET'));
     this.ended = true;
-    this.close();
+    this.close(byLength);
     if (this.check) {
       const error = this.check.finish();
       if (error) return this.fail(error);
@@ -309,7 +407,7 @@ class RawBody extends Readable {
     else if (!this.failure) {
       this.failure = error;
       this.ended = true;
-      this.close();
+      this.close(false);
     }
   }
 
@@ -337,6 +435,7 @@ class RawBody extends Readable {
   }
 
   private pauseSocket(): void {
+    if (this.ended) return; // the connection is no longer this body's
     this.socketPaused = true;
     this.socket.pause();
   }
@@ -358,7 +457,7 @@ class RawBody extends Readable {
 
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
     this.ended = true;
-    this.close();
+    this.close(false);
     for (const piece of this.pending.splice(0)) if (piece.owned) giveBack(piece.owned);
     if (error && this.sink) {
       const sink = this.sink;
@@ -386,9 +485,15 @@ class AnswerReader {
     this.length = this.chunked ? undefined : length !== undefined && /^\d+$/.test(length) ? Number(length) : head.status === 204 || head.status === 304 ? 0 : undefined;
   }
 
+  /** Whether it ended exactly at its declared length (nothing else on the connection). */
+  get framed(): boolean {
+    return this.length !== undefined && this.size === this.length;
+  }
+
+  /** Answer bytes; copied, since the connection's read buffer takes the next read. */
   take(chunk: Buffer): void {
     if (this.complete) return;
-    if (this.size < MAX_ANSWER_BYTES * 2) this.chunks.push(chunk);
+    if (this.size < MAX_ANSWER_BYTES * 2) this.chunks.push(Buffer.from(chunk));
     this.size += chunk.length;
     if (this.length !== undefined && this.size >= this.length) this.finish();
     // A chunked answer ends with its zero-size chunk (trailers aside: then at the connection's end).

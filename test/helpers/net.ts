@@ -97,6 +97,8 @@ export interface HttpStub {
   requests(): string[];
   /** Headers of every request, in arrival order. */
   requestHeaders(): IncomingMessage['headers'][];
+  /** How many TCP connections clients opened to it. */
+  connections(): number;
 }
 
 /**
@@ -119,6 +121,8 @@ export async function startHttpStub(t: TeardownHost, handler: StubHandler, addre
     });
   });
   server.keepAliveTimeout = 1000;
+  let connections = 0;
+  server.on('connection', () => connections++);
   await listen(server, address);
   const port = boundPort(server);
   t.teardown(async () => {
@@ -131,6 +135,7 @@ export async function startHttpStub(t: TeardownHost, handler: StubHandler, addre
     url: `http://${address}:${port}`,
     requests: () => [...seen],
     requestHeaders: () => [...headers],
+    connections: () => connections,
   };
 }
 

@@ -195,3 +195,63 @@ t.test('a PUT refused before its body is sent is answered with the refusal, not 
   t.match(text, /quota exceeded/, 'the registry’s reason reaches the client');
   t.ok(body.destroyed, 'and the body is no longer read: nothing more is fetched for an upload already refused');
 });
+
+t.test('blob GETs and PUTs to one registry reuse a few connections', async (t) => {
+  const blob = randomBytes(100_000);
+  const stub = await startHttpStub(t, (req, res) => {
+    if (req.method === 'PUT') return void res.writeHead(201, { 'Content-Length': 0 }).end();
+    res.writeHead(200, { 'Content-Length': blob.length }).end(blob);
+  });
+  const transport = transports(t);
+  const getBlob = async (path: string) => readAll((await get(transport, `http://${stub.host}/${path}`, { digest: digestOf(blob), size: blob.length })).body);
+  for (let i = 0; i < 5; i++) t.ok((await getBlob(`v2/app/blobs/${i}`)).bytes.equals(blob), `GET ${i}: every byte`);
+  t.equal(stub.connections(), 1, 'five GETs in a row, one connection');
+  for (let i = 0; i < 3; i++) {
+    const res = await transport.open!({ method: 'PUT', url: new URL(`http://${stub.host}/v2/app/blobs/uploads/${i}`), headers: { 'Content-Length': String(blob.length) }, upload: Readable.from([blob]), idleTimeoutMs: 3000 });
+    t.equal(res.status, 201, `PUT ${i} answered`);
+  }
+  t.equal(stub.connections(), 1, 'the PUTs too');
+});
+
+t.test('an answer saying `Connection: close` (or HTTP/1.0) is the last on its connection, even when the server would go on', async (t) => {
+  const blob = randomBytes(10_000);
+  let connections = 0;
+  const host = await startRawServer(t, (s, first) => {
+    connections++;
+    const answer = (request: Buffer): void => {
+      const version = request.toString().includes('/old') ? '1.0' : '1.1';
+      s.write(`HTTP/${version} 200 OK\r\nContent-Length: ${blob.length}\r\n${request.toString().includes('/close') ? 'Connection: close\r\n' : ''}\r\n`);
+      s.write(blob);
+    };
+    answer(first);
+    s.on('data', answer);
+  });
+  const transport = transports(t);
+  const getBlob = async (path: string) => readAll((await get(transport, `http://${host}/${path}`, { digest: digestOf(blob), size: blob.length })).body);
+  await getBlob('v2/app/blobs/close');
+  await getBlob('v2/app/blobs/old');
+  await getBlob('v2/app/blobs/a');
+  await getBlob('v2/app/blobs/b');
+  t.equal(connections, 3, 'one connection each for the two that said so, one for the two after');
+});
+
+t.test('a reused connection the server closed as the next GET went out: that GET is sent again on a new one', async (t) => {
+  const blob = randomBytes(50_000);
+  const answer = `HTTP/1.1 200 OK\r\nContent-Length: ${blob.length}\r\n\r\n`;
+  let connections = 0;
+  const host = await startRawServer(t, (s) => {
+    connections++;
+    s.write(answer);
+    s.write(blob);
+    // The first connection answers once, then drops the next request unanswered (an idle
+    // timeout on the server's side, hit as the request arrived).
+    if (connections === 1) s.once('data', () => s.destroy());
+    else s.on('data', () => (s.write(answer), s.write(blob)));
+  });
+  const transport = transports(t);
+  for (let i = 0; i < 3; i++) {
+    const got = await readAll((await get(transport, `http://${host}/v2/app/blobs/${i}`, { digest: digestOf(blob), size: blob.length })).body);
+    t.ok(got.bytes.equals(blob) && !got.error, `GET ${i}: every byte, no error`);
+  }
+  t.equal(connections, 2, 'the dropped GET went again on a second connection, which carried the rest');
+});
