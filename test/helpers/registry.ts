@@ -108,11 +108,14 @@ async function startOnce(t: TeardownHost, opts: RegistryOptions): Promise<Runnin
   mkdirSync(storageDir, { recursive: true });
   const port = await freePort();
   const host = `127.0.0.1:${port}`;
+  // Sent on every answer: the readiness probe knows it reached this registry, not another one
+  // started at the same moment that took the same free port (this one then exits, port in use).
+  const marker = randomBytes(8).toString('hex');
 
   const http: Record<string, unknown> = {
     addr: host,
     secret: randomBytes(16).toString('hex'),
-    headers: { 'X-Content-Type-Options': ['nosniff'] },
+    headers: { 'X-Content-Type-Options': ['nosniff'], 'X-Bxb-Registry': [marker] },
   };
   let ca: CertAuthority | undefined;
   if (opts.tls) {
@@ -188,7 +191,7 @@ async function startOnce(t: TeardownHost, opts: RegistryOptions): Promise<Runnin
   const deadline = Date.now() + (opts.startTimeoutMs ?? 20_000);
   for (;;) {
     const probe = harnessRequest(`${url}/v2/`, { ca: ca?.cert, timeoutMs: 1000 }).then(
-      (r) => r.status === 200 || r.status === 401,
+      (r) => (r.status === 200 || r.status === 401) && r.headers['x-bxb-registry'] === marker,
       () => false,
     );
     if (await Promise.race([probe, spawnError])) break;
