@@ -86,7 +86,7 @@ export function cacheWanted(
   request: BuildRequest | undefined,
   bakeTargets?: CacheTarget[] | undefined,
 ): CacheTypeChoice | undefined {
-  if (!request) return undefined;
+  if (!request || doesNotBuild(request)) return undefined;
   const own = (t: { cacheFrom: unknown[]; cacheTo: unknown[] }): boolean => t.cacheFrom.length > 0 || t.cacheTo.length > 0;
   if (request.kind === 'bake' ? !bakeTargets?.some((t) => !own(t)) : own(request)) return undefined;
   return resolveCacheType(config.buildCache, env, config.cache.dir);
@@ -127,6 +127,7 @@ export async function planBuildCache(input: PlanInput): Promise<BuildCachePlan |
   if (!request) return undefined;
   const wanted = resolveCacheType(config.buildCache, env, config.cache.dir);
   const none = (reason: string): BuildCachePlan => ({ choice: wanted, branches: { own: undefined, fallback: undefined, write: false, reasons: [] }, targets: [], reasons: [reason] });
+  if (doesNotBuild(request)) return none(`build --call ${request.call} checks or prints and builds nothing: no cache flags are added`);
   let targets: CacheTarget[];
   if (request.kind === 'bake') {
     if (!input.bakeTargets) return none('bake: no cache flags are added (its targets could not be read with bake --print)');
@@ -165,6 +166,15 @@ export async function planBuildCache(input: PlanInput): Promise<BuildCachePlan |
     return f;
   });
   return { choice, branches, targets: flags, reasons };
+}
+
+/**
+ * `build --call check|outline|targets` (or `--check`, the old `--print`): buildx evaluates the
+ * Dockerfile and builds nothing, so there is no cache to read or write. A bake's non-build calls
+ * are per target (bakeCacheInput).
+ */
+function doesNotBuild(request: BuildRequest): request is BuildRequest & { call: string } {
+  return request.kind === 'build' && request.call !== undefined;
 }
 
 function isGitlab(env: Record<string, string | undefined>): boolean {

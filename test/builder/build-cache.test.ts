@@ -181,3 +181,16 @@ t.test('bake with a local cache: a directory per target key, each exported fresh
   t.same([app!.local?.dir, inline!.local?.dir], [`/cache/build/${app!.key}`, `/cache/build/${inline!.key}`]);
   t.not(app!.key, inline!.key);
 });
+
+t.test('a build that only checks or prints (--call check, --check, --call outline): no cache flags, and the driver decision does not count the cache', async (t) => {
+  for (const args of [['--call', 'check'], ['--check'], ['--call=outline'], ['--print=targets']]) {
+    const request = parseBuildCommand(['docker', 'buildx', 'build', ...args, '.'])!;
+    t.equal(cacheWanted(base.config, env, request), undefined, `${args.join(' ')}: not counted for the driver`);
+    const plan = (await planBuildCache({ ...base, request }))!;
+    t.same(plan.targets, [], `${args.join(' ')}: no cache flags`);
+    t.match(plan.reasons, [/builds nothing: no cache flags/], `${args.join(' ')}: plan says why`);
+  }
+  const build = (await planBuildCache({ ...base, request: parseBuildCommand(['docker', 'buildx', 'build', '--call', 'build', '.'])! }))!;
+  t.equal(build.targets.length, 1, '--call build is a build: one key');
+  t.ok(build.targets[0]!.from.length > 0, '… with its cache-from');
+});
