@@ -464,7 +464,9 @@ class RawBody extends Readable {
       this.sink = undefined;
       sink.abort(error);
     }
-    callback(error);
+    // As node:http's IncomingMessage does: a body nobody listens to for errors (one resumed to be
+    // drained, a 401's or a redirect's) ends quietly rather than as an uncaught exception.
+    callback(this.listenerCount('error') > 0 ? error : null);
   }
 }
 

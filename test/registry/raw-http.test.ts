@@ -255,3 +255,32 @@ t.test('a reused connection the server closed as the next GET went out: that GET
   }
   t.equal(connections, 2, 'the dropped GET went again on a second connection, which carried the rest');
 });
+
+t.test('a bare-socket GET aborted mid-body ends its body with the abort, and its connection is not reused', async (t) => {
+  const blob = randomBytes(200_000);
+  let connections = 0;
+  const host = await startRawServer(t, (s) => {
+    connections++;
+    // Half the body, then nothing until the test is over: only the abort can end the read.
+    s.write(`HTTP/1.1 200 OK\r\nContent-Length: ${blob.length}\r\n\r\n`);
+    s.write(blob.subarray(0, 100_000));
+  });
+  const transport = transports(t);
+  const controller = new AbortController();
+  const res = await transport.open!({ method: 'GET', url: new URL(`http://${host}/v2/app/blobs/x`), headers: {}, idleTimeoutMs: 10_000, signal: controller.signal });
+  setTimeout(() => controller.abort(new Error('stop')), 100);
+  const got = await readAll(res.body);
+  t.match(got.error, { kind: 'aborted' }, 'the body ends with the abort, well before the idle timeout');
+  const refused = await transport.open!({ method: 'GET', url: new URL(`http://${host}/v2/app/blobs/y`), headers: {}, idleTimeoutMs: 10_000, signal: controller.signal }).then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  t.match(refused, { kind: 'aborted' }, 'an already aborted signal: nothing sent');
+  // A body resumed to be drained, nobody listening for its errors (what the client does with a
+  // 401's or a redirect's): its connection dropping mid-body must not be an uncaught exception.
+  const next = await transport.open!({ method: 'GET', url: new URL(`http://${host}/v2/app/blobs/z`), headers: {}, idleTimeoutMs: 300 });
+  next.body.resume();
+  await new Promise((r) => next.body.once('close', r));
+  t.ok(next.body.destroyed, 'the drained body ended (its idle timeout), quietly');
+  t.equal(connections, 2, 'that GET went on a new connection');
+});
