@@ -8,8 +8,7 @@ import { Agent as HttpAgent, request as httpRequest, type IncomingMessage, type 
 import type { Readable } from 'node:stream';
 import type { Agent as HttpsAgent } from 'node:https';
 import { BODY_OVERRUN, BODY_TOO_LARGE, classifyNetworkError, TransportError, type HttpRequest, type HttpResponse, type StreamRequest, type StreamResponse, type TlsSettings, type Transport } from './exchange.js';
-import { verifyingStream } from './digest-check.js';
-import { rawApplies, rawOpen, RawPool } from './raw-http.js';
+import type { RawPool } from './raw-http.js';
 import { isLoopbackHost } from './reference.js';
 
 export interface TransportOptions {
@@ -65,6 +64,11 @@ type Send = typeof httpRequest;
 // mirror (the loopback and in-cluster case) never pays for it.
 let httpsModule: Promise<typeof import('node:https')> | undefined;
 const loadHttps = (): Promise<typeof import('node:https')> => (httpsModule ??= import('node:https'));
+// Blob streams only (mirror): no other command loads the bare-socket carrier or the digest check.
+let rawModule: Promise<typeof import('./raw-http.js')> | undefined;
+const loadRaw = (): Promise<typeof import('./raw-http.js')> => (rawModule ??= import('./raw-http.js'));
+let digestCheckModule: Promise<typeof import('./digest-check.js')> | undefined;
+const loadDigestCheck = (): Promise<typeof import('./digest-check.js')> => (digestCheckModule ??= import('./digest-check.js'));
 
 export function createTransport(opts: TransportOptions): Transport {
   // Passing `ca` to a TLS connection *replaces* node's store, so a custom bundle is node's root
@@ -77,7 +81,7 @@ export function createTransport(opts: TransportOptions): Transport {
   let httpAgent: HttpAgent | undefined;
   let httpsAgent: HttpsAgent | undefined;
   const proxyAgents = new Map<string, Promise<AgentLike>>();
-  const rawPool = new RawPool();
+  let rawPool: RawPool | undefined;
 
   /**
    * The agent, request function and target TLS options for `url`, direct or through the proxy
@@ -179,10 +183,12 @@ export function createTransport(opts: TransportOptions): Transport {
   const open = async (req: StreamRequest): Promise<StreamResponse> => {
     const { signal } = req;
     if (signal?.aborted) throw new TransportError('aborted', 'aborted', undefined, signal.reason);
-    if (rawApplies(req) && !proxyFor(req.url, opts.env)) {
-      const answer = await rawOpen(req, rawPool);
+    if (req.url.protocol === 'http:' && !proxyFor(req.url, opts.env)) {
+      const raw = await loadRaw();
+      const answer = await raw.rawOpen(req, (rawPool ??= new raw.RawPool()));
       if (answer) return answer;
     }
+    const check = req.expect ? await loadDigestCheck() : undefined;
     const { agent, send, tls: tlsForTarget } = await routeFor(req.url);
     return await new Promise<StreamResponse>((resolve, reject) => {
       let answered = false;
@@ -199,7 +205,7 @@ export function createTransport(opts: TransportOptions): Transport {
       clientRequest.on('response', (res) => {
         answered = true;
         res.on('close', () => signal?.removeEventListener('abort', onAbort));
-        resolve({ status: res.statusCode ?? 0, headers: res.headers, body: req.expect && res.statusCode === 200 ? checked(res, req.expect) : res });
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, body: check && req.expect && res.statusCode === 200 ? checked(res, check.verifyingStream(req.expect.digest, req.expect.size)) : res });
       });
       clientRequest.on('error', (error) => {
         if (error instanceof TransportError) return fail(error);
@@ -219,7 +225,7 @@ export function createTransport(opts: TransportOptions): Transport {
     request,
     open,
     close: () => {
-      rawPool.close();
+      rawPool?.close();
       httpAgent?.destroy();
       httpsAgent?.destroy();
       for (const agent of proxyAgents.values()) void agent.then((a) => (a as { destroy?: () => void } | undefined)?.destroy?.(), () => undefined);
@@ -228,8 +234,7 @@ export function createTransport(opts: TransportOptions): Transport {
 }
 
 /** `res` through a digest check (what raw-http.ts does in its read loop). */
-function checked(res: IncomingMessage, expect: NonNullable<StreamRequest['expect']>): Readable {
-  const out = verifyingStream(expect.digest, expect.size);
+function checked(res: IncomingMessage, out: Readable & NodeJS.WritableStream): Readable {
   res.on('error', (error) => out.destroy(error));
   out.on('close', () => {
     if (!res.complete) res.destroy(); // the reader gave up: stop the download

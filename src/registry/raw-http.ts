@@ -55,11 +55,6 @@ interface Head {
   keepAlive: boolean;
 }
 
-/** Whether a request can go this way at all: plain HTTP (the caller rules out a proxy). */
-export function rawApplies(req: StreamRequest): boolean {
-  return req.url.protocol === 'http:';
-}
-
 /** A bare connection: one exchange at a time, its reads handed to that exchange. */
 class RawConnection {
   readonly socket: Socket;
