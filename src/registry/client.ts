@@ -21,7 +21,7 @@ import { bareMediaType, parseLinkNext, parseRateLimit, parseWwwAuthenticate } fr
 import { answerError, header, networkError, oneLine, registryError, registryErrorText, type FailureContext } from './failures.js';
 import type { HttpResponse, StreamRequest, StreamResponse, Transport } from './exchange.js';
 import { createTransport } from './http.js';
-import { endpointScheme, isValidDigest } from './reference.js';
+import { digestHashName, endpointScheme, isValidDigest } from './reference.js';
 import { resolveTls } from './tls.js';
 import {
   MANIFEST_MEDIA_TYPES,
@@ -67,7 +67,6 @@ const PING_MAX_BYTES = 64 * 1024;
 /** Go's net/http follows 10 redirects; registries use one (blob/manifest storage on another host). */
 const MAX_REDIRECTS = 10;
 const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
-const DIGEST_ALGORITHMS: Record<string, string> = { sha256: 'sha256', sha384: 'sha384', sha512: 'sha512' };
 
 interface ExchangeOptions {
   accept?: string;
@@ -87,7 +86,7 @@ function sha256(body: Buffer): string {
 
 /** The body's digest in `digest`'s algorithm; undefined for an algorithm we cannot compute. */
 function digestLike(digest: string, body: Buffer): string | undefined {
-  const algorithm = DIGEST_ALGORITHMS[digest.slice(0, digest.indexOf(':'))];
+  const algorithm = digestHashName(digest);
   return algorithm ? `${algorithm}:${crypto().createHash(algorithm).update(body).digest('hex')}` : undefined;
 }
 

@@ -6,6 +6,7 @@
 // bodies node:http delivers) and ./raw-http.ts, which hashes in its read loop.
 import { Transform, type TransformCallback } from 'node:stream';
 import { crypto } from '../lazy.cjs';
+import { digestHashName } from './reference.js';
 
 export class DigestCheck {
   private readonly hash;
@@ -20,7 +21,8 @@ export class DigestCheck {
     const [algorithm = '', expected = ''] = digest.split(':');
     this.algorithm = algorithm;
     this.expected = expected;
-    this.hash = crypto().createHash(algorithm === 'sha512' ? 'sha512' : algorithm === 'sha384' ? 'sha384' : 'sha256');
+    // An algorithm we cannot compute is hashed as sha256, which then cannot match: refused.
+    this.hash = crypto().createHash(digestHashName(digest) ?? 'sha256');
   }
 
   /** Hashes `chunk`; an Error once more bytes came than the size says. */

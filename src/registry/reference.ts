@@ -30,6 +30,13 @@ export function isValidDigest(digest: string): boolean {
   return DIGEST.test(digest);
 }
 
+const DIGEST_HASHES: Record<string, string> = { sha256: 'sha256', sha384: 'sha384', sha512: 'sha512' };
+
+/** The node:crypto hash of a digest's algorithm (`sha256:…` → `sha256`); undefined for one we cannot compute. */
+export function digestHashName(digest: string): string | undefined {
+  return DIGEST_HASHES[digest.slice(0, digest.indexOf(':'))];
+}
+
 /** `host`, `host:port`, `[::1]:port`; no scheme, no path. */
 export function isValidRegistryHost(host: string): boolean {
   let rest = host;
