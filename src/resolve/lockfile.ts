@@ -58,7 +58,7 @@ export function renderLockfile(lock: Lockfile): string {
     const platforms: Record<string, PlatformPin> = {};
     for (const key of Object.keys(lock.platforms).sort()) {
       const p = lock.platforms[key]!;
-      platforms[key] = { manifest: p.manifest, config: p.config };
+      setOwn(platforms, key, { manifest: p.manifest, config: p.config });
     }
     out.platforms = platforms;
   }
@@ -108,7 +108,7 @@ export function parseLockfile(text: string, file: string): Lockfile {
       for (const [key, value] of Object.entries(p as Record<string, unknown>)) {
         const v = value as Record<string, unknown> | null;
         if (v && typeof v.manifest === 'string' && isValidDigest(v.manifest) && typeof v.config === 'string' && isValidDigest(v.config)) {
-          platforms[key] = { manifest: v.manifest, config: v.config };
+          setOwn(platforms, key, { manifest: v.manifest, config: v.config });
         } else problems.push({ path: `platforms.${key}`, message: 'expected {manifest, config} digests' });
       }
       lock.platforms = platforms;
@@ -158,4 +158,12 @@ export function lockDifferences(lock: Lockfile, config: Pick<Config, 'buildkit'>
 
 export function isLockStale(lock: Lockfile, config: Pick<Config, 'buildkit'>): boolean {
   return lockDifferences(lock, config).length > 0;
+}
+
+/**
+ * `map[key] = value` as an own property whatever the key: a platform key `__proto__` (JSON.parse
+ * reads it as one) would otherwise set the object's prototype and vanish from the lockfile.
+ */
+function setOwn<T>(map: Record<string, T>, key: string, value: T): void {
+  Object.defineProperty(map, key, { value, enumerable: true, writable: true, configurable: true });
 }

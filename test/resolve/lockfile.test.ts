@@ -31,6 +31,20 @@ t.test('written as stable JSON with a trailing newline, read back the same, no t
   t.equal(await readLockfile(join(dir, 'missing.json')), undefined);
 });
 
+t.test('any platform key survives write and read, `__proto__` included (it used to set the map\'s prototype and vanish)', async (t) => {
+  const dir = t.testdir({});
+  const file = join(dir, 'buildx-bootstrap.lock.json');
+  const platforms: Record<string, { manifest: string; config: string }> = {};
+  Object.defineProperty(platforms, '__proto__', { value: { manifest: D('1'), config: D('2') }, enumerable: true, writable: true, configurable: true });
+  platforms['linux/amd64'] = { manifest: D('e'), config: D('f') };
+  await writeLockfile(file, { ...lock, platforms });
+  t.match(readFileSync(file, 'utf8'), /"__proto__": \{/, 'written');
+  const back = (await readLockfile(file))!;
+  t.same(Object.keys(back.platforms!), ['__proto__', 'linux/amd64'], 'read back as a key');
+  t.equal(Object.getPrototypeOf(back.platforms), Object.prototype, 'the map keeps its prototype');
+  t.same(Object.getOwnPropertyDescriptor(back.platforms, '__proto__')?.value, { manifest: D('1'), config: D('2') });
+});
+
 t.test('a broken lockfile is a configuration error naming the file and each problem', async (t) => {
   const dir = t.testdir({ 'bad.json': '{"lockfileVersion": 1, "image": "docker.io/moby/buildkit", "spec": "^0.18", "rootless": "no", "tag": "v0.18.2", "digest": "md5:x", "source": "x"}', 'junk.json': '{' });
   const e = await readLockfile(join(dir, 'bad.json')).catch((x: unknown) => x);
